@@ -1,0 +1,47 @@
+# Front door. `make` builds, `make check` runs every test, `make demo` shows
+# shoal exec against a private OpenSSH sshd on loopback.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+CMAKE_FLAGS ?=
+CC_ASAN := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo gcc)
+FUZZ := $(shell [ "$(CC_ASAN)" = clang ] && echo ON || echo OFF)
+
+.PHONY: all deps build check check-fast check-asan demo bench clean fuzz
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+build: deps $(BUILD)/Makefile
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Everything: the normal build's tests, then the ASan+UBSan build's tests
+# (unit, interop, fuzz smoke runs). Ends with ctest's summary line.
+check: build
+	@$(MAKE) --no-print-directory check-asan
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+check-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+check-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=$(CC_ASAN) \
+	    -DSHOAL_SANITIZE=ON -DSHOAL_FUZZ=$(FUZZ) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	@sh scripts/demo.sh $(BUILD)/shoal
+
+bench: build
+	@sh bench/run.sh $(BUILD)/shoal
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,62 @@
+/* shoal: SSH keys: public key blobs, signatures, private key files.
+ *
+ * Supported types: ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa (with
+ * signature algorithms rsa-sha2-256, rsa-sha2-512 and, only when asked for,
+ * ssh-rsa). Private key files: openssh-key-v1 (unencrypted, or encrypted with
+ * bcrypt-pbkdf and aes256-ctr / aes256-gcm@openssh.com / aes128-ctr...) and
+ * PEM / PKCS#8 (through libcrypto). */
+#ifndef SHOAL_KEYS_H
+#define SHOAL_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shoal_key shoal_key;
+
+typedef enum shoal_keytype {
+    SHOAL_KEY_UNKNOWN = 0,
+    SHOAL_KEY_ED25519,
+    SHOAL_KEY_ECDSA_P256,
+    SHOAL_KEY_ECDSA_P384,
+    SHOAL_KEY_ECDSA_P521,
+    SHOAL_KEY_RSA,
+} shoal_keytype;
+
+/* Parses an SSH public key blob (RFC 4253 6.6 encoding). */
+SHOAL_EXTERN int shoal_key_from_blob(const uint8_t *blob, size_t len, shoal_key **out);
+/* Parses "type base64 [comment]" (one authorized_keys / .pub line, no options). */
+SHOAL_EXTERN int shoal_key_from_public_text(const char *text, size_t len, shoal_key **out);
+/* Loads a private key file's bytes. passphrase may be NULL: an encrypted key
+ * then gives SHOAL_ERR_KEY_ENCRYPTED; a wrong one SHOAL_ERR_BAD_PASSPHRASE. */
+SHOAL_EXTERN int shoal_key_load_private(const uint8_t *data, size_t len, const char *passphrase,
+                                        shoal_key **out);
+/* 1 when the file bytes are an encrypted private key (any format), 0 when
+ * not, negative when not a key file at all. */
+SHOAL_EXTERN int shoal_key_file_is_encrypted(const uint8_t *data, size_t len);
+/* Reads a whole file (capped at 1 MiB) and loads it. */
+SHOAL_EXTERN int shoal_key_load_private_file(const char *path, const char *passphrase, shoal_key **out);
+SHOAL_EXTERN void shoal_key_free(shoal_key *key);
+
+SHOAL_EXTERN shoal_keytype shoal_key_type(const shoal_key *key);
+SHOAL_EXTERN int shoal_key_has_private(const shoal_key *key);
+/* "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", ... */
+SHOAL_EXTERN const char *shoal_key_type_name(const shoal_key *key);
+SHOAL_EXTERN const char *shoal_keytype_name(shoal_keytype t);
+SHOAL_EXTERN shoal_keytype shoal_keytype_from_name(const char *name, size_t len);
+/* Key size in bits (RSA modulus, curve size, 256 for ed25519). */
+SHOAL_EXTERN unsigned shoal_key_bits(const shoal_key *key);
+/* 1 when both keys have the same public part. */
+SHOAL_EXTERN int shoal_key_equal_public(const shoal_key *a, const shoal_key *b);
+/* "SHA256:<base64 without padding>" as ssh-keygen -l prints it. */
+SHOAL_EXTERN int shoal_key_fingerprint(const shoal_key *key, char *out, size_t outsz);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
