@@ -1,15 +1,36 @@
-/* shoal: command-line entry point. */
+/* shoal: command-line entry point; dispatches to subcommands. */
 #include <stdio.h>
 #include <string.h>
 
-#include "shoal/error.h"
+#include "commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: shoal <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  exec    run a command on one host, like ssh host command\n"
+               "\n"
+               "Run 'shoal <command> --help' for a command's options.\n");
+}
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        fprintf(stderr, "usage: shoal exec [options] [user@]host command...\n");
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("shoal 0.1\n");
+        return 0;
+    }
+    if (!strcmp(argv[1], "exec"))
+        return cmd_exec(argc - 1, argv + 1);
     fprintf(stderr, "shoal: unknown command '%s'\n", argv[1]);
+    usage(stderr);
     return 2;
 }

@@ -63,8 +63,10 @@ void shoal_pktcrypt_free(shoal_pktcrypt *pc);
 size_t shoal_pktcrypt_block_len(const shoal_pktcrypt *pc);
 /* Bytes appended after the packet (MAC or tag). */
 size_t shoal_pktcrypt_tag_len(const shoal_pktcrypt *pc);
-/* 1 when packet_length is sent in clear (AES-GCM, -etm MACs); the padding
- * then aligns padding_length||payload||padding instead of the whole packet. */
+/* 1 when packet_length is sent in clear (AES-GCM, -etm MACs) or encrypted
+ * under its own key (chacha20-poly1305, as in OpenSSH's packet.c); the
+ * padding then aligns padding_length||payload||padding instead of the whole
+ * packet. */
 int shoal_pktcrypt_length_in_clear(const shoal_pktcrypt *pc);
 /* Bytes the receiver needs before it can learn packet_length
  * (4 for AEAD/EtM, block_len otherwise). */

@@ -10,6 +10,10 @@
 #define SHOAL_RSA_MAX_BITS 16384
 #define SHOAL_KEY_MAX_BLOB 4096
 
+/* Host key algorithm lists (hostkey_algs.c). */
+extern const char SHOAL_HOSTKEY_ALGS_DEFAULT[];
+extern const char SHOAL_HOSTKEY_ALGS_ALL[];
+
 /* Appends the public key blob. */
 int shoal_key_to_blob(const shoal_key *key, shoal_buf *out);
 

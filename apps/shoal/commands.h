@@ -1,0 +1,7 @@
+/* Subcommands of the shoal program. */
+#ifndef SHOAL_APP_COMMANDS_H
+#define SHOAL_APP_COMMANDS_H
+
+int cmd_exec(int argc, char **argv);
+
+#endif

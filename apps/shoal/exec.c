@@ -1,0 +1,628 @@
+/* shoal exec: run one command on one host, like `ssh host command`.
+ *
+ * stdin is forwarded (with backpressure: we stop reading it while the
+ * channel window is full), stdout and stderr are kept apart, the exit code
+ * is the remote exit status; a command killed by a signal gives 128+signal;
+ * any connection or protocol failure gives 255 and one line on stderr that
+ * names the host and the stage that failed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "prompt.h"
+#include "shoal/channel.h"
+#include "shoal/config.h"
+#include "shoal/uv.h"
+
+#define EXIT_CONN_ERROR 255
+
+enum { IN_NONE, IN_STREAM, IN_FILE };
+
+typedef struct exec_state {
+    uv_loop_t *loop;
+    shoal_uv_conn *conn;
+    shoal_channel *ch;
+    const char *command;
+    int batch;
+    int strict_ask;   /* StrictHostKeyChecking=ask */
+    int verbose;
+
+    int have_status, have_signal, channel_done, exec_refused;
+    uint32_t status;
+    char signame[40];
+    char sigmsg[256];
+    int core;
+    int conn_err;
+    char conn_msg[800];
+
+    int in_kind;
+    union {
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+    } in;
+    int in_open, in_reading, in_eof, eof_sent;
+    uv_fs_t fsreq;
+    int fs_busy;
+    char inbuf[65536];
+    size_t pend_off, pend_len; /* unsent part of inbuf */
+} exec_state;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: shoal exec [-p port] [-l user] [-i identity] [-c ciphers] [-o Option=value]... [-n] [-v]\n"
+            "                  [user@]host command...\n"
+            "\n"
+            "Runs command on host like `ssh host command`: stdin is forwarded, stdout and\n"
+            "stderr are kept apart, and the exit code is the remote exit status (128+N when\n"
+            "the command is killed by signal N; 255 on a connection or protocol error).\n");
+}
+
+/* ---- output ---- */
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* The descriptor may share a non-blocking file description
+             * with a terminal libuv set up: wait until it drains. */
+            struct pollfd pfd = {fd, POLLOUT, 0};
+            poll(&pfd, 1, 1000);
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return; /* EPIPE etc.: the reader went away; drop output */
+        }
+    }
+}
+
+/* ---- stdin pump ---- */
+
+static void stdin_start(exec_state *st);
+
+static void maybe_send_eof(exec_state *st)
+{
+    if (st->in_eof && st->pend_len == 0 && !st->eof_sent && st->ch) {
+        st->eof_sent = 1;
+        shoal_channel_send_eof(st->ch);
+        shoal_uv_conn_flush(st->conn);
+    }
+}
+
+/* Writes what is pending; returns 1 when everything went out. */
+static int push_pending(exec_state *st)
+{
+    if (!st->ch)
+        return 0;
+    while (st->pend_len > 0) {
+        size_t w = 0;
+        int rc = shoal_channel_write(st->ch, st->inbuf + st->pend_off, st->pend_len, &w);
+        if (rc)
+            return 0;
+        st->pend_off += w;
+        st->pend_len -= w;
+        if (w == 0)
+            break;
+    }
+    shoal_uv_conn_flush(st->conn);
+    return st->pend_len == 0;
+}
+
+static void on_stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    exec_state *st = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(st->inbuf, sizeof(st->inbuf));
+}
+
+static void on_stdin_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    exec_state *st = s->data;
+    (void)buf;
+    if (n == 0)
+        return;
+    if (n < 0) {
+        uv_read_stop(s);
+        st->in_reading = 0;
+        st->in_eof = 1;
+        maybe_send_eof(st);
+        return;
+    }
+    st->pend_off = 0;
+    st->pend_len = (size_t)n;
+    if (!push_pending(st)) {
+        /* Window full: stop reading until the channel is writable. */
+        uv_read_stop(s);
+        st->in_reading = 0;
+    }
+}
+
+static void on_fs_read(uv_fs_t *req)
+{
+    exec_state *st = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    st->fs_busy = 0;
+    if (!st->ch)
+        return;
+    if (n <= 0) {
+        st->in_eof = 1;
+        maybe_send_eof(st);
+        return;
+    }
+    st->pend_off = 0;
+    st->pend_len = (size_t)n;
+    if (push_pending(st))
+        stdin_start(st);
+}
+
+static void stdin_start(exec_state *st)
+{
+    if (st->in_eof || !st->ch)
+        return;
+    if (st->in_kind == IN_STREAM && !st->in_reading) {
+        st->in_reading = 1;
+        uv_read_start((uv_stream_t *)&st->in.pipe, on_stdin_alloc, on_stdin_read);
+    } else if (st->in_kind == IN_FILE && !st->fs_busy) {
+        uv_buf_t b = uv_buf_init(st->inbuf, sizeof(st->inbuf));
+        st->fs_busy = 1;
+        st->fsreq.data = st;
+        if (uv_fs_read(st->loop, &st->fsreq, STDIN_FILENO, &b, 1, -1, on_fs_read) < 0) {
+            st->fs_busy = 0;
+            st->in_eof = 1;
+            maybe_send_eof(st);
+        }
+    }
+}
+
+static void stdin_init(exec_state *st, int no_stdin)
+{
+    st->in_kind = IN_NONE;
+    if (no_stdin)
+        return;
+    struct stat sb;
+    if (fstat(STDIN_FILENO, &sb) != 0)
+        return; /* closed: nothing to send */
+    uv_handle_type t = uv_guess_handle(STDIN_FILENO);
+    if (t == UV_TTY && uv_tty_init(st->loop, &st->in.tty, STDIN_FILENO, 1) == 0) {
+        st->in_kind = IN_STREAM;
+    } else if ((t == UV_NAMED_PIPE || t == UV_TCP) && uv_pipe_init(st->loop, &st->in.pipe, 0) == 0) {
+        if (uv_pipe_open(&st->in.pipe, STDIN_FILENO) == 0) {
+            st->in_kind = IN_STREAM;
+        } else {
+            uv_close((uv_handle_t *)&st->in.pipe, NULL);
+            st->in_kind = IN_FILE;
+            return;
+        }
+    } else {
+        st->in_kind = IN_FILE; /* regular files, /dev/null and other devices */
+        return;
+    }
+    st->in.pipe.data = st;
+    st->in_open = 1;
+}
+
+static void stdin_close(exec_state *st)
+{
+    if (st->in_open) {
+        st->in_open = 0;
+        if (st->in_reading)
+            uv_read_stop((uv_stream_t *)&st->in.pipe);
+        if (uv_guess_handle(STDIN_FILENO) == UV_TTY)
+            uv_tty_reset_mode();
+        uv_close((uv_handle_t *)&st->in.pipe, NULL);
+    }
+}
+
+/* ---- channel ---- */
+
+static void on_ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
+{
+    exec_state *st = ud;
+    if (err) {
+        snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: server refused to open a session: %s",
+                 shoal_uv_conn_name(st->conn), reason ? reason : shoal_strerror(err));
+        st->conn_err = err;
+        return;
+    }
+    shoal_channel_exec(ch, st->command);
+}
+
+static void on_ch_request(shoal_channel *ch, const char *request, int ok, void *ud)
+{
+    exec_state *st = ud;
+    if (strcmp(request, "exec") != 0)
+        return;
+    if (!ok) {
+        st->exec_refused = 1;
+        shoal_channel_close(ch);
+        return;
+    }
+    if (st->in_kind == IN_NONE) {
+        st->in_eof = 1;
+        maybe_send_eof(st);
+    } else {
+        stdin_start(st);
+    }
+}
+
+static void on_ch_data(shoal_channel *ch, int stream, const uint8_t *data, size_t len, void *ud)
+{
+    (void)ch;
+    (void)ud;
+    write_all(stream == SHOAL_STDERR ? STDERR_FILENO : STDOUT_FILENO, data, len);
+}
+
+static void on_ch_exit_status(shoal_channel *ch, uint32_t status, void *ud)
+{
+    exec_state *st = ud;
+    (void)ch;
+    st->have_status = 1;
+    st->status = status;
+}
+
+static void on_ch_exit_signal(shoal_channel *ch, const char *sig, int core, const char *msg, void *ud)
+{
+    exec_state *st = ud;
+    (void)ch;
+    st->have_signal = 1;
+    snprintf(st->signame, sizeof(st->signame), "%s", sig);
+    snprintf(st->sigmsg, sizeof(st->sigmsg), "%s", msg);
+    st->core = core;
+}
+
+static void on_ch_writable(shoal_channel *ch, void *ud)
+{
+    exec_state *st = ud;
+    (void)ch;
+    if (push_pending(st)) {
+        if (st->in_eof)
+            maybe_send_eof(st);
+        else
+            stdin_start(st);
+    }
+}
+
+static void on_ch_eof(shoal_channel *ch, void *ud)
+{
+    (void)ch;
+    (void)ud;
+}
+
+static void on_ch_close(shoal_channel *ch, void *ud)
+{
+    exec_state *st = ud;
+    (void)ch;
+    st->ch = NULL;
+    st->channel_done = 1;
+    stdin_close(st);
+    shoal_uv_conn_close(st->conn);
+}
+
+/* ---- connection ---- */
+
+static void on_ready(shoal_uv_conn *c, void *ud)
+{
+    exec_state *st = ud;
+    static const shoal_channel_callbacks cbs = {on_ch_open,        on_ch_request,  on_ch_data,
+                                                on_ch_eof,         on_ch_exit_status, on_ch_exit_signal,
+                                                on_ch_writable,    on_ch_close};
+    int rc = shoal_channel_open_session(shoal_uv_conn_session(c), &cbs, st, &st->ch);
+    if (rc) {
+        snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: %s", shoal_uv_conn_name(c), shoal_strerror(rc));
+        st->conn_err = rc;
+        shoal_uv_conn_close(c);
+    }
+}
+
+static void on_closed(shoal_uv_conn *c, int err, const char *message, void *ud)
+{
+    exec_state *st = ud;
+    (void)c;
+    if (err && !st->conn_err) {
+        st->conn_err = err;
+        snprintf(st->conn_msg, sizeof(st->conn_msg), "%s", message ? message : shoal_strerror(err));
+    }
+    stdin_close(st);
+    if (st->fs_busy)
+        uv_cancel((uv_req_t *)&st->fsreq);
+}
+
+static int on_passphrase(shoal_uv_conn *c, const char *path, char *buf, size_t bufsz, void *ud)
+{
+    exec_state *st = ud;
+    (void)c;
+    char prompt[600];
+    snprintf(prompt, sizeof(prompt), "Enter passphrase for key '%s': ", path);
+    return prompt_secret(prompt, 0, st->batch, buf, bufsz) == 0 ? 0 : SHOAL_ERR_KEY_ENCRYPTED;
+}
+
+static int on_password(shoal_uv_conn *c, const char *user, char *buf, size_t bufsz, void *ud)
+{
+    exec_state *st = ud;
+    char prompt[600];
+    const char *name = shoal_uv_conn_name(c);
+    snprintf(prompt, sizeof(prompt), "%s@%s's password: ", user, name);
+    return prompt_secret(prompt, 0, st->batch, buf, bufsz) == 0 ? 0 : SHOAL_ERR_AUTH_FAILED;
+}
+
+static int on_kbdint(shoal_uv_conn *c, const shoal_kbdint_request *req, char **responses, void *ud)
+{
+    exec_state *st = ud;
+    (void)c;
+    if (req->name && *req->name && !st->batch)
+        fprintf(stderr, "%s\n", req->name);
+    if (req->instruction && *req->instruction && !st->batch)
+        fprintf(stderr, "%s\n", req->instruction);
+    for (unsigned i = 0; i < req->nprompts; i++) {
+        char buf[1024];
+        if (prompt_secret(req->prompts[i].text, req->prompts[i].echo, st->batch, buf, sizeof(buf)) != 0)
+            return SHOAL_ERR_AUTH_FAILED;
+        responses[i] = strdup(buf);
+        memset(buf, 0, sizeof(buf));
+        if (!responses[i])
+            return SHOAL_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void on_banner(shoal_uv_conn *c, const char *text, void *ud)
+{
+    exec_state *st = ud;
+    (void)c;
+    if (!st->batch || st->verbose)
+        fputs(text, stderr);
+}
+
+static void on_log(shoal_uv_conn *c, int level, const char *message, void *ud)
+{
+    (void)c;
+    (void)ud;
+    fprintf(stderr, "%s%s\n", level > 0 ? "debug1: " : "", message);
+}
+
+/* ---- signal names ---- */
+
+static int signal_number(const char *name)
+{
+    static const struct {
+        const char *n;
+        int v;
+    } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},   {"ABRT", SIGABRT},
+                {"FPE", SIGFPE},   {"KILL", SIGKILL}, {"SEGV", SIGSEGV}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},
+                {"TERM", SIGTERM}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"BUS", SIGBUS},   {"TRAP", SIGTRAP}};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (!strcmp(name, sigs[i].n))
+            return sigs[i].v;
+    return 0;
+}
+
+/* ---- options ---- */
+
+static char *join_command(int argc, char **argv)
+{
+    size_t n = 1;
+    for (int i = 0; i < argc; i++)
+        n += strlen(argv[i]) + 1;
+    char *s = malloc(n);
+    if (!s)
+        return NULL;
+    s[0] = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i)
+            strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+static const char *default_user(void)
+{
+    const char *u = getenv("USER");
+    if (u && *u)
+        return u;
+    struct passwd *pw = getpwuid(getuid());
+    return pw ? pw->pw_name : "root";
+}
+
+int cmd_exec(int argc, char **argv)
+{
+    shoal_ssh_options o;
+    shoal_ssh_options_init(&o);
+    int verbose = 0, no_stdin = 0, opt;
+    char err[600];
+    char tmp[600];
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+p:l:i:c:m:o:vnqh", longopts, NULL)) != -1) {
+        int rc = 0;
+        switch (opt) {
+        case 'p':
+            snprintf(tmp, sizeof(tmp), "Port=%s", optarg);
+            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
+            break;
+        case 'l':
+            snprintf(tmp, sizeof(tmp), "User=%s", optarg);
+            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
+            break;
+        case 'i':
+            snprintf(tmp, sizeof(tmp), "IdentityFile=%s", optarg);
+            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
+            break;
+        case 'c':
+            snprintf(tmp, sizeof(tmp), "Ciphers=%s", optarg);
+            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
+            break;
+        case 'm':
+            snprintf(tmp, sizeof(tmp), "MACs=%s", optarg);
+            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
+            break;
+        case 'o':
+            rc = shoal_ssh_options_apply(&o, optarg, err, sizeof(err));
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'n':
+            no_stdin = 1;
+            break;
+        case 'q':
+            break;
+        case 'h':
+            usage(stdout);
+            shoal_ssh_options_free(&o);
+            return 0;
+        default:
+            usage(stderr);
+            shoal_ssh_options_free(&o);
+            return EXIT_CONN_ERROR;
+        }
+        if (rc) {
+            fprintf(stderr, "shoal: %s\n", err);
+            shoal_ssh_options_free(&o);
+            return EXIT_CONN_ERROR;
+        }
+    }
+    if (argc - optind < 2) {
+        usage(stderr);
+        shoal_ssh_options_free(&o);
+        return EXIT_CONN_ERROR;
+    }
+    char user[256] = "", host[512];
+    unsigned port = 0;
+    if (shoal_parse_destination(argv[optind], user, sizeof(user), host, sizeof(host), &port)) {
+        fprintf(stderr, "shoal: invalid destination \"%s\"\n", argv[optind]);
+        shoal_ssh_options_free(&o);
+        return EXIT_CONN_ERROR;
+    }
+    char *command = join_command(argc - optind - 1, argv + optind + 1);
+
+    exec_state st;
+    memset(&st, 0, sizeof(st));
+    st.loop = uv_default_loop();
+    st.command = command;
+    st.batch = o.batch_mode == 1;
+    st.verbose = verbose;
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Defaults as OpenSSH's. */
+    char home_kh[4096], id_paths[3][4096];
+    const char *home = getenv("HOME");
+    const char *kh[SHOAL_OPT_MAX_FILES * 2];
+    unsigned nkh = 0;
+    for (unsigned i = 0; i < o.n_user_known_hosts; i++)
+        kh[nkh++] = o.user_known_hosts[i];
+    if (!o.n_user_known_hosts && home) {
+        snprintf(home_kh, sizeof(home_kh), "%s/.ssh/known_hosts", home);
+        kh[nkh++] = home_kh;
+    }
+    for (unsigned i = 0; i < o.n_global_known_hosts; i++)
+        kh[nkh++] = o.global_known_hosts[i];
+    if (!o.n_global_known_hosts)
+        kh[nkh++] = "/etc/ssh/ssh_known_hosts";
+    const char *ids[SHOAL_OPT_MAX_FILES];
+    unsigned nids = 0;
+    for (unsigned i = 0; i < o.n_identity_files; i++)
+        ids[nids++] = o.identity_files[i];
+    if (!nids && home) {
+        static const char *const names[] = {"id_ed25519", "id_ecdsa", "id_rsa"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(id_paths[i], sizeof(id_paths[i]), "%s/.ssh/%s", home, names[i]);
+            if (access(id_paths[i], R_OK) == 0)
+                ids[nids++] = id_paths[i];
+        }
+    }
+    const char *agent = o.identity_agent ? o.identity_agent : getenv("SSH_AUTH_SOCK");
+    if (agent && (!*agent || !strcmp(agent, "none")))
+        agent = NULL;
+
+    shoal_uv_options uo;
+    memset(&uo, 0, sizeof(uo));
+    uo.host = host;
+    uo.port = port ? port : (o.port ? o.port : 22);
+    uo.ssh.user = *user ? user : (o.user ? o.user : default_user());
+    uo.ssh.kex_algorithms = o.kex;
+    uo.ssh.ciphers = o.ciphers;
+    uo.ssh.macs = o.macs;
+    uo.ssh.hostkey_algorithms = o.hostkey_algs;
+    uo.ssh.rekey_bytes = o.rekey_bytes;
+    uo.ssh.rekey_interval_ms = o.rekey_seconds * 1000;
+    uo.ssh.keepalive_interval_ms = o.server_alive_interval_s > 0 ? (uint64_t)o.server_alive_interval_s * 1000 : 0;
+    uo.ssh.keepalive_count_max = o.server_alive_count_max > 0 ? (unsigned)o.server_alive_count_max : 3;
+    unsigned methods = 0;
+    if (o.pubkey_auth != 0)
+        methods |= SHOAL_AUTH_PUBLICKEY;
+    if (o.kbdint_auth != 0)
+        methods |= SHOAL_AUTH_KBDINT;
+    if (o.password_auth != 0)
+        methods |= SHOAL_AUTH_PASSWORD;
+    if (!methods) {
+        fprintf(stderr, "shoal: every authentication method is disabled\n");
+        free(command);
+        shoal_ssh_options_free(&o);
+        return EXIT_CONN_ERROR;
+    }
+    uo.ssh.auth_methods = methods;
+    uo.known_hosts = kh;
+    uo.n_known_hosts = nkh;
+    uo.host_key_alias = o.host_key_alias;
+    int shkc = o.strict_host_key_checking < 0 ? 3 : o.strict_host_key_checking;
+    /* "ask" without a terminal to ask on (or in batch mode) is "yes". */
+    uo.hostkey_policy = shkc == 0 ? SHOAL_HOSTKEY_OFF : shkc == 2 ? SHOAL_HOSTKEY_ACCEPT_NEW : SHOAL_HOSTKEY_STRICT;
+    uo.hash_known_hosts = o.hash_known_hosts == 1;
+    uo.agent_socket = agent;
+    uo.identity_files = ids;
+    uo.n_identity_files = nids;
+    uo.connect_timeout_ms = o.connect_timeout_s > 0 ? (uint64_t)o.connect_timeout_s * 1000 : 0;
+    uo.log_level = o.log_level >= 0 ? (verbose > o.log_level ? verbose : o.log_level) : verbose;
+
+    shoal_uv_callbacks cb = {on_ready, on_closed, on_passphrase, on_password, on_kbdint, on_banner, on_log};
+    int rc = shoal_uv_conn_new(st.loop, &uo, &cb, &st, &st.conn);
+    if (rc) {
+        fprintf(stderr, "shoal: %s\n", shoal_strerror(rc));
+        free(command);
+        shoal_ssh_options_free(&o);
+        return EXIT_CONN_ERROR;
+    }
+    stdin_init(&st, no_stdin);
+    shoal_uv_conn_start(st.conn);
+    uv_run(st.loop, UV_RUN_DEFAULT);
+
+    int code;
+    if (st.have_status) {
+        code = (int)(st.status & 0xff);
+    } else if (st.have_signal) {
+        int n = signal_number(st.signame);
+        fprintf(stderr, "shoal: %s: remote command killed by signal %s%s%s%s\n", shoal_uv_conn_name(st.conn),
+                st.signame, st.core ? " (core dumped)" : "", st.sigmsg[0] ? ": " : "", st.sigmsg);
+        code = n ? 128 + n : EXIT_CONN_ERROR;
+    } else {
+        if (st.conn_err)
+            fprintf(stderr, "shoal: %s\n", st.conn_msg);
+        else if (st.exec_refused)
+            fprintf(stderr, "shoal: %s: session: server refused to execute the command\n",
+                    shoal_uv_conn_name(st.conn));
+        else
+            fprintf(stderr, "shoal: %s: session: closed without an exit status\n", shoal_uv_conn_name(st.conn));
+        code = EXIT_CONN_ERROR;
+    }
+    shoal_uv_conn_free(st.conn);
+    uv_run(st.loop, UV_RUN_DEFAULT);
+    uv_loop_close(st.loop);
+    free(command);
+    shoal_ssh_options_free(&o);
+    return code;
+}

@@ -1,0 +1,78 @@
+/* shoal: channels of the SSH connection protocol (RFC 4254), client side.
+ *
+ * A channel belongs to its session. Open it once the session is
+ * authenticated; it is freed by the session after its on_close callback.
+ *
+ * Flow control works both ways:
+ *  - sending: shoal_channel_write() accepts at most what the peer's window
+ *    and our output high-water mark allow, and says how much it took;
+ *    on_writable is called when more can be written;
+ *  - receiving: data handed to on_data is consumed automatically unless
+ *    shoal_channel_set_manual_window(ch, 1) was called, in which case the
+ *    window only reopens as the application calls shoal_channel_consume(). */
+#ifndef SHOAL_CHANNEL_H
+#define SHOAL_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal/session.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { SHOAL_STDOUT = 0, SHOAL_STDERR = 1 };
+
+typedef struct shoal_channel_callbacks {
+    /* err = 0: open confirmed; otherwise SHOAL_ERR_CHANNEL_OPEN with the
+     * peer's reason (the channel is then closed and freed after on_close). */
+    void (*on_open)(shoal_channel *ch, int err, const char *reason, void *ud);
+    /* Reply to a want_reply request (exec, pty-req, env, subsystem, shell). */
+    void (*on_request)(shoal_channel *ch, const char *request, int ok, void *ud);
+    void (*on_data)(shoal_channel *ch, int stream, const uint8_t *data, size_t len, void *ud);
+    void (*on_eof)(shoal_channel *ch, void *ud);
+    void (*on_exit_status)(shoal_channel *ch, uint32_t status, void *ud);
+    /* signal is the name without "SIG" ("TERM"). */
+    void (*on_exit_signal)(shoal_channel *ch, const char *signal, int core_dumped, const char *message,
+                           void *ud);
+    /* Window space or output space became available. */
+    void (*on_writable)(shoal_channel *ch, void *ud);
+    /* Both sides sent CLOSE (or the session ended); ch is freed after this. */
+    void (*on_close)(shoal_channel *ch, void *ud);
+} shoal_channel_callbacks;
+
+/* Opens a "session" channel. */
+SHOAL_EXTERN int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *cb, void *ud,
+                                            shoal_channel **out);
+
+/* Requests. Replies come through on_request (all want a reply, except env
+ * when the server ignores it: OpenSSH answers env requests with failure
+ * when not accepted, which is reported but not fatal). */
+SHOAL_EXTERN int shoal_channel_env(shoal_channel *ch, const char *name, const char *value);
+SHOAL_EXTERN int shoal_channel_pty(shoal_channel *ch, const char *term, uint32_t cols, uint32_t rows);
+SHOAL_EXTERN int shoal_channel_window_change(shoal_channel *ch, uint32_t cols, uint32_t rows);
+SHOAL_EXTERN int shoal_channel_exec(shoal_channel *ch, const char *command);
+SHOAL_EXTERN int shoal_channel_shell(shoal_channel *ch);
+SHOAL_EXTERN int shoal_channel_subsystem(shoal_channel *ch, const char *name);
+/* signal name without "SIG", e.g. "TERM", "INT", "KILL". */
+SHOAL_EXTERN int shoal_channel_signal(shoal_channel *ch, const char *signal);
+
+/* Sends data; *written gets how much was taken (possibly 0). */
+SHOAL_EXTERN int shoal_channel_write(shoal_channel *ch, const void *data, size_t len, size_t *written);
+/* How many bytes shoal_channel_write() would take now. */
+SHOAL_EXTERN size_t shoal_channel_writable(const shoal_channel *ch);
+SHOAL_EXTERN int shoal_channel_send_eof(shoal_channel *ch);
+SHOAL_EXTERN int shoal_channel_close(shoal_channel *ch);
+
+SHOAL_EXTERN void shoal_channel_set_manual_window(shoal_channel *ch, int manual);
+SHOAL_EXTERN void shoal_channel_consume(shoal_channel *ch, size_t n);
+
+SHOAL_EXTERN shoal_session *shoal_channel_session(const shoal_channel *ch);
+SHOAL_EXTERN void *shoal_channel_userdata(const shoal_channel *ch);
+SHOAL_EXTERN uint32_t shoal_channel_id(const shoal_channel *ch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,543 @@
+/* User authentication, client side (RFC 4252, RFC 4256, RFC 8308, RFC 8332).
+ *
+ * Order of methods, as OpenSSH: publickey (every identity, agent keys and
+ * file keys in one pass, each queried before it is signed), then
+ * keyboard-interactive, then password; only methods the server lists in its
+ * last USERAUTH_FAILURE are tried. A FAILURE with partial success moves on
+ * to the methods the server still wants (e.g. publickey then password). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys/key.h"
+#include "transport/session_impl.h"
+
+#define MAX_PROMPT_ROUNDS 3 /* like OpenSSH's NumberOfPasswordPrompts */
+
+enum { CUR_PUBKEY = 0, CUR_KBDINT, CUR_PASSWORD, CUR_DONE };
+
+static int try_next(shoal_session *s);
+
+static int begin_request(shoal_session *s, const char *method, size_t *mark)
+{
+    int rc = shoal__pkt_begin(s, SSH_MSG_USERAUTH_REQUEST, mark);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, s->user);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, "ssh-connection");
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, method);
+    return rc;
+}
+
+int shoal__auth_start(shoal_session *s)
+{
+    size_t mark;
+    int rc = shoal__pkt_begin(s, SSH_MSG_SERVICE_REQUEST, &mark);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, "ssh-userauth");
+    if (!rc)
+        rc = shoal__pkt_end(s, mark);
+    s->auth = AUTH_SERVICE;
+    s->auth_cursor = CUR_PUBKEY;
+    s->auth_ident = 0;
+    return rc;
+}
+
+void shoal__auth_free(shoal_session *s)
+{
+    for (unsigned i = 0; i < s->n_idents; i++) {
+        free(s->idents[i].blob);
+        shoal_key_free(s->idents[i].key);
+    }
+    free(s->idents);
+    s->idents = NULL;
+    s->n_idents = s->ident_cap = 0;
+    free(s->auth_allowed);
+    s->auth_allowed = NULL;
+    for (unsigned i = 0; i < s->kbd_n; i++)
+        free(s->kbd_prompts[i]);
+    free(s->kbd_prompts);
+    s->kbd_prompts = NULL;
+    s->kbd_n = 0;
+}
+
+static int allowed(shoal_session *s, const char *method)
+{
+    if (!s->auth_allowed)
+        return 1;
+    return shoal_namelist_has(s->auth_allowed, strlen(s->auth_allowed), method);
+}
+
+/* Signature algorithm for an identity: RSA keys use rsa-sha2-* as the
+ * server's server-sig-algs allows (RFC 8332 3.3); never SHA-1 silently. */
+static const char *choose_sigalg(shoal_session *s, const shoal_key *k)
+{
+    if (shoal_key_type(k) != SHOAL_KEY_RSA)
+        return shoal_key_type_name(k);
+    if (s->server_sig_algs) {
+        size_t l = strlen(s->server_sig_algs);
+        if (shoal_namelist_has(s->server_sig_algs, l, "rsa-sha2-512"))
+            return "rsa-sha2-512";
+        if (shoal_namelist_has(s->server_sig_algs, l, "rsa-sha2-256"))
+            return "rsa-sha2-256";
+    }
+    return "rsa-sha2-512";
+}
+
+static int send_pk_query(shoal_session *s)
+{
+    identity *id = &s->idents[s->auth_ident];
+    const char *alg = choose_sigalg(s, id->key);
+    snprintf(s->auth_sigalg, sizeof(s->auth_sigalg), "%s", alg);
+    size_t mark;
+    int rc = begin_request(s, "publickey", &mark);
+    if (!rc)
+        rc = shoal_buf_put_bool(&s->out, 0);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, alg);
+    if (!rc)
+        rc = shoal_buf_put_string(&s->out, id->blob, id->blob_len);
+    if (!rc)
+        rc = shoal__pkt_end(s, mark);
+    s->auth = AUTH_PK_QUERY;
+    s->auth_attempts++;
+    shoal__log(s, 1, "offering public key %u (%s)", s->auth_ident, alg);
+    return rc;
+}
+
+/* The data a publickey signature covers (RFC 4252 7). */
+static int pk_sign_data(shoal_session *s, shoal_buf *d)
+{
+    identity *id = &s->idents[s->auth_ident];
+    int rc = shoal_buf_put_string(d, s->session_id, s->session_id_len);
+    if (!rc)
+        rc = shoal_buf_put_u8(d, SSH_MSG_USERAUTH_REQUEST);
+    if (!rc)
+        rc = shoal_buf_put_cstring(d, s->user);
+    if (!rc)
+        rc = shoal_buf_put_cstring(d, "ssh-connection");
+    if (!rc)
+        rc = shoal_buf_put_cstring(d, "publickey");
+    if (!rc)
+        rc = shoal_buf_put_bool(d, 1);
+    if (!rc)
+        rc = shoal_buf_put_cstring(d, s->auth_sigalg);
+    if (!rc)
+        rc = shoal_buf_put_string(d, id->blob, id->blob_len);
+    return rc;
+}
+
+static int send_pk_signed(shoal_session *s, const uint8_t *sig, size_t sig_len)
+{
+    identity *id = &s->idents[s->auth_ident];
+    size_t mark;
+    int rc = begin_request(s, "publickey", &mark);
+    if (!rc)
+        rc = shoal_buf_put_bool(&s->out, 1);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, s->auth_sigalg);
+    if (!rc)
+        rc = shoal_buf_put_string(&s->out, id->blob, id->blob_len);
+    if (!rc)
+        rc = shoal_buf_put_string(&s->out, sig, sig_len);
+    if (!rc)
+        rc = shoal__pkt_end(s, mark);
+    s->auth = AUTH_PK_SIGNED;
+    return rc;
+}
+
+static int on_pk_ok(shoal_session *s, const uint8_t *p, size_t n)
+{
+    shoal_rd r;
+    const char *alg;
+    const uint8_t *blob;
+    size_t alg_len, blob_len;
+    identity *id = &s->idents[s->auth_ident];
+    shoal_rd_init(&r, p + 1, n - 1);
+    if (shoal_rd_cstring(&r, &alg, &alg_len) || shoal_rd_string(&r, &blob, &blob_len) || shoal_rd_end(&r) ||
+        blob_len != id->blob_len || memcmp(blob, id->blob, blob_len) != 0 || alg_len != strlen(s->auth_sigalg) ||
+        memcmp(alg, s->auth_sigalg, alg_len) != 0)
+        return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR,
+                           "USERAUTH_PK_OK does not match the key offered");
+    shoal__log(s, 1, "server accepts key %u; signing", s->auth_ident);
+    shoal_buf data, sig;
+    shoal_buf_init(&data, 1u << 16);
+    shoal_buf_init(&sig, 1u << 16);
+    int rc = pk_sign_data(s, &data);
+    if (rc)
+        goto out;
+    if (id->has_private) {
+        rc = shoal_key_sign(id->key, s->auth_sigalg, shoal_buf_ptr(&data), shoal_buf_len(&data), &sig);
+        if (!rc)
+            rc = send_pk_signed(s, shoal_buf_ptr(&sig), shoal_buf_len(&sig));
+        else {
+            shoal__log(s, 1, "signing with key %u failed: %s", s->auth_ident, shoal_strerror(rc));
+            s->auth_ident++;
+            rc = try_next(s);
+        }
+        goto out;
+    }
+    if (!s->cb.sign) {
+        s->auth_ident++;
+        rc = try_next(s);
+        goto out;
+    }
+    s->auth = AUTH_PK_SIGNING;
+    rc = s->cb.sign(s, s->auth_ident, s->auth_sigalg, shoal_buf_ptr(&data), shoal_buf_len(&data), s->ud);
+    if (rc == SHOAL_ERR_DEFERRED)
+        rc = SHOAL_OK;
+    else if (rc && s->auth == AUTH_PK_SIGNING) {
+        s->auth_ident++;
+        rc = try_next(s);
+    }
+out:
+    shoal_buf_free(&data);
+    shoal_buf_free(&sig);
+    return rc;
+}
+
+int shoal_session_sign_reply(shoal_session *s, const uint8_t *sig, size_t sig_len)
+{
+    if (s->closed || s->auth != AUTH_PK_SIGNING)
+        return SHOAL_ERR_BAD_STATE;
+    int rc;
+    if (sig && sig_len) {
+        rc = send_pk_signed(s, sig, sig_len);
+    } else {
+        s->auth_ident++;
+        rc = try_next(s);
+    }
+    return rc;
+}
+
+static int start_password(shoal_session *s)
+{
+    s->auth = AUTH_PASSWORD_WAIT;
+    s->kbdint_rounds++;
+    int rc = s->cb.password(s, s->user, s->ud);
+    if (rc == SHOAL_ERR_DEFERRED)
+        return SHOAL_OK;
+    if (rc && s->auth == AUTH_PASSWORD_WAIT) {
+        s->auth_cursor = CUR_DONE;
+        return try_next(s);
+    }
+    return rc;
+}
+
+int shoal_session_password_reply(shoal_session *s, const char *password)
+{
+    if (s->closed || s->auth != AUTH_PASSWORD_WAIT)
+        return SHOAL_ERR_BAD_STATE;
+    if (!password) {
+        s->auth_cursor = CUR_DONE;
+        return try_next(s);
+    }
+    size_t mark;
+    int rc = begin_request(s, "password", &mark);
+    if (!rc)
+        rc = shoal_buf_put_bool(&s->out, 0);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, password);
+    if (!rc)
+        rc = shoal__pkt_end(s, mark);
+    s->auth = AUTH_PASSWORD_SENT;
+    s->auth_attempts++;
+    return rc;
+}
+
+static int start_kbdint(shoal_session *s)
+{
+    size_t mark;
+    int rc = begin_request(s, "keyboard-interactive", &mark);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, ""); /* language */
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, ""); /* submethods */
+    if (!rc)
+        rc = shoal__pkt_end(s, mark);
+    s->auth = AUTH_KBDINT_SENT;
+    s->kbdint_rounds++;
+    s->auth_attempts++;
+    return rc;
+}
+
+static void free_prompts(shoal_session *s)
+{
+    for (unsigned i = 0; i < s->kbd_n; i++)
+        free(s->kbd_prompts[i]);
+    free(s->kbd_prompts);
+    s->kbd_prompts = NULL;
+    s->kbd_n = 0;
+}
+
+static char *dup_clean(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d)
+        return NULL;
+    /* Prompts reach a terminal: keep printable text, tabs and newlines only. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        d[i] = (c >= 0x20 && c != 0x7f) || c == '\n' || c == '\t' ? (char)c : '?';
+    }
+    d[n] = 0;
+    return d;
+}
+
+static int on_info_request(shoal_session *s, const uint8_t *p, size_t n)
+{
+    shoal_rd r;
+    const char *name, *instr, *lang;
+    size_t nl, il, ll;
+    uint32_t np;
+    shoal_rd_init(&r, p + 1, n - 1);
+    if (shoal_rd_cstring(&r, &name, &nl) || shoal_rd_cstring(&r, &instr, &il) || shoal_rd_cstring(&r, &lang, &ll) ||
+        shoal_rd_u32(&r, &np))
+        return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed INFO_REQUEST");
+    if (np > SHOAL_MAX_KBDINT_PROMPTS)
+        return shoal__fail(s, SHOAL_ERR_TOO_LARGE, SSH_DISCONNECT_PROTOCOL_ERROR, "INFO_REQUEST with %u prompts",
+                           np);
+    free_prompts(s);
+    shoal_kbdint_prompt prompts[SHOAL_MAX_KBDINT_PROMPTS];
+    s->kbd_prompts = calloc(np ? np : 1, sizeof(char *));
+    if (!s->kbd_prompts)
+        return shoal__fail(s, SHOAL_ERR_NOMEM, 0, "out of memory");
+    for (uint32_t i = 0; i < np; i++) {
+        const char *pr;
+        size_t pl;
+        int echo;
+        if (shoal_rd_cstring(&r, &pr, &pl) || shoal_rd_bool(&r, &echo))
+            return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed INFO_REQUEST");
+        s->kbd_prompts[i] = dup_clean(pr, pl);
+        s->kbd_n = i + 1;
+        if (!s->kbd_prompts[i])
+            return shoal__fail(s, SHOAL_ERR_NOMEM, 0, "out of memory");
+        prompts[i].text = s->kbd_prompts[i];
+        prompts[i].echo = echo;
+    }
+    if (shoal_rd_end(&r))
+        return shoal__fail(s, SHOAL_ERR_TRAILING, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed INFO_REQUEST");
+    if (np == 0) { /* OpenSSH sends an empty round at the end: answer it directly */
+        s->auth = AUTH_KBDINT_WAIT;
+        return shoal_session_kbdint_reply(s, 0, NULL);
+    }
+    char *nm = dup_clean(name, nl), *in = dup_clean(instr, il);
+    shoal_kbdint_request req = {nm ? nm : "", in ? in : "", np, prompts};
+    s->auth = AUTH_KBDINT_WAIT;
+    int rc = s->cb.kbdint ? s->cb.kbdint(s, &req, s->ud) : SHOAL_ERR_UNSUPPORTED;
+    free(nm);
+    free(in);
+    if (rc == SHOAL_ERR_DEFERRED)
+        return SHOAL_OK;
+    if (rc && s->auth == AUTH_KBDINT_WAIT) {
+        /* Give up on this method: answer with no responses so the server
+         * fails it, then the next method is tried. */
+        s->kbdint_rounds = MAX_PROMPT_ROUNDS;
+        return shoal_session_kbdint_reply(s, 0, NULL);
+    }
+    return rc;
+}
+
+int shoal_session_kbdint_reply(shoal_session *s, unsigned n, const char *const *responses)
+{
+    if (s->closed || s->auth != AUTH_KBDINT_WAIT)
+        return SHOAL_ERR_BAD_STATE;
+    size_t mark;
+    int rc = shoal__pkt_begin(s, SSH_MSG_USERAUTH_INFO_RESPONSE, &mark);
+    if (!rc)
+        rc = shoal_buf_put_u32(&s->out, n);
+    for (unsigned i = 0; !rc && i < n; i++)
+        rc = shoal_buf_put_cstring(&s->out, responses[i] ? responses[i] : "");
+    if (!rc)
+        rc = shoal__pkt_end(s, mark);
+    s->auth = AUTH_KBDINT_SENT;
+    return rc;
+}
+
+static int auth_exhausted(shoal_session *s)
+{
+    return shoal__fail(s, SHOAL_ERR_AUTH_FAILED, SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
+                       "permission denied for user %s (server allows: %s; tried %u attempt%s)", s->user,
+                       s->auth_allowed && *s->auth_allowed ? s->auth_allowed : "nothing", s->auth_attempts,
+                       s->auth_attempts == 1 ? "" : "s");
+}
+
+/* Picks the next thing to try given the cursor and the server's list. */
+static int try_next(shoal_session *s)
+{
+    for (;;) {
+        switch (s->auth_cursor) {
+        case CUR_PUBKEY:
+            if ((s->auth_methods & SHOAL_AUTH_PUBLICKEY) && allowed(s, "publickey") &&
+                s->auth_ident < s->n_idents)
+                return send_pk_query(s);
+            s->auth_cursor = CUR_KBDINT;
+            s->kbdint_rounds = 0;
+            break;
+        case CUR_KBDINT:
+            if ((s->auth_methods & SHOAL_AUTH_KBDINT) && allowed(s, "keyboard-interactive") && s->cb.kbdint &&
+                s->kbdint_rounds < MAX_PROMPT_ROUNDS)
+                return start_kbdint(s);
+            s->auth_cursor = CUR_PASSWORD;
+            s->kbdint_rounds = 0;
+            break;
+        case CUR_PASSWORD:
+            if ((s->auth_methods & SHOAL_AUTH_PASSWORD) && allowed(s, "password") && s->cb.password &&
+                s->kbdint_rounds < MAX_PROMPT_ROUNDS)
+                return start_password(s);
+            s->auth_cursor = CUR_DONE;
+            break;
+        default:
+            return auth_exhausted(s);
+        }
+    }
+}
+
+static int on_failure(shoal_session *s, const uint8_t *p, size_t n)
+{
+    shoal_rd r;
+    const char *list;
+    size_t ll;
+    int partial;
+    shoal_rd_init(&r, p + 1, n - 1);
+    if (shoal_rd_namelist(&r, &list, &ll) || shoal_rd_bool(&r, &partial) || shoal_rd_end(&r))
+        return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed USERAUTH_FAILURE");
+    char *nl = malloc(ll + 1);
+    if (!nl)
+        return shoal__fail(s, SHOAL_ERR_NOMEM, 0, "out of memory");
+    memcpy(nl, list, ll);
+    nl[ll] = 0;
+    free(s->auth_allowed);
+    s->auth_allowed = nl;
+    if (partial) {
+        /* One factor passed; the server wants another: start over on the
+         * methods it still lists. */
+        shoal__log(s, 1, "partial success; server continues with: %s", nl);
+        s->auth_cursor = CUR_PUBKEY;
+        s->auth_ident = s->auth == AUTH_PK_SIGNED ? s->auth_ident + 1 : s->auth_ident;
+        s->kbdint_rounds = 0;
+        return try_next(s);
+    }
+    switch (s->auth) {
+    case AUTH_NONE_SENT:
+        break;
+    case AUTH_PK_QUERY:
+    case AUTH_PK_SIGNED:
+        s->auth_ident++;
+        break;
+    case AUTH_KBDINT_SENT:
+    case AUTH_PASSWORD_SENT:
+        break; /* the cursor stays: another round until the limit */
+    default:
+        return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "unexpected USERAUTH_FAILURE");
+    }
+    return try_next(s);
+}
+
+static int on_ext_info(shoal_session *s, const uint8_t *p, size_t n)
+{
+    shoal_rd r;
+    uint32_t count;
+    shoal_rd_init(&r, p + 1, n - 1);
+    if (shoal_rd_u32(&r, &count) || count > 64)
+        return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed EXT_INFO");
+    for (uint32_t i = 0; i < count; i++) {
+        const char *name;
+        const uint8_t *val;
+        size_t nl, vl;
+        if (shoal_rd_cstring(&r, &name, &nl) || shoal_rd_string(&r, &val, &vl))
+            return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed EXT_INFO");
+        if (nl == 15 && memcmp(name, "server-sig-algs", 15) == 0) {
+            shoal_rd vr;
+            const char *list;
+            size_t ll;
+            /* Re-read the value as a name-list to validate it. */
+            shoal_buf tmp;
+            shoal_buf_init(&tmp, SHOAL_MAX_NAMELIST + 8);
+            if (shoal_buf_put_string(&tmp, val, vl) == 0) {
+                shoal_rd_init(&vr, shoal_buf_ptr(&tmp), shoal_buf_len(&tmp));
+                if (shoal_rd_namelist(&vr, &list, &ll) == 0) {
+                    free(s->server_sig_algs);
+                    s->server_sig_algs = malloc(ll + 1);
+                    if (s->server_sig_algs) {
+                        memcpy(s->server_sig_algs, list, ll);
+                        s->server_sig_algs[ll] = 0;
+                    }
+                }
+            }
+            shoal_buf_free(&tmp);
+        }
+    }
+    if (shoal_rd_end(&r))
+        return shoal__fail(s, SHOAL_ERR_TRAILING, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed EXT_INFO");
+    return SHOAL_OK;
+}
+
+int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_t n)
+{
+    switch (type) {
+    case SSH_MSG_EXT_INFO:
+        return on_ext_info(s, p, n);
+    case SSH_MSG_SERVICE_ACCEPT: {
+        shoal_rd r;
+        const char *svc;
+        size_t sl;
+        shoal_rd_init(&r, p + 1, n - 1);
+        if (s->auth != AUTH_SERVICE || shoal_rd_cstring(&r, &svc, &sl) || sl != 12 ||
+            memcmp(svc, "ssh-userauth", 12) != 0)
+            return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "bad SERVICE_ACCEPT");
+        /* Ask with "none" first: learns the allowed methods (or logs in). */
+        size_t mark;
+        int rc = begin_request(s, "none", &mark);
+        if (!rc)
+            rc = shoal__pkt_end(s, mark);
+        s->auth = AUTH_NONE_SENT;
+        s->ext_info_in_auth_ok = 1;
+        return rc;
+    }
+    case SSH_MSG_USERAUTH_BANNER: {
+        shoal_rd r;
+        const char *msg, *lang;
+        size_t ml, ll;
+        shoal_rd_init(&r, p + 1, n - 1);
+        if (shoal_rd_cstring(&r, &msg, &ml) || shoal_rd_cstring(&r, &lang, &ll))
+            return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed banner");
+        if (s->cb.banner) {
+            char *clean = dup_clean(msg, ml > 65536 ? 65536 : ml);
+            if (clean)
+                s->cb.banner(s, clean, strlen(clean), s->ud);
+            free(clean);
+        }
+        return SHOAL_OK;
+    }
+    case SSH_MSG_USERAUTH_FAILURE:
+        return on_failure(s, p, n);
+    case SSH_MSG_USERAUTH_SUCCESS:
+        if (n != 1 || s->auth == AUTH_SERVICE || s->auth == AUTH_IDLE || s->auth == AUTH_DONE)
+            return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "unexpected USERAUTH_SUCCESS");
+        s->auth = AUTH_DONE;
+        s->phase = SHOAL_PHASE_OPEN;
+        s->ext_info_in_auth_ok = 0;
+        free_prompts(s);
+        shoal__log(s, 1, "authenticated as %s", s->user);
+        if (s->cb.authenticated)
+            s->cb.authenticated(s, s->ud);
+        return SHOAL_OK;
+    case SSH_MSG_USERAUTH_PK_OK: /* 60 means what the method in progress says */
+        if (s->auth == AUTH_PK_QUERY)
+            return on_pk_ok(s, p, n);
+        if (s->auth == AUTH_KBDINT_SENT)
+            return on_info_request(s, p, n);
+        if (s->auth == AUTH_PASSWORD_SENT) {
+            /* PASSWD_CHANGEREQ: changing an expired password is not supported. */
+            shoal__log(s, 0, "server asks for a password change; not supported");
+            s->auth_cursor = CUR_DONE;
+            return try_next(s);
+        }
+        return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "unexpected message 60");
+    default:
+        return shoal__fail(s, SHOAL_ERR_UNEXPECTED_MESSAGE, SSH_DISCONNECT_PROTOCOL_ERROR,
+                           "unexpected authentication message %u", type);
+    }
+}

@@ -1,0 +1,165 @@
+/* KEXINIT: building ours, parsing the peer's, negotiating algorithms
+ * (RFC 4253 7.1), strict kex and ext-info markers (OpenSSH PROTOCOL 1.9/1.10,
+ * RFC 8308). */
+#include <string.h>
+
+#include "keys/key.h"
+#include "transport/kexinit.h"
+#include "transport/session_impl.h"
+
+static const char EXT_INFO_C[] = "ext-info-c";
+static const char STRICT_C[] = "kex-strict-c-v00@openssh.com";
+static const char STRICT_S[] = "kex-strict-s-v00@openssh.com";
+
+int shoal__kexinit_build(shoal_session *s, shoal_buf *out)
+{
+    uint8_t cookie[16];
+    int rc = shoal_random(cookie, sizeof(cookie));
+    shoal_buf_reset(out);
+    if (!rc)
+        rc = shoal_buf_put_u8(out, SSH_MSG_KEXINIT);
+    if (!rc)
+        rc = shoal_buf_put(out, cookie, sizeof(cookie));
+    if (!rc) {
+        /* The pseudo-algorithms go only in the first KEXINIT: strict kex and
+         * ext-info are negotiated once per connection. */
+        size_t mark;
+        rc = shoal_buf_begin_string(out, &mark);
+        if (!rc)
+            rc = shoal_buf_put(out, s->kex_algs, strlen(s->kex_algs));
+        if (!rc && !s->first_kex_done) {
+            rc = shoal_buf_put(out, ",", 1);
+            if (!rc)
+                rc = shoal_buf_put(out, EXT_INFO_C, strlen(EXT_INFO_C));
+            if (!rc)
+                rc = shoal_buf_put(out, ",", 1);
+            if (!rc)
+                rc = shoal_buf_put(out, STRICT_C, strlen(STRICT_C));
+        }
+        if (!rc)
+            shoal_buf_end_string(out, mark);
+    }
+    const char *lists[9] = {s->hostkey_algs, s->ciphers, s->ciphers, s->macs, s->macs, "none", "none", "", ""};
+    for (int i = 0; !rc && i < 9; i++)
+        rc = shoal_buf_put_cstring(out, lists[i]);
+    if (!rc)
+        rc = shoal_buf_put_bool(out, 0); /* first_kex_packet_follows */
+    if (!rc)
+        rc = shoal_buf_put_u32(out, 0);
+    return rc;
+}
+
+int shoal__kexinit_parse(const uint8_t *p, size_t n, kexinit_lists *kl)
+{
+    shoal_rd r;
+    uint8_t type;
+    memset(kl, 0, sizeof(*kl));
+    shoal_rd_init(&r, p, n);
+    int rc = shoal_rd_u8(&r, &type);
+    if (!rc && type != SSH_MSG_KEXINIT)
+        rc = SHOAL_ERR_PROTOCOL;
+    if (!rc)
+        rc = shoal_rd_skip(&r, 16);
+    for (int i = 0; !rc && i < KEXINIT_NLISTS; i++)
+        rc = shoal_rd_namelist(&r, &kl->list[i], &kl->len[i]);
+    if (!rc)
+        rc = shoal_rd_bool(&r, &kl->first_follows);
+    uint32_t reserved;
+    if (!rc)
+        rc = shoal_rd_u32(&r, &reserved);
+    if (!rc)
+        rc = shoal_rd_end(&r);
+    return rc;
+}
+
+/* Chooses the client's first algorithm the server also lists, skipping the
+ * pseudo-algorithms (they are markers, not methods). */
+static int choose(const char *client, size_t clen, const char *server, size_t slen, char *out, size_t outsz)
+{
+    const char *cur = client, *end = client + clen, *nm;
+    size_t l;
+    while (shoal_namelist_next(&cur, end, &nm, &l)) {
+        if ((l == strlen(EXT_INFO_C) && memcmp(nm, EXT_INFO_C, l) == 0) ||
+            (l == strlen(STRICT_C) && memcmp(nm, STRICT_C, l) == 0))
+            continue;
+        if (l + 1 > outsz)
+            continue;
+        char name[128];
+        if (l >= sizeof(name))
+            continue;
+        memcpy(name, nm, l);
+        name[l] = 0;
+        if (shoal_namelist_has(server, slen, name)) {
+            memcpy(out, name, l + 1);
+            return SHOAL_OK;
+        }
+    }
+    return SHOAL_ERR_NO_ALGORITHM;
+}
+
+static void first_name(const char *list, size_t len, char *out, size_t outsz)
+{
+    const char *cur = list, *nm;
+    size_t l;
+    out[0] = 0;
+    if (shoal_namelist_next(&cur, list + len, &nm, &l) && l < outsz) {
+        memcpy(out, nm, l);
+        out[l] = 0;
+    }
+}
+
+int shoal__kexinit_negotiate(shoal_session *s, const kexinit_lists *mine, const kexinit_lists *peer)
+{
+    static const char *const what[] = {"key exchange", "host key", "cipher (client to server)",
+                                       "cipher (server to client)", "MAC (client to server)",
+                                       "MAC (server to client)"};
+    char *outs[6] = {s->alg_kex, s->alg_hostkey, s->alg_cipher_c2s, s->alg_cipher_s2c, s->alg_mac_c2s,
+                     s->alg_mac_s2c};
+    for (int i = 0; i < 6; i++) {
+        outs[i][0] = 0;
+        if (i >= 4) {
+            /* AEAD ciphers carry their own integrity: no MAC is negotiated. */
+            const shoal_cipher_alg *c = shoal_cipher_find(i == 4 ? s->alg_cipher_c2s : s->alg_cipher_s2c);
+            if (c && c->aead)
+                continue;
+        }
+        int rc = choose(mine->list[i], mine->len[i], peer->list[i], peer->len[i], outs[i], 64);
+        if (rc) {
+            char theirs[200];
+            size_t l = peer->len[i] < sizeof(theirs) - 1 ? peer->len[i] : sizeof(theirs) - 1;
+            memcpy(theirs, peer->list[i], l);
+            theirs[l] = 0;
+            return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED,
+                               "no matching %s algorithm; server offers: %s", what[i], l ? theirs : "(nothing)");
+        }
+    }
+    for (int i = KEXINIT_COMP_C2S; i <= KEXINIT_COMP_S2C; i++)
+        if (!shoal_namelist_has(peer->list[i], peer->len[i], "none"))
+            return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED,
+                               "server requires compression");
+    s->kex_alg = shoal_kex_find(s->alg_kex);
+    if (!s->kex_alg)
+        return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "unknown kex %s",
+                           s->alg_kex);
+    if (!s->first_kex_done) {
+        s->strict = shoal_namelist_has(peer->list[0], peer->len[0], STRICT_S);
+        s->peer_ext_info = shoal_namelist_has(peer->list[0], peer->len[0], "ext-info-s");
+        /* Strict kex: KEXINIT must have been the very first packet. */
+        if (s->strict && s->rx_packets_total != 1)
+            return shoal__fail(s, SHOAL_ERR_STRICT_KEX, SSH_DISCONNECT_PROTOCOL_ERROR,
+                               "strict kex: KEXINIT was not the first packet");
+    }
+    if (peer->first_follows) {
+        /* The peer guessed; the guess is right only if both first choices
+         * are what was negotiated (RFC 4253 7.1). */
+        char k[64], h[64];
+        first_name(peer->list[0], peer->len[0], k, sizeof(k));
+        first_name(peer->list[1], peer->len[1], h, sizeof(h));
+        if (strcmp(k, s->alg_kex) != 0 || strcmp(h, s->alg_hostkey) != 0)
+            s->ignore_next_kex_packet = 1;
+    }
+    shoal__log(s, 1, "kex %s, host key %s, ciphers %s / %s, MACs %s / %s%s", s->alg_kex, s->alg_hostkey,
+               s->alg_cipher_c2s, s->alg_cipher_s2c, s->alg_mac_c2s[0] ? s->alg_mac_c2s : "(aead)",
+               s->alg_mac_s2c[0] ? s->alg_mac_s2c : "(aead)", s->strict ? ", strict kex" : "");
+    return SHOAL_OK;
+}

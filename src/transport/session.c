@@ -1,0 +1,390 @@
+/* Session object: lifecycle, byte I/O with the driver, timers, failure.
+ * The protocol work happens in version.c, packet.c, kex*.c, auth/ and conn/. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys/key.h"
+#include "transport/session_impl.h"
+
+const char *shoal_phase_name(shoal_phase p)
+{
+    switch (p) {
+    case SHOAL_PHASE_BANNER:
+        return "banner";
+    case SHOAL_PHASE_KEX:
+        return "key exchange";
+    case SHOAL_PHASE_HOSTKEY:
+        return "host key check";
+    case SHOAL_PHASE_AUTH:
+        return "authentication";
+    case SHOAL_PHASE_OPEN:
+        return "session";
+    case SHOAL_PHASE_CLOSED:
+        return "closed";
+    }
+    return "unknown";
+}
+
+static char *dup_or(const char *s, const char *dflt)
+{
+    const char *v = (s && *s) ? s : dflt;
+    return v ? strdup(v) : NULL;
+}
+
+
+int shoal_session_new_client(shoal_session **out, const shoal_client_config *cfg, const shoal_client_callbacks *cb,
+                             void *ud)
+{
+    *out = NULL;
+    if (!cfg || !cfg->user || !cb || !cb->hostkey)
+        return SHOAL_ERR_INVALID_ARG;
+    shoal_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return SHOAL_ERR_NOMEM;
+    s->cb = *cb;
+    s->ud = ud;
+    s->user = strdup(cfg->user);
+    s->kex_algs = dup_or(cfg->kex_algorithms, SHOAL_KEX_DEFAULT);
+    s->hostkey_algs = dup_or(cfg->hostkey_algorithms, SHOAL_HOSTKEY_ALGS_DEFAULT);
+    s->ciphers = dup_or(cfg->ciphers, SHOAL_CIPHERS_DEFAULT);
+    s->macs = dup_or(cfg->macs, SHOAL_MACS_DEFAULT);
+    s->rekey_bytes = cfg->rekey_bytes ? cfg->rekey_bytes : SHOAL_DEFAULT_REKEY_BYTES;
+    s->rekey_interval_ms = cfg->rekey_interval_ms;
+    s->keepalive_ms = cfg->keepalive_interval_ms;
+    s->keepalive_max = cfg->keepalive_count_max ? cfg->keepalive_count_max : 3;
+    s->auth_methods = cfg->auth_methods ? cfg->auth_methods
+                                        : (SHOAL_AUTH_PUBLICKEY | SHOAL_AUTH_KBDINT | SHOAL_AUTH_PASSWORD);
+    char ver[300];
+    snprintf(ver, sizeof(ver), "SSH-2.0-%s",
+             cfg->software_version ? cfg->software_version : "shoal_" SHOAL_VERSION_STRING);
+    /* A version string is printable ASCII without spaces or '-' in the
+     * software part (RFC 4253 4.2); enforce what we send. */
+    for (char *p = ver + 8; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            *p = '_';
+    s->our_version = strdup(ver);
+    shoal_buf_init(&s->in, SHOAL_MAX_PACKET + 4096 + (1u << 20));
+    shoal_buf_init(&s->out, 64u << 20);
+    shoal_buf_init(&s->my_kexinit, 16384);
+    shoal_buf_init(&s->peer_kexinit, 65536);
+    shoal_buf_init(&s->kex_queue, SHOAL_KEX_QUEUE_MAX);
+    shoal_buf_init(&s->kex_pub, 4096);
+    shoal_buf_init(&s->K, 4096);
+    if (!s->user || !s->kex_algs || !s->hostkey_algs || !s->ciphers || !s->macs || !s->our_version) {
+        shoal_session_free(s);
+        return SHOAL_ERR_NOMEM;
+    }
+    s->phase = SHOAL_PHASE_BANNER;
+    *out = s;
+    return SHOAL_OK;
+}
+
+void shoal_session_free(shoal_session *s)
+{
+    if (!s)
+        return;
+    shoal__conn_free(s);
+    shoal__auth_free(s);
+    shoal__kex_free(s);
+    shoal_pktcrypt_free(s->rx);
+    shoal_pktcrypt_free(s->tx);
+    shoal_buf_free(&s->in);
+    shoal_buf_free(&s->out);
+    shoal_buf_free(&s->my_kexinit);
+    shoal_buf_free(&s->peer_kexinit);
+    shoal_buf_free(&s->kex_queue);
+    shoal_buf_free(&s->kex_pub);
+    shoal_buf_free(&s->K);
+    shoal_key_free(s->hostkey);
+    free(s->server_sig_algs);
+    free(s->user);
+    free(s->kex_algs);
+    free(s->hostkey_algs);
+    free(s->ciphers);
+    free(s->macs);
+    free(s->our_version);
+    shoal_wipe(s, sizeof(*s));
+    free(s);
+}
+
+void *shoal_session_userdata(const shoal_session *s)
+{
+    return s->ud;
+}
+
+void shoal_session_set_log_level(shoal_session *s, int level)
+{
+    s->log_level = level;
+}
+
+void shoal__log(shoal_session *s, int level, const char *fmt, ...)
+{
+    if (!s->cb.log || level > s->log_level)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s->cb.log(s, level, msg, s->ud);
+}
+
+static void report_closed(shoal_session *s)
+{
+    if (s->close_reported)
+        return;
+    s->close_reported = 1;
+    shoal__conn_session_closed(s);
+    if (s->cb.closed)
+        s->cb.closed(s, s->err, s->err ? s->errmsg : NULL, s->ud);
+}
+
+int shoal__fail(shoal_session *s, int err, int reason, const char *fmt, ...)
+{
+    if (s->closed)
+        return err;
+    char detail[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    s->err = err;
+    snprintf(s->errmsg, sizeof(s->errmsg), "%s: %s", shoal_phase_name(s->phase), detail);
+    if (reason && s->version_done)
+        shoal__send_disconnect(s, (uint32_t)reason, detail);
+    s->closed = 1;
+    s->phase = SHOAL_PHASE_CLOSED;
+    report_closed(s);
+    return err;
+}
+
+void shoal_session_abort(shoal_session *s, int err, const char *message)
+{
+    shoal__fail(s, err ? err : SHOAL_ERR_CLOSED, err == SHOAL_ERR_TIMEOUT ? SSH_DISCONNECT_BY_APPLICATION : 0, "%s",
+                message ? message : shoal_strerror(err));
+}
+
+int shoal_session_disconnect(shoal_session *s, const char *message)
+{
+    if (s->closed)
+        return SHOAL_OK;
+    if (s->version_done)
+        shoal__send_disconnect(s, SSH_DISCONNECT_BY_APPLICATION, message ? message : "bye");
+    s->closed = 1;
+    s->phase = SHOAL_PHASE_CLOSED;
+    report_closed(s);
+    return SHOAL_OK;
+}
+
+int shoal_session_start(shoal_session *s, uint64_t now)
+{
+    if (s->closed)
+        return SHOAL_ERR_CLOSED;
+    s->now = now;
+    s->last_rx_time = now;
+    size_t n = strlen(s->our_version);
+    int rc = shoal_buf_put(&s->out, s->our_version, n);
+    if (!rc)
+        rc = shoal_buf_put(&s->out, "\r\n", 2);
+    /* Send KEXINIT right away, without waiting for the server's version:
+     * saves a round trip (RFC 4253 7.1 allows it). */
+    if (!rc)
+        rc = shoal__kex_start(s);
+    return rc;
+}
+
+int shoal_session_recv(shoal_session *s, const uint8_t *in, size_t len, uint64_t now)
+{
+    if (s->closed)
+        return s->err ? s->err : SHOAL_ERR_CLOSED;
+    s->now = now;
+    s->last_rx_time = now;
+    s->keepalive_outstanding = 0;
+    if (!s->version_done) {
+        size_t used = 0;
+        int rc = shoal__recv_version(s, in, len, &used);
+        if (rc)
+            return rc;
+        in += used;
+        len -= used;
+        if (!s->version_done)
+            return SHOAL_OK;
+    }
+    if (len) {
+        int rc = shoal_buf_put(&s->in, in, len);
+        if (rc)
+            return shoal__fail(s, rc, SSH_DISCONNECT_PROTOCOL_ERROR, "input buffer overflow");
+    }
+    int rc = shoal__process_packets(s);
+    if (rc && rc != SHOAL_ERR_DEFERRED)
+        return rc;
+    return s->closed ? (s->err ? s->err : SHOAL_ERR_CLOSED) : SHOAL_OK;
+}
+
+void shoal_session_recv_eof(shoal_session *s, uint64_t now)
+{
+    s->now = now;
+    if (s->closed)
+        return;
+    if (s->phase == SHOAL_PHASE_OPEN && s->open_channels == 0 && !shoal_buf_len(&s->in)) {
+        /* The server went away after everything was done: not an error. */
+        s->closed = 1;
+        s->phase = SHOAL_PHASE_CLOSED;
+        report_closed(s);
+        return;
+    }
+    if (!s->version_done && s->line_len)
+        shoal__fail(s, SHOAL_ERR_BANNER, 0, "connection closed before a complete version line");
+    else
+        shoal__fail(s, SHOAL_ERR_EOF, 0, "connection closed by %s",
+                    s->version_done ? "the server" : "the server before sending its version");
+}
+
+size_t shoal_session_output(shoal_session *s, const uint8_t **p)
+{
+    *p = shoal_buf_ptr(&s->out);
+    return shoal_buf_len(&s->out);
+}
+
+void shoal_session_output_consume(shoal_session *s, size_t n)
+{
+    size_t before = shoal_buf_len(&s->out);
+    shoal_buf_consume(&s->out, n);
+    if (before >= SHOAL_OUT_HIGH_WATER && shoal_buf_len(&s->out) < SHOAL_OUT_HIGH_WATER && !s->closed)
+        shoal__conn_notify_writable(s);
+}
+
+uint64_t shoal_session_deadline(const shoal_session *s)
+{
+    uint64_t d = UINT64_MAX;
+    if (s->closed)
+        return d;
+    if (s->phase == SHOAL_PHASE_OPEN) {
+        if (s->keepalive_ms) {
+            uint64_t base = s->keepalive_outstanding ? s->keepalive_sent_at : s->last_rx_time;
+            if (base + s->keepalive_ms < d)
+                d = base + s->keepalive_ms;
+        }
+        if (s->rekey_interval_ms && !s->kex_running && s->last_kex_time + s->rekey_interval_ms < d)
+            d = s->last_kex_time + s->rekey_interval_ms;
+    }
+    return d;
+}
+
+int shoal_session_tick(shoal_session *s, uint64_t now)
+{
+    s->now = now;
+    if (s->closed)
+        return SHOAL_OK;
+    if (s->phase != SHOAL_PHASE_OPEN)
+        return SHOAL_OK;
+    if (s->keepalive_ms) {
+        uint64_t base = s->keepalive_outstanding ? s->keepalive_sent_at : s->last_rx_time;
+        if (now >= base + s->keepalive_ms) {
+            if (s->keepalive_outstanding >= s->keepalive_max)
+                return shoal__fail(s, SHOAL_ERR_TIMEOUT, SSH_DISCONNECT_BY_APPLICATION,
+                                   "server did not answer %u keepalives", s->keepalive_outstanding);
+            int rc = shoal__conn_keepalive(s);
+            if (rc)
+                return rc;
+            s->keepalive_outstanding++;
+            s->keepalive_sent_at = now;
+        }
+    }
+    if (s->rekey_interval_ms && !s->kex_running && now >= s->last_kex_time + s->rekey_interval_ms)
+        return shoal__kex_start(s);
+    return SHOAL_OK;
+}
+
+shoal_phase shoal_session_phase(const shoal_session *s)
+{
+    return s->phase;
+}
+
+int shoal_session_is_closed(const shoal_session *s)
+{
+    return s->closed;
+}
+
+int shoal_session_is_done(const shoal_session *s)
+{
+    return s->closed && shoal_buf_len(&s->out) == 0;
+}
+
+int shoal_session_error(const shoal_session *s, const char **message)
+{
+    if (message)
+        *message = s->err ? s->errmsg : NULL;
+    return s->err;
+}
+
+const char *shoal_session_peer_version(const shoal_session *s)
+{
+    return s->version_done ? s->peer_version : NULL;
+}
+
+const char *shoal_session_algorithm(const shoal_session *s, const char *what)
+{
+    static const char *const names[6] = {"kex", "hostkey", "cipher_c2s", "cipher_s2c", "mac_c2s", "mac_s2c"};
+    if (!s->kex_count)
+        return NULL;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(what, names[i]) == 0)
+            return s->cur_alg[i];
+    return NULL;
+}
+
+unsigned shoal_session_kex_count(const shoal_session *s)
+{
+    return s->kex_count;
+}
+
+int shoal_session_rekey(shoal_session *s)
+{
+    if (s->closed)
+        return SHOAL_ERR_CLOSED;
+    if (!s->first_kex_done || s->kex_running)
+        return SHOAL_OK;
+    return shoal__kex_start(s);
+}
+
+int shoal_session_add_identity(shoal_session *s, const uint8_t *blob, size_t blob_len, shoal_key *key_owned)
+{
+    shoal_key *pub = NULL;
+    int rc = shoal_key_from_blob(blob, blob_len, &pub);
+    if (rc) {
+        shoal_key_free(key_owned);
+        return rc;
+    }
+    if (s->n_idents == s->ident_cap) {
+        unsigned ncap = s->ident_cap ? s->ident_cap * 2 : 8;
+        identity *ni = realloc(s->idents, ncap * sizeof(*ni));
+        if (!ni) {
+            shoal_key_free(pub);
+            shoal_key_free(key_owned);
+            return SHOAL_ERR_NOMEM;
+        }
+        s->idents = ni;
+        s->ident_cap = ncap;
+    }
+    identity *id = &s->idents[s->n_idents];
+    memset(id, 0, sizeof(*id));
+    id->blob = malloc(blob_len);
+    if (!id->blob) {
+        shoal_key_free(pub);
+        shoal_key_free(key_owned);
+        return SHOAL_ERR_NOMEM;
+    }
+    memcpy(id->blob, blob, blob_len);
+    id->blob_len = blob_len;
+    if (key_owned && shoal_key_has_private(key_owned) && shoal_key_equal_public(key_owned, pub)) {
+        shoal_key_free(pub);
+        id->key = key_owned;
+        id->has_private = 1;
+    } else {
+        shoal_key_free(key_owned);
+        id->key = pub;
+    }
+    return (int)s->n_idents++;
+}

@@ -1,0 +1,253 @@
+/* The session object shared by the transport, auth and connection layers.
+ * Private: only src/ includes this. */
+#ifndef SHOAL_TRANSPORT_SESSION_IMPL_H
+#define SHOAL_TRANSPORT_SESSION_IMPL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "crypto/cipher.h"
+#include "crypto/kex.h"
+#include "shoal/channel.h"
+#include "shoal/session.h"
+#include "wire/buf.h"
+
+/* Message numbers (RFC 4250 4.1). */
+enum {
+    SSH_MSG_DISCONNECT = 1,
+    SSH_MSG_IGNORE = 2,
+    SSH_MSG_UNIMPLEMENTED = 3,
+    SSH_MSG_DEBUG = 4,
+    SSH_MSG_SERVICE_REQUEST = 5,
+    SSH_MSG_SERVICE_ACCEPT = 6,
+    SSH_MSG_EXT_INFO = 7,
+    SSH_MSG_KEXINIT = 20,
+    SSH_MSG_NEWKEYS = 21,
+    SSH_MSG_KEX_ECDH_INIT = 30, /* also KEXDH_INIT */
+    SSH_MSG_KEX_ECDH_REPLY = 31, /* also KEXDH_REPLY */
+    SSH_MSG_USERAUTH_REQUEST = 50,
+    SSH_MSG_USERAUTH_FAILURE = 51,
+    SSH_MSG_USERAUTH_SUCCESS = 52,
+    SSH_MSG_USERAUTH_BANNER = 53,
+    SSH_MSG_USERAUTH_PK_OK = 60, /* also INFO_REQUEST, PASSWD_CHANGEREQ */
+    SSH_MSG_USERAUTH_INFO_RESPONSE = 61,
+    SSH_MSG_GLOBAL_REQUEST = 80,
+    SSH_MSG_REQUEST_SUCCESS = 81,
+    SSH_MSG_REQUEST_FAILURE = 82,
+    SSH_MSG_CHANNEL_OPEN = 90,
+    SSH_MSG_CHANNEL_OPEN_CONFIRMATION = 91,
+    SSH_MSG_CHANNEL_OPEN_FAILURE = 92,
+    SSH_MSG_CHANNEL_WINDOW_ADJUST = 93,
+    SSH_MSG_CHANNEL_DATA = 94,
+    SSH_MSG_CHANNEL_EXTENDED_DATA = 95,
+    SSH_MSG_CHANNEL_EOF = 96,
+    SSH_MSG_CHANNEL_CLOSE = 97,
+    SSH_MSG_CHANNEL_REQUEST = 98,
+    SSH_MSG_CHANNEL_SUCCESS = 99,
+    SSH_MSG_CHANNEL_FAILURE = 100,
+};
+
+/* Disconnect reasons (RFC 4250 4.2.2). */
+enum {
+    SSH_DISCONNECT_PROTOCOL_ERROR = 2,
+    SSH_DISCONNECT_KEY_EXCHANGE_FAILED = 3,
+    SSH_DISCONNECT_MAC_ERROR = 5,
+    SSH_DISCONNECT_SERVICE_NOT_AVAILABLE = 7,
+    SSH_DISCONNECT_HOST_KEY_NOT_VERIFIABLE = 9,
+    SSH_DISCONNECT_BY_APPLICATION = 11,
+    SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE = 14,
+};
+
+#define SHOAL_VERSION_STRING "0.1"
+/* Version exchange bounds: RFC 4253 4.2 says 255 bytes a line; we also cap
+ * the lines a server may send before its version and their total size. */
+#define SHOAL_BANNER_MAX_LINE 255u
+#define SHOAL_BANNER_MAX_LINES 64u
+#define SHOAL_BANNER_MAX_BYTES 16384u
+/* Output is built in place; above this, channels stop being writable. */
+#define SHOAL_OUT_HIGH_WATER (1u << 20)
+/* Payloads held back while a key exchange runs (RFC 4253 7.1). */
+#define SHOAL_KEX_QUEUE_MAX (8u << 20)
+#define SHOAL_DEFAULT_REKEY_BYTES (1ull << 30)
+#define SHOAL_CHAN_WINDOW (2u * 1024u * 1024u)
+#define SHOAL_CHAN_MAXPKT (32u * 1024u)
+#define SHOAL_MAX_CHANNELS 4096u
+#define SHOAL_MAX_KBDINT_PROMPTS 64u
+
+typedef enum auth_state {
+    AUTH_IDLE = 0,       /* not started */
+    AUTH_SERVICE,        /* SERVICE_REQUEST sent */
+    AUTH_NONE_SENT,      /* "none" probe sent */
+    AUTH_PK_QUERY,       /* publickey query sent for identity auth_ident */
+    AUTH_PK_SIGNING,     /* waiting for a deferred signature */
+    AUTH_PK_SIGNED,      /* signed request sent */
+    AUTH_PASSWORD_WAIT,  /* waiting for the application's password */
+    AUTH_PASSWORD_SENT,
+    AUTH_KBDINT_SENT,    /* keyboard-interactive request sent */
+    AUTH_KBDINT_WAIT,    /* waiting for the application's responses */
+    AUTH_DONE,
+} auth_state;
+
+typedef struct identity {
+    uint8_t *blob;
+    size_t blob_len;
+    shoal_key *key; /* public part always; private part when known */
+    int has_private;
+} identity;
+
+struct shoal_channel {
+    shoal_session *s;
+    uint32_t local_id, remote_id;
+    int state; /* CH_OPENING, CH_OPEN, CH_CLOSING */
+    int eof_sent, eof_received, close_sent, close_received;
+    int manual_window;
+    uint32_t local_window;    /* bytes the peer may still send us */
+    uint32_t local_consumed;  /* received and consumed, not yet re-announced */
+    uint32_t remote_window;   /* bytes we may still send */
+    uint32_t remote_maxpkt;
+    int want_writable;
+    unsigned pending_replies; /* want_reply requests awaiting an answer */
+    char pending_names[8][16];/* their names, FIFO */
+    shoal_channel_callbacks cb;
+    void *ud;
+};
+
+enum { CH_OPENING = 1, CH_OPEN, CH_CLOSED };
+
+struct shoal_session {
+    int is_server;
+    shoal_client_callbacks cb;
+    void *ud;
+    int log_level;
+
+    /* configuration (owned copies) */
+    char *user;
+    char *kex_algs, *hostkey_algs, *ciphers, *macs;
+    uint64_t rekey_bytes, rekey_interval_ms, keepalive_ms;
+    unsigned keepalive_max;
+    unsigned auth_methods;
+    char *our_version; /* "SSH-2.0-..." without CRLF */
+
+    shoal_phase phase;
+    int closed;
+    int close_reported;
+    int err;
+    char errmsg[512];
+    uint64_t now;
+
+    /* version exchange */
+    char peer_version[SHOAL_BANNER_MAX_LINE + 1];
+    char line[SHOAL_BANNER_MAX_LINE + 2];
+    size_t line_len;
+    unsigned banner_lines;
+    size_t banner_bytes;
+    int version_done;
+
+    /* packet layer */
+    shoal_buf in;  /* received, not yet processed */
+    shoal_buf out; /* to send */
+    shoal_pktcrypt *rx, *tx;
+    uint32_t rx_seq, tx_seq;
+    int rx_have_len;
+    uint32_t rx_pkt_len;
+    uint64_t rx_bytes, tx_bytes; /* since the last key exchange */
+    uint64_t rx_packets_total;
+
+    /* key exchange */
+    int kex_running;       /* we sent KEXINIT, NEWKEYS not yet received */
+    int kexinit_sent, kexinit_received, newkeys_sent, newkeys_received;
+    int first_kex_done;
+    int strict;            /* both sides offered strict kex */
+    int peer_ext_info;     /* server offered ext-info-s? (client: server sends EXT_INFO) */
+    int ignore_next_kex_packet; /* first_kex_packet_follows with a wrong guess */
+    int ext_info_next;          /* EXT_INFO may be the next packet (right after NEWKEYS) */
+    int ext_info_in_auth_ok;    /* one more EXT_INFO may precede USERAUTH_SUCCESS */
+    int hostkey_answer;         /* answer given inside the hostkey callback */
+    int in_hostkey_cb;
+    unsigned kex_count;
+    uint64_t last_kex_time;
+    shoal_buf my_kexinit, peer_kexinit;
+    const shoal_kex_alg *kex_alg;
+    char alg_kex[64], alg_hostkey[64], alg_cipher_c2s[64], alg_cipher_s2c[64], alg_mac_c2s[64],
+        alg_mac_s2c[64];
+    char cur_alg[6][64]; /* in force after NEWKEYS, for reporting */
+    shoal_kex_state *kex_st;
+    shoal_buf kex_pub;     /* our ephemeral public value (raw) */
+    uint8_t H[SHOAL_HASH_MAX];
+    size_t H_len;
+    uint8_t session_id[SHOAL_HASH_MAX];
+    size_t session_id_len;
+    shoal_buf K;           /* shared secret, mpint-encoded (wiped) */
+    shoal_pktcrypt *next_rx, *next_tx;
+    shoal_buf kex_queue;   /* payloads held during kex: u32 len || payload */
+    shoal_key *hostkey;    /* from the first kex */
+    int hostkey_pending;   /* waiting for shoal_session_hostkey_reply */
+
+    /* ext-info */
+    char *server_sig_algs;
+
+    /* user authentication */
+    auth_state auth;
+    identity *idents;
+    unsigned n_idents, ident_cap;
+    unsigned auth_ident;      /* identity being tried */
+    int auth_cursor;          /* method being tried (userauth_client.c) */
+    char auth_sigalg[64];
+    char *auth_allowed;       /* methods from the last USERAUTH_FAILURE */
+    unsigned auth_tried;      /* SHOAL_AUTH_* methods already exhausted */
+    unsigned auth_attempts;
+    int kbdint_rounds;
+    char **kbd_prompts;       /* owned prompt texts for the current round */
+    unsigned kbd_n;
+
+    /* connection */
+    shoal_channel **chans;
+    uint32_t nchans;
+    uint32_t open_channels;
+    uint64_t last_rx_time;
+    unsigned keepalive_outstanding;
+    uint64_t keepalive_sent_at;
+};
+
+/* ---- shared internals (shoal__ prefix) ---- */
+
+/* Logging and failure. */
+void shoal__log(shoal_session *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Closes the session with err and a message; sends DISCONNECT when reason
+ * is non-zero and keys allow. Returns err for convenient `return`. */
+int shoal__fail(shoal_session *s, int err, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Packet building: begin reserves the header in s->out and writes the type;
+ * append with shoal_buf_put_*(&s->out, ...); end pads, seals and counts. */
+int shoal__pkt_begin(shoal_session *s, uint8_t type, size_t *mark);
+int shoal__pkt_end(shoal_session *s, size_t mark);
+/* Sends a complete payload (type byte first). */
+int shoal__send_payload(shoal_session *s, const uint8_t *payload, size_t len);
+int shoal__send_disconnect(shoal_session *s, uint32_t reason, const char *msg);
+
+/* Transport. */
+int shoal__recv_version(shoal_session *s, const uint8_t *in, size_t len, size_t *used);
+int shoal__process_packets(shoal_session *s);
+int shoal__kex_start(shoal_session *s);
+int shoal__kex_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
+int shoal__kex_resume_after_hostkey(shoal_session *s, int err);
+int shoal__kex_is_msg(uint8_t type);
+void shoal__kex_free(shoal_session *s);
+
+/* Auth (client). */
+int shoal__auth_start(shoal_session *s);
+int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
+void shoal__auth_free(shoal_session *s);
+
+/* Connection. */
+int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
+void shoal__conn_session_closed(shoal_session *s);
+void shoal__conn_notify_writable(shoal_session *s);
+int shoal__conn_keepalive(shoal_session *s);
+void shoal__conn_free(shoal_session *s);
+
+/* Record the end of a kex for time-based rekeying and queued payloads. */
+int shoal__kex_flush_queue(shoal_session *s);
+
+#endif

@@ -1,0 +1,276 @@
+/* ssh-agent over SSH_AUTH_SOCK for one connection: list the agent's keys
+ * before connecting (they are offered first, as OpenSSH does) and ask it to
+ * sign when the server accepts one of them. Messages are built and parsed by
+ * src/auth/agent_proto.c; this file only moves bytes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/agent_proto.h"
+#include "uv/conn_impl.h"
+
+int shoal__uv_remember_agent_identity(shoal_uv_conn *c, int ident, int agent_index);
+
+enum { AG_CONNECTING, AG_LISTING, AG_IDLE, AG_SIGNING, AG_DEAD };
+
+struct agent_client {
+    shoal_uv_conn *c;
+    uv_pipe_t pipe;
+    uv_connect_t creq;
+    int pipe_open;
+    int state;
+    shoal_buf rx;
+    void (*done)(shoal_uv_conn *c);
+    uint8_t **blobs;
+    size_t *blob_lens;
+    unsigned nkeys;
+};
+
+typedef struct agent_write {
+    uv_write_t req;
+    uint8_t data[];
+} agent_write;
+
+static void on_pipe_closed(uv_handle_t *h)
+{
+    agent_client *a = h->data;
+    for (unsigned i = 0; i < a->nkeys; i++)
+        free(a->blobs[i]);
+    free(a->blobs);
+    free(a->blob_lens);
+    shoal_buf_free(&a->rx);
+    free(a);
+}
+
+void shoal__uv_agent_free(shoal_uv_conn *c)
+{
+    agent_client *a = c->agent;
+    if (!a)
+        return;
+    c->agent = NULL;
+    a->c = NULL;
+    a->state = AG_DEAD;
+    if (a->pipe_open) {
+        a->pipe_open = 0;
+        uv_close((uv_handle_t *)&a->pipe, on_pipe_closed);
+    } else {
+        uv_handle_t fake;
+        fake.data = a;
+        on_pipe_closed(&fake);
+    }
+}
+
+/* The agent failed: carry on without it. */
+static void agent_give_up(agent_client *a, const char *why)
+{
+    shoal_uv_conn *c = a->c;
+    int was = a->state;
+    a->state = AG_DEAD;
+    if (!c)
+        return;
+    shoal__uv_log(c, 1, "ssh-agent: %s", why);
+    if (was == AG_CONNECTING || was == AG_LISTING) {
+        if (a->done)
+            a->done(c);
+    } else if (was == AG_SIGNING) {
+        shoal_session_sign_reply(c->s, NULL, 0);
+        shoal_uv_conn_flush(c);
+    }
+}
+
+static void on_agent_write(uv_write_t *req, int status)
+{
+    agent_write *w = (agent_write *)req;
+    agent_client *a = req->data;
+    free(w);
+    if (status < 0 && a->c && a->state != AG_DEAD)
+        agent_give_up(a, uv_strerror(status));
+}
+
+static int agent_send(agent_client *a, shoal_buf *msg)
+{
+    size_t n = shoal_buf_len(msg);
+    agent_write *w = malloc(sizeof(*w) + n);
+    if (!w)
+        return SHOAL_ERR_NOMEM;
+    memcpy(w->data, shoal_buf_ptr(msg), n);
+    w->req.data = a;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+    int r = uv_write(&w->req, (uv_stream_t *)&a->pipe, &b, 1, on_agent_write);
+    if (r < 0) {
+        free(w);
+        return SHOAL_ERR_AGENT;
+    }
+    return SHOAL_OK;
+}
+
+static int on_identity(void *ud, const shoal_agent_identity *id)
+{
+    agent_client *a = ud;
+    shoal_uv_conn *c = a->c;
+    int ident = shoal_session_add_identity(c->s, id->blob, id->blob_len, NULL);
+    if (ident < 0) {
+        shoal__uv_log(c, 2, "ssh-agent: skipping a key of an unsupported type");
+        return 0;
+    }
+    uint8_t **nb = realloc(a->blobs, (a->nkeys + 1) * sizeof(*nb));
+    if (!nb)
+        return SHOAL_ERR_NOMEM;
+    a->blobs = nb;
+    size_t *nl = realloc(a->blob_lens, (a->nkeys + 1) * sizeof(*nl));
+    if (!nl)
+        return SHOAL_ERR_NOMEM;
+    a->blob_lens = nl;
+    a->blobs[a->nkeys] = malloc(id->blob_len);
+    if (!a->blobs[a->nkeys])
+        return SHOAL_ERR_NOMEM;
+    memcpy(a->blobs[a->nkeys], id->blob, id->blob_len);
+    a->blob_lens[a->nkeys] = id->blob_len;
+    int rc = shoal__uv_remember_agent_identity(c, ident, (int)a->nkeys);
+    a->nkeys++;
+    return rc;
+}
+
+static void handle_message(agent_client *a, const uint8_t *body, size_t len)
+{
+    shoal_uv_conn *c = a->c;
+    if (a->state == AG_LISTING) {
+        int rc = shoal_agent_parse_identities(body, len, on_identity, a);
+        if (rc) {
+            agent_give_up(a, "bad identities answer");
+            return;
+        }
+        shoal__uv_log(c, 1, "ssh-agent offers %u key%s", a->nkeys, a->nkeys == 1 ? "" : "s");
+        a->state = AG_IDLE;
+        if (a->done)
+            a->done(c);
+    } else if (a->state == AG_SIGNING) {
+        const uint8_t *sig;
+        size_t sl;
+        a->state = AG_IDLE;
+        int rc = shoal_agent_parse_sign_response(body, len, &sig, &sl);
+        if (rc)
+            shoal__uv_log(c, 0, "ssh-agent refused to sign: %s", shoal_strerror(rc));
+        shoal_session_sign_reply(c->s, rc ? NULL : sig, rc ? 0 : sl);
+        shoal_uv_conn_flush(c);
+    } else {
+        agent_give_up(a, "unsolicited message");
+    }
+}
+
+static void on_agent_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static _Thread_local char abuf[16384];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(abuf, sizeof(abuf));
+}
+
+static void on_agent_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    agent_client *a = st->data;
+    if (!a->c || a->state == AG_DEAD)
+        return;
+    if (nread < 0) {
+        uv_read_stop(st);
+        agent_give_up(a, nread == UV_EOF ? "agent closed the connection" : uv_strerror((int)nread));
+        return;
+    }
+    if (shoal_buf_put(&a->rx, buf->base, (size_t)nread)) {
+        agent_give_up(a, "reply too large");
+        return;
+    }
+    for (;;) {
+        size_t msg_len = 0;
+        int rc = shoal_agent_frame(shoal_buf_ptr(&a->rx), shoal_buf_len(&a->rx), &msg_len);
+        if (rc) {
+            agent_give_up(a, "reply too large");
+            return;
+        }
+        if (!msg_len)
+            break;
+        /* Copy out: handling may send and reuse the buffer. */
+        uint8_t *m = malloc(msg_len);
+        if (!m) {
+            agent_give_up(a, "out of memory");
+            return;
+        }
+        memcpy(m, shoal_buf_ptr(&a->rx), msg_len);
+        shoal_buf_consume(&a->rx, msg_len);
+        handle_message(a, m + 4, msg_len - 4);
+        free(m);
+        if (!a->c || a->state == AG_DEAD)
+            return;
+    }
+}
+
+static void on_agent_connect(uv_connect_t *req, int status)
+{
+    agent_client *a = req->data;
+    if (!a->c)
+        return;
+    if (status < 0) {
+        agent_give_up(a, uv_strerror(status));
+        return;
+    }
+    shoal_buf msg;
+    shoal_buf_init(&msg, 64);
+    int rc = shoal_agent_build_request_identities(&msg);
+    if (!rc)
+        rc = agent_send(a, &msg);
+    shoal_buf_free(&msg);
+    if (rc) {
+        agent_give_up(a, "cannot send request");
+        return;
+    }
+    a->state = AG_LISTING;
+    uv_read_start((uv_stream_t *)&a->pipe, on_agent_alloc, on_agent_read);
+}
+
+int shoal__uv_agent_start(shoal_uv_conn *c, void (*done)(shoal_uv_conn *c))
+{
+    agent_client *a = calloc(1, sizeof(*a));
+    if (!a)
+        return SHOAL_ERR_NOMEM;
+    a->c = c;
+    a->done = done;
+    a->state = AG_CONNECTING;
+    shoal_buf_init(&a->rx, SHOAL_AGENT_MAX_MSG + 4);
+    if (uv_pipe_init(c->loop, &a->pipe, 0) < 0) {
+        free(a);
+        return SHOAL_ERR_AGENT;
+    }
+    a->pipe.data = a;
+    a->pipe_open = 1;
+    a->creq.data = a;
+    c->agent = a;
+    uv_pipe_connect(&a->creq, &a->pipe, c->agent_path, on_agent_connect);
+    return SHOAL_OK;
+}
+
+int shoal__uv_agent_sign(shoal_uv_conn *c, unsigned ident, const uint8_t *blob, size_t blob_len, const char *sigalg,
+                         const uint8_t *data, size_t len)
+{
+    (void)blob;
+    (void)blob_len;
+    agent_client *a = c->agent;
+    if (!a || a->state != AG_IDLE)
+        return SHOAL_ERR_AGENT;
+    int idx = c->agent_ident[ident];
+    if (idx < 0 || (unsigned)idx >= a->nkeys)
+        return SHOAL_ERR_NOT_FOUND;
+    uint32_t flags = 0;
+    if (strcmp(sigalg, "rsa-sha2-256") == 0)
+        flags = SSH_AGENT_RSA_SHA2_256;
+    else if (strcmp(sigalg, "rsa-sha2-512") == 0)
+        flags = SSH_AGENT_RSA_SHA2_512;
+    shoal_buf msg;
+    shoal_buf_init(&msg, SHOAL_AGENT_MAX_MSG);
+    int rc = shoal_agent_build_sign_request(&msg, a->blobs[idx], a->blob_lens[idx], data, len, flags);
+    if (!rc)
+        rc = agent_send(a, &msg);
+    shoal_buf_free(&msg);
+    if (rc)
+        return rc;
+    a->state = AG_SIGNING;
+    return SHOAL_ERR_DEFERRED;
+}

@@ -1,0 +1,66 @@
+/* Private state of a libuv-driven client connection. */
+#ifndef SHOAL_UV_CONN_IMPL_H
+#define SHOAL_UV_CONN_IMPL_H
+
+#include "shoal/uv.h"
+#include "wire/buf.h"
+
+#define SHOAL_UV_WRITE_QUEUE_MAX (4u << 20)
+
+typedef struct agent_client agent_client;
+
+struct shoal_uv_conn {
+    uv_loop_t *loop;
+    shoal_uv_options opt;
+    shoal_uv_callbacks cb;
+    void *ud;
+    shoal_session *s;
+
+    /* owned copies of option strings */
+    char *host, *user, *alias, *agent_path;
+    char **kh_files, **id_files;
+    char *kex, *hka, *ciphers, *macs;
+
+    uv_getaddrinfo_t gai;
+    struct addrinfo *ai, *ai_cur;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_timer_t timer;
+    int tcp_open, timer_open, handles_pending;
+    int resolving, connecting, reading, started;
+
+    shoal_uv_stage stage;
+    uint64_t stage_deadline;
+    int ready_reported, closed_reported, freeing, closing_handles;
+    int err;
+    char errmsg[768];
+    char detail[512]; /* a better message from the driver (host key, timeout) */
+    char name[300];
+
+    char **ident_paths; /* per session identity: key file needing a passphrase */
+    unsigned n_ident_paths;
+    agent_client *agent;
+    int *agent_ident; /* per session identity: agent key index or -1 */
+};
+
+/* hostkeys.c */
+int shoal__uv_hostkey_check(shoal_uv_conn *c, const shoal_hostkey_info *info);
+char *shoal__uv_hostkey_order(shoal_uv_conn *c);
+
+/* identities.c */
+int shoal__uv_add_file_identities(shoal_uv_conn *c);
+int shoal__uv_sign(shoal_uv_conn *c, unsigned ident, const char *sigalg, const uint8_t *data, size_t len);
+void shoal__uv_identities_free(shoal_uv_conn *c);
+
+/* agent.c */
+int shoal__uv_agent_start(shoal_uv_conn *c, void (*done)(shoal_uv_conn *c));
+int shoal__uv_agent_sign(shoal_uv_conn *c, unsigned ident, const uint8_t *blob, size_t blob_len, const char *sigalg,
+                         const uint8_t *data, size_t len);
+void shoal__uv_agent_free(shoal_uv_conn *c);
+
+/* conn.c */
+void shoal__uv_fail(shoal_uv_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void shoal__uv_log(shoal_uv_conn *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void shoal__uv_begin_connect(shoal_uv_conn *c);
+
+#endif
