@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A wrong passphrase drives the KDF and decryption paths of our own
      * openssh-key-v1 code. Encrypted PEM is libcrypto's parser, whose PBKDF2
      * iteration count comes from the file: skip it, it only burns time. */
-    if (!memmem(data, size, "ENCRYPTED", 9)) {
+    if (size < 9 || !memmem(data, size, "ENCRYPTED", 9)) {
         k = NULL;
         shoal_key_load_private(data, size, "x", &k);
         use(k);

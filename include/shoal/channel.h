@@ -65,6 +65,9 @@ SHOAL_EXTERN size_t shoal_channel_writable(const shoal_channel *ch);
 SHOAL_EXTERN int shoal_channel_send_eof(shoal_channel *ch);
 SHOAL_EXTERN int shoal_channel_close(shoal_channel *ch);
 
+/* Forgets the callbacks and user data (no more calls into the
+ * application for this channel); use before freeing what ud points to. */
+SHOAL_EXTERN void shoal_channel_detach(shoal_channel *ch);
 SHOAL_EXTERN void shoal_channel_set_manual_window(shoal_channel *ch, int manual);
 SHOAL_EXTERN void shoal_channel_consume(shoal_channel *ch, size_t n);
 

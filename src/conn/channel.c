@@ -328,6 +328,13 @@ int shoal_channel_close(shoal_channel *ch)
     return send_close(ch);
 }
 
+void shoal_channel_detach(shoal_channel *ch)
+{
+    memset(&ch->cb, 0, sizeof(ch->cb));
+    ch->ud = NULL;
+    ch->manual_window = 0;
+}
+
 void shoal_channel_set_manual_window(shoal_channel *ch, int manual)
 {
     ch->manual_window = manual;

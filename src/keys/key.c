@@ -472,17 +472,23 @@ int shoal_key_fingerprint(const shoal_key *key, char *out, size_t outsz)
 {
     static const char prefix[] = "SHA256:";
     uint8_t md[32];
+    char b64[48]; /* 44 padded base64 characters and the NUL */
     unsigned int mdlen = 0;
     if (!key || !out)
         return SHOAL_ERR_INVALID_ARG;
     if (outsz)
         out[0] = 0;
-    if (outsz < sizeof(prefix) - 1 + 44 + 1) /* 44 = padded base64 of 32 bytes */
-        return SHOAL_ERR_TOO_LARGE;
     if (EVP_Digest(key->blob, key->blob_len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
         return SHOAL_ERR_CRYPTO;
+    int rc = shoal_base64_encode(md, sizeof(md), b64, sizeof(b64), 0);
+    if (rc)
+        return rc;
+    size_t n = strlen(b64);
+    if (outsz < sizeof(prefix) - 1 + n + 1)
+        return SHOAL_ERR_TOO_LARGE;
     memcpy(out, prefix, sizeof(prefix) - 1);
-    return shoal_base64_encode(md, sizeof(md), out + sizeof(prefix) - 1, outsz - (sizeof(prefix) - 1), 0);
+    memcpy(out + sizeof(prefix) - 1, b64, n + 1);
+    return SHOAL_OK;
 }
 
 int shoal_key_dup_public(const shoal_key *key, shoal_key **out)

@@ -8,7 +8,14 @@
  * rejected, a shorter one is left-padded with zeros before checking, since
  * some implementations (following RFC 4253's "without lengths or padding"
  * for ssh-rsa) strip leading zero octets. The padding changes nothing about
- * what is verified: S is an integer and the zeros are its leading digits. */
+ * what is verified: S is an integer and the zeros are its leading digits.
+ *
+ * Verification errors: SHOAL_ERR_SIGNATURE when the signature does not
+ * verify, and also when its algorithm is not one the key can use or not
+ * the algorithm the caller requires; SHOAL_ERR_BAD_FORMAT (or the reader's
+ * TRUNCATED / TRAILING) when the blob or the inner signature is malformed
+ * (wrong Ed25519 length, RSA S longer than the modulus, ECDSA r or s not a
+ * minimal non-zero mpint no longer than the curve order). */
 #include <stdlib.h>
 #include <string.h>
 

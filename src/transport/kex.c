@@ -33,13 +33,14 @@ int shoal__kex_start(shoal_session *s)
 {
     if (s->kexinit_sent)
         return SHOAL_OK;
+    /* Mark first: sending may itself cross the rekey threshold. */
+    s->kexinit_sent = 1;
+    s->kex_running = 1;
     int rc = shoal__kexinit_build(s, &s->my_kexinit);
     if (!rc)
         rc = shoal__send_payload(s, shoal_buf_ptr(&s->my_kexinit), shoal_buf_len(&s->my_kexinit));
     if (rc)
         return shoal__fail(s, rc, 0, "cannot send KEXINIT: %s", shoal_strerror(rc));
-    s->kexinit_sent = 1;
-    s->kex_running = 1;
     return SHOAL_OK;
 }
 

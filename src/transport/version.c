@@ -15,6 +15,8 @@ static int line_is_version(const char *l, size_t n)
 
 static int check_version(shoal_session *s, const char *l, size_t n)
 {
+    if (n > SHOAL_BANNER_MAX_LINE) /* 256 characters + bare LF: would overflow peer_version */
+        return shoal__fail(s, SHOAL_ERR_BANNER, 0, "version line longer than %u bytes", SHOAL_BANNER_MAX_LINE);
     if (!(n >= 8 && memcmp(l, "SSH-2.0-", 8) == 0) && !(n >= 9 && memcmp(l, "SSH-1.99-", 9) == 0))
         return shoal__fail(s, SHOAL_ERR_BANNER, 0, "server speaks an unsupported protocol version: \"%.*s\"",
                            (int)(n > 60 ? 60 : n), l);

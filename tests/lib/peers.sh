@@ -724,6 +724,75 @@ log_mark() { stat -c %s "$1"; }
 # log_since FILE MARK: what FILE got after log_mark returned MARK.
 log_since() { tail -c +"$(($2 + 1))" "$1"; }
 
+# ---------------------------------------------------------------- suites
+
+# check_exec_basics LABEL PORT USER KEY...: the exec checks every server
+# gets (dropbear.sh, asyncssh.sh, paramiko.sh): log in with each KEY, exit
+# statuses 0/1/42, stdout vs stderr, stdin and its EOF, 1 MiB each way
+# (sha256), and a command killed by SIGTERM (shoal: 143 and a message; with
+# SHOAL_COMPAT_SSH=1, ssh's 255).
+check_exec_basics() {
+    local label=$1 port=$2 dest=$3@127.0.0.1 k want
+    shift 3
+    local -a c=(-o "UserKnownHostsFile=$T/known_hosts" -o StrictHostKeyChecking=yes
+        -o BatchMode=yes -p "$port")
+    for k in "$@"; do
+        run_shoal "${c[@]}" -i "$k" "$dest" 'echo ok' </dev/null
+        check_rc 0 "$label: login with ${k##*/}"
+        check_out ok "$label: login with ${k##*/}: command ran"
+    done
+    c+=(-i "$1")
+    run_shoal "${c[@]}" "$dest" 'exit 0' </dev/null
+    check_rc 0 "$label: exit 0"
+    run_shoal "${c[@]}" "$dest" 'exit 1' </dev/null
+    check_rc 1 "$label: exit 1"
+    run_shoal "${c[@]}" "$dest" 'exit 42' </dev/null
+    check_rc 42 "$label: exit 42"
+    run_shoal "${c[@]}" "$dest" 'echo out1; echo err1 >&2; echo out2; echo err2 >&2' </dev/null
+    check_out $'out1\nout2' "$label: stdout carries only stdout"
+    check_err $'err1\nerr2' "$label: stderr carries only stderr"
+    printf 'a\nb\n' | run_shoal "${c[@]}" "$dest" cat
+    check_rc 0 "$label: cat of stdin exits 0"
+    check_out $'a\nb' "$label: stdin is forwarded"
+    run_shoal "${c[@]}" "$dest" 'wc -c' </dev/null
+    check_out 0 "$label: EOF on stdin reaches the command"
+    want=$(head -c 1048576 /dev/zero | tr '\0' z | sha256sum | cut -d' ' -f1)
+    run_shoal "${c[@]}" "$dest" "head -c 1048576 /dev/zero | tr '\\0' z" </dev/null
+    check_rc 0 "$label: 1 MiB download exits 0"
+    check_sha256 "$want" "$label: 1 MiB download intact"
+    head -c 1048576 /dev/urandom >"$T/up1m"
+    want=$(sha256sum <"$T/up1m" | cut -d' ' -f1)
+    run_shoal "${c[@]}" "$dest" 'sha256sum' <"$T/up1m"
+    check_out "$want  -" "$label: 1 MiB upload intact"
+    run_shoal "${c[@]}" "$dest" 'kill -TERM $$' </dev/null
+    if [ "${SHOAL_COMPAT_SSH:-0}" = 1 ]; then
+        check_rc 255 "$label: killed by TERM: ssh exits 255"
+    else
+        check_rc 143 "$label: killed by TERM: exit code 128+15"
+        check_err_has "remote command killed by signal TERM" "$label: killed by TERM: message"
+    fi
+}
+
+# check_password_login LABEL PORT USER PASSWORD_FILE: password auth, the
+# password given through SSH_ASKPASS (+ SSH_ASKPASS_REQUIRE=force), then a
+# wrong password fails with 255.
+check_password_login() {
+    local label=$1 port=$2 dest=$3@127.0.0.1 pwfile=$4
+    mkdir -p "$T/home" && chmod 700 "$T/home"
+    printf '#!/bin/sh\ncat "$PEERS_ASKPASS_FILE"\n' >"$T/askpass-file"
+    chmod 755 "$T/askpass-file"
+    printf 'not-the-password\n' >"$T/wrong-password"
+    local -a c=(-o "UserKnownHostsFile=$T/known_hosts" -o StrictHostKeyChecking=yes
+        -o BatchMode=no -o PubkeyAuthentication=no -o PasswordAuthentication=yes -p "$port")
+    HOME=$T/home PEERS_ASKPASS_FILE=$pwfile SSH_ASKPASS=$T/askpass-file SSH_ASKPASS_REQUIRE=force \
+        DISPLAY= run_shoal "${c[@]}" "$dest" 'echo ok' </dev/null
+    check_rc 0 "$label: password login exits 0"
+    check_out ok "$label: password login: command ran"
+    HOME=$T/home PEERS_ASKPASS_FILE=$T/wrong-password SSH_ASKPASS=$T/askpass-file \
+        SSH_ASKPASS_REQUIRE=force DISPLAY= run_shoal "${c[@]}" "$dest" 'echo ok' </dev/null
+    check_rc 255 "$label: wrong password exits 255"
+}
+
 # finish: print the plain "N passed, N failed" line and exit accordingly.
 finish() {
     echo "${0##*/}: $T_PASS passed, $T_FAIL failed"

@@ -213,6 +213,7 @@ static void check_fingerprint(const kcase *kc, const shoal_key *k)
     assert_int_equal(shoal_key_fingerprint(k, fp, sizeof(fp)), SHOAL_OK);
     assert_string_equal(fp, want);
     assert_int_equal(shoal_key_fingerprint(k, fp, strlen(want)), SHOAL_ERR_TOO_LARGE);
+    assert_int_equal(shoal_key_fingerprint(k, fp, strlen(want) + 1), SHOAL_OK);
 }
 
 static void test_all_formats(void **st)
@@ -286,6 +287,19 @@ static void test_openssh_ciphers(void **st)
     shoal_key_free(kf);
     assert_int_equal(shoal_key_load_private_file(path_of("nonexistent", NULL), NULL, &kf), SHOAL_ERR_IO);
     assert_null(kf);
+    assert_int_equal(tu_system("head -c 1048577 /dev/zero > '%s'", path_of("big", NULL)), 0);
+    assert_int_equal(shoal_key_load_private_file(path_of("big", NULL), NULL, &kf), SHOAL_ERR_TOO_LARGE);
+
+    /* A cipher we do not implement: still reported as encrypted. */
+    const char *tdes = path_of("ed25519", "3des");
+    if (tu_system("cp '%s' '%s' && ssh-keygen -p -P '' -N '%s' -Z 3des-cbc -f '%s' >/dev/null 2>&1",
+                  path_of("ed25519", NULL), tdes, PASS, tdes) == 0) {
+        size_t len;
+        uint8_t *data = read_or_fail(tdes, &len);
+        assert_int_equal(shoal_key_file_is_encrypted(data, len), 1);
+        free(data);
+        load_priv(tdes, PASS, SHOAL_ERR_UNSUPPORTED);
+    }
 }
 
 /* Libcrypto's own encoders: ed25519 in PKCS#8, an EC key with a compressed
@@ -685,6 +699,90 @@ static void test_openssh_malformed(void **st)
     free(big);
 }
 
+/* ---- signature encodings ---- */
+
+/* RSA: a signature one octet shorter than the modulus (its leading zero
+ * dropped) is accepted, as OpenSSH does; a longer one is not. ECDSA: r and
+ * s must be minimal mpints. */
+static void test_signature_encodings(void **st)
+{
+    (void)st;
+    shoal_key *k = load_priv(path_of("rsa2048", "openssh"), NULL, SHOAL_OK);
+    shoal_buf sig, x;
+    uint8_t msg[16] = {0};
+    shoal_buf_init(&sig, 0);
+    shoal_buf_init(&x, 0);
+    const size_t hdr = 4 + 12 + 4; /* string "rsa-sha2-256", then the length of S */
+    for (unsigned i = 0;; i++) { /* about 1 in 256 signatures starts with 0x00 */
+        assert_true(i < 100000);
+        memcpy(msg, &i, sizeof(i));
+        shoal_buf_reset(&sig);
+        assert_int_equal(shoal_key_sign(k, "rsa-sha2-256", msg, sizeof(msg), &sig), SHOAL_OK);
+        if (shoal_buf_ptr(&sig)[hdr] == 0)
+            break;
+    }
+    const uint8_t *s = shoal_buf_ptr(&sig) + hdr;
+    size_t slen = shoal_buf_len(&sig) - hdr;
+    assert_int_equal(slen, 256);
+    shoal_buf_put_cstring(&x, "rsa-sha2-256");
+    shoal_buf_put_string(&x, s + 1, slen - 1);
+    assert_int_equal(shoal_key_verify(k, "rsa-sha2-256", shoal_buf_ptr(&x), shoal_buf_len(&x), msg, sizeof(msg)),
+                     SHOAL_OK);
+    shoal_buf_reset(&x);
+    shoal_buf_put_cstring(&x, "rsa-sha2-256");
+    shoal_buf_put_u32(&x, (uint32_t)slen + 1);
+    shoal_buf_put_u8(&x, 0);
+    shoal_buf_put(&x, s, slen);
+    assert_int_equal(shoal_key_verify(k, "rsa-sha2-256", shoal_buf_ptr(&x), shoal_buf_len(&x), msg, sizeof(msg)),
+                     SHOAL_ERR_BAD_FORMAT);
+    shoal_key_free(k);
+
+    k = load_priv(path_of("ecdsa256", "openssh"), NULL, SHOAL_OK);
+    shoal_buf_reset(&sig);
+    assert_int_equal(shoal_key_sign(k, NULL, msg, sizeof(msg), &sig), SHOAL_OK);
+    shoal_rd r, inner;
+    const uint8_t *rm, *sm;
+    size_t rn, sn;
+    shoal_rd_init(&r, shoal_buf_ptr(&sig), shoal_buf_len(&sig));
+    assert_int_equal(shoal_rd_skip(&r, 4 + 19), 0);
+    assert_int_equal(shoal_rd_sub(&r, &inner), 0);
+    assert_int_equal(shoal_rd_mpint(&inner, &rm, &rn), 0);
+    assert_int_equal(shoal_rd_mpint(&inner, &sm, &sn), 0);
+    assert_int_equal(shoal_rd_end(&inner), 0);
+    /* Re-encode r with a redundant leading zero: not minimal. */
+    uint8_t rpad[34] = {0};
+    memcpy(rpad + (rm[0] & 0x80 ? 2 : 1), rm, rn);
+    size_t mark;
+    shoal_buf_reset(&x);
+    shoal_buf_put_cstring(&x, "ecdsa-sha2-nistp256");
+    shoal_buf_begin_string(&x, &mark);
+    shoal_buf_put_string(&x, rpad, rn + (rm[0] & 0x80 ? 2 : 1));
+    shoal_buf_put_mpint(&x, sm, sn);
+    shoal_buf_end_string(&x, mark);
+    assert_int_equal(shoal_key_verify(k, NULL, shoal_buf_ptr(&x), shoal_buf_len(&x), msg, sizeof(msg)),
+                     SHOAL_ERR_BAD_FORMAT);
+    /* The same numbers, minimally encoded, verify. */
+    shoal_buf_reset(&x);
+    shoal_buf_put_cstring(&x, "ecdsa-sha2-nistp256");
+    shoal_buf_begin_string(&x, &mark);
+    shoal_buf_put_mpint(&x, rm, rn);
+    shoal_buf_put_mpint(&x, sm, sn);
+    shoal_buf_end_string(&x, mark);
+    assert_int_equal(shoal_key_verify(k, NULL, shoal_buf_ptr(&x), shoal_buf_len(&x), msg, sizeof(msg)), SHOAL_OK);
+    /* r = 0. */
+    shoal_buf_reset(&x);
+    shoal_buf_put_cstring(&x, "ecdsa-sha2-nistp256");
+    shoal_buf_begin_string(&x, &mark);
+    shoal_buf_put_u32(&x, 0);
+    shoal_buf_put_mpint(&x, sm, sn);
+    shoal_buf_end_string(&x, mark);
+    assert_int_equal(shoal_key_verify(k, NULL, shoal_buf_ptr(&x), shoal_buf_len(&x), msg, sizeof(msg)),
+                     SHOAL_ERR_BAD_FORMAT);
+    shoal_buf_free(&x);
+    shoal_buf_free(&sig);
+    shoal_key_free(k);
+}
+
 /* ---- interoperability: OpenSSH's sshsig (ssh-keygen -Y sign / verify) ----
  * Proves our signature encodings byte for byte against OpenSSH. The signed
  * data is "SSHSIG" || string namespace || string reserved ||
@@ -792,7 +890,8 @@ int main(void)
         cmocka_unit_test(test_all_formats),         cmocka_unit_test(test_openssh_ciphers),
         cmocka_unit_test(test_openssl_pem),         cmocka_unit_test(test_blob_truncated_trailing),
         cmocka_unit_test(test_blob_semantics),      cmocka_unit_test(test_public_text),
-        cmocka_unit_test(test_openssh_malformed),   cmocka_unit_test(test_sshsig_interop),
+        cmocka_unit_test(test_openssh_malformed),   cmocka_unit_test(test_signature_encodings),
+        cmocka_unit_test(test_sshsig_interop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
