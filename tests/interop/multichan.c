@@ -44,9 +44,11 @@ typedef struct suite {
     int conn_err;
     char conn_msg[512];
     /* extra children for the process API */
-    job stdin_job, sig_job, quote_job;
+    job stdin_job, sig_job, quote_job, env_job, pty_job, kill_job;
     int extra_done;
     const char *awkward;
+    int kill_pending, kill_done;
+    uv_timer_t kill_timer;
 } suite;
 
 static void record(job *j, shoal_child *ch, const shoal_exit *ex)
@@ -65,7 +67,7 @@ static void record(job *j, shoal_child *ch, const shoal_exit *ex)
 
 static void maybe_finish(suite *su)
 {
-    if (su->finished == su->n && su->extra_done == 3)
+    if (su->finished == su->n && su->extra_done == 6)
         shoal_uv_conn_close(su->conn);
 }
 
@@ -117,6 +119,38 @@ static void on_ready(shoal_uv_conn *c, void *ud)
     if (shoal_child_spawn(c, shoal_cmdline_str(cl), NULL, &xcb, &su->quote_job, &su->quote_job.child) != 0)
         su->extra_done++;
     shoal_cmdline_free(cl);
+    /* env request (sshd: AcceptEnv SHOAL_*) and a pty. */
+    const char *env[] = {"SHOAL_PROBE=hello env"};
+    shoal_child_options eo = {.env = env, .n_env = 1};
+    if (shoal_child_spawn(c, "printf %s \"$SHOAL_PROBE\"", &eo, &xcb, &su->env_job, &su->env_job.child) != 0)
+        su->extra_done++;
+    shoal_child_options po = {.pty = 1, .term = "vt100", .cols = 100, .rows = 40};
+    if (shoal_child_spawn(c, "test -t 0 && printf '%s' \"$TERM $(stty size)\"", &po, &xcb, &su->pty_job,
+                          &su->pty_job.child) != 0)
+        su->extra_done++;
+    /* A signal delivered to a running command. */
+    if (shoal_child_spawn(c, "exec sleep 30", NULL, &xcb, &su->kill_job, &su->kill_job.child) != 0) {
+        su->extra_done++;
+        su->kill_done = 1;
+    }
+    else
+        su->kill_pending = 1;
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+    suite *su = t->data;
+    if (su->kill_pending && shoal_child_kill(su->kill_job.child, "TERM") == 0) {
+        su->kill_pending = 0;
+        su->kill_done = 1;
+        uv_close((uv_handle_t *)t, NULL);
+        return;
+    }
+    if (su->kill_done) {
+        uv_close((uv_handle_t *)t, NULL);
+        return;
+    }
+    uv_timer_start(t, on_kill_timer, 200, 0); /* not connected or exec not accepted yet */
 }
 
 static void on_closed(shoal_uv_conn *c, int err, const char *message, void *ud)
@@ -166,6 +200,9 @@ int main(int argc, char **argv)
     memset(&cb, 0, sizeof(cb));
     cb.on_ready = on_ready;
     cb.on_closed = on_closed;
+    uv_timer_init(su.loop, &su.kill_timer);
+    su.kill_timer.data = &su;
+    uv_timer_start(&su.kill_timer, on_kill_timer, 1000, 0);
     int rc = shoal_uv_conn_new(su.loop, &o, &cb, &su, &su.conn);
     check(rc == 0, "connection object created");
     shoal_uv_conn_start(su.conn);
@@ -198,6 +235,19 @@ int main(int argc, char **argv)
           "a killed command is reported as SHOAL_EXIT_SIGNAL TERM, not as an exit code");
     check(su.quote_job.kind == SHOAL_EXIT_STATUS && strcmp(su.quote_job.out, su.awkward) == 0,
           "shoal_cmdline_arg quotes an awkward argument into exactly one word");
+    check(su.env_job.kind == SHOAL_EXIT_STATUS && strcmp(su.env_job.out, "hello env") == 0,
+          "env request reaches the command");
+    check(su.pty_job.kind == SHOAL_EXIT_STATUS && strcmp(su.pty_job.out, "vt100 40 100") == 0,
+          "pty request: a terminal with the requested TERM and size");
+    if (strcmp(su.pty_job.out, "vt100 40 100") != 0)
+        printf("# pty output: %s\n", su.pty_job.out);
+    check(su.kill_job.kind == SHOAL_EXIT_SIGNAL && strcmp(su.kill_job.signal, "TERM") == 0,
+          "shoal_child_kill delivers TERM to the remote command");
+    if (su.kill_job.kind != SHOAL_EXIT_SIGNAL)
+        printf("# kill job: kind=%d status=%d\n", su.kill_job.kind, su.kill_job.status);
+    shoal_child_free(su.env_job.child);
+    shoal_child_free(su.pty_job.child);
+    shoal_child_free(su.kill_job.child);
     shoal_child_free(su.stdin_job.child);
     shoal_child_free(su.sig_job.child);
     shoal_child_free(su.quote_job.child);
