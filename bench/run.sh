@@ -31,67 +31,20 @@ set -euo pipefail
 SRC=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 SHOAL=${1:-$SRC/build/shoal}
 case $SHOAL in /*) ;; *) SHOAL=$PWD/$SHOAL ;; esac
-BUILD_DIR=$(dirname -- "$SHOAL")
-FANOUT=$BUILD_DIR/bench/shoal_bench_fanout
-TIMER=$BUILD_DIR/bench/shoal_bench_time
 N=${BENCH_N:-200}
 RUNS=${BENCH_RUNS:-3}
 BULK_MIB=${BENCH_BULK_MIB:-1024}
 
+# shellcheck source=lib.sh
+. "$SRC/bench/lib.sh"
 for f in "$SHOAL" "$FANOUT" "$TIMER"; do
     [ -x "$f" ] || { echo "bench: $f is missing; build first (cmake --build build)" >&2; exit 1; }
 done
 command -v ssh >/dev/null || { echo "bench: ssh (OpenSSH client) is not installed" >&2; exit 1; }
 
-# shellcheck source=../tests/lib/peers.sh
-. "$SRC/tests/lib/peers.sh"
-peers_init
-unset SSH_AUTH_SOCK
 bench_t0=$(date +%s)
-
-# ---------------------------------------------------------------- the server
-#
-# sshd runs commands with the user's login shell, and Debian's bash sources
-# ~/.bashrc for commands run by sshd; on the development machine root's
-# .bashrc runs `pyenv init`, ~0.1 s of server CPU per connection. So sshd
-# gets a private mount namespace with an empty directory bind-mounted over
-# the user's home: the clients' environment is untouched, and the server's
-# per-connection CPU is sshd's own.
-mkdir -p "$T/emptyhome"
-USER_HOME=$(getent passwd "$(id -un)" | cut -d: -f6)
-SERVER_ENV="sshd sees the user's real home (rc files included)"
-if [ "$(id -u)" -eq 0 ] && [ -d "$USER_HOME" ] &&
-    unshare -m -- sh -c 'mount --bind "$1" "$2"' _ "$T/emptyhome" "$USER_HOME" 2>/dev/null; then
-    cat >"$T/sshd-wrapper" <<EOF
-#!/bin/sh
-# Same pid as the final sshd (unshare and sh exec), so peers.sh tracks it.
-exec unshare -m -- /bin/sh -c 'mount --bind "\$0" "$USER_HOME" && exec /usr/sbin/sshd "\$@"' "$T/emptyhome" "\$@"
-EOF
-    chmod 755 "$T/sshd-wrapper"
-    PEERS_SSHD=$T/sshd-wrapper
-    SERVER_ENV="sshd in a private mount namespace with an empty $USER_HOME"
-else
-    echo "bench: WARNING: cannot give sshd an empty home (needs root and unshare);" \
-        "server CPU and wall times include the remote shell's rc files" >&2
-fi
-
-gen_user_keys
-# First value wins in sshd_config: these override peers.sh's defaults.
-start_sshd "LogLevel INFO" "MaxStartups 1000:30:1000" "MaxSessions 200"
-KEY=$T/keys/id_ed25519
-USER_AT=$PEER_USER@127.0.0.1
-PORT=$SSHD_PORT
-
-KEX=curve25519-sha256
-HKA=ssh-ed25519
-SSH=(ssh -F /dev/null -p "$PORT" -i "$KEY" -o IdentitiesOnly=yes -o IdentityAgent=none
-    -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$T/known_hosts"
-    -o GlobalKnownHostsFile=/dev/null -o UpdateHostKeys=no -o ControlPath=none
-    -o KexAlgorithms=$KEX -o HostKeyAlgorithms=$HKA -o LogLevel=ERROR)
-SHOAL_EXEC=("$SHOAL" exec -p "$PORT" -i "$KEY" -o IdentityAgent=none -o BatchMode=yes
-    -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$T/known_hosts"
-    -o GlobalKnownHostsFile=/dev/null -o KexAlgorithms=$KEX -o HostKeyAlgorithms=$HKA)
-FAN=("$FANOUT" -p "$PORT" -i "$KEY" -k "$T/known_hosts" -o KexAlgorithms=$KEX -o HostKeyAlgorithms=$HKA)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+bench_setup
 
 # Loops run under the timer as one bash process each.
 cat >"$T/seq.sh" <<'EOF'
@@ -123,7 +76,30 @@ EOF
 # ---------------------------------------------------------------- helpers
 
 HZ=$(getconf CLK_TCK)
+NCPU=$(nproc)
 sshd_cpu() { awk -v hz="$HZ" '{ printf "%.4f\n", ($14 + $15 + $16 + $17) / hz }' "/proc/$SSHD_PID/stat"; }
+# Busy (user+nice+system+irq+softirq) and steal seconds of the whole machine.
+machine_cpu() { awk -v hz="$HZ" '$1 == "cpu" { printf "%.4f %.4f\n", ($2 + $3 + $4 + $7 + $8) / hz, $9 / hz }' /proc/stat; }
+
+# Disturbance: machine CPU not used by the client under test or sshd (other
+# processes, plus softirq work the kernel did not charge to either), as a
+# share of all CPUs over the measurement, and steal time (VM host).
+OTHER_MAX=0 OTHER_MAX_NAME=- STEAL_TOTAL=0
+note_other() { # NAME WALL CLIENT_S SSHD_S M0 M1
+    local pct steal
+    read -r pct steal < <(awk -v w="$2" -v c="$3" -v d="$4" -v m0="$5" -v m1="$6" -v n="$NCPU" 'BEGIN {
+        split(m0, a, " "); split(m1, b, " ")
+        o = (b[1] - a[1]) - c - d; if (o < 0) o = 0
+        printf "%.1f %.3f\n", (w > 0 ? 100 * o / (w * n) : 0), b[2] - a[2] }')
+    OTHER_PCT=$pct
+    STEAL_S=$steal
+    STEAL_TOTAL=$(calc "$STEAL_TOTAL + $steal")
+    # /proc/stat counts in clock ticks: too coarse for runs under a second.
+    if awk -v a="$pct" -v b="$OTHER_MAX" -v w="$2" 'BEGIN { exit !(w >= 1 && a > b) }'; then
+        OTHER_MAX=$pct
+        OTHER_MAX_NAME=$1
+    fi
+}
 
 # Wait until the listener has reaped every per-connection child, so its
 # cutime/cstime include them.
@@ -150,13 +126,15 @@ add() { R[$1]="${R[$1]:-} $2"; }
 measure() {
     local name=$1 count=$2
     shift 2
-    local s0 s1 rc=0 ok
+    local s0 s1 m0 m1 rc=0 ok
     rm -f "$T/ok" "$T/time" "$T/out"
     sshd_settle
     s0=$(sshd_cpu)
+    m0=$(machine_cpu)
     "$TIMER" -o "$T/time" "$@" >"$T/out" 2>"$T/err" || rc=$?
     sshd_settle
     s1=$(sshd_cpu)
+    m1=$(machine_cpu)
     if [ -s "$T/ok" ]; then ok=$(cat "$T/ok"); else ok=$(field ok "$T/out"); fi
     if [ "$rc" -ne 0 ] || [ "${ok:-0}" != "$count" ]; then
         FAILURES+=("$name: rc=$rc ok=${ok:-?}/$count: $(head -c 300 "$T/err" | tr '\n' ' ')")
@@ -169,9 +147,10 @@ measure() {
     add "$name.wall_ms" "$(calc "$w * 1000 / $count")"
     add "$name.wall_s" "$w"
     add "$name.sshd_ms" "$(calc "($s1 - $s0) * 1000 / $count")"
-    printf '  %-14s ok=%s/%s wall %6.2f s  client CPU %7.3f ms/conn  sshd CPU %6.2f ms/conn\n' \
+    note_other "$name" "$w" "$(calc "$u + $s")" "$(calc "$s1 - $s0")" "$m0" "$m1"
+    printf '  %-24s ok=%s/%s wall %6.2f s  client CPU %7.3f ms/conn  sshd CPU %6.2f ms/conn  other %4.1f%%  steal %.2f s\n' \
         "$name" "${ok:-?}" "$count" "$w" "$(calc "($u + $s) * 1000 / $count")" \
-        "$(calc "($s1 - $s0) * 1000 / $count")"
+        "$(calc "($s1 - $s0) * 1000 / $count")" "$OTHER_PCT" "$STEAL_S"
 }
 
 # bulk NAME CMD...: feed BULK_MIB MiB of zeros to CMD (timed alone, so
@@ -179,13 +158,15 @@ measure() {
 bulk() {
     local name=$1
     shift
-    local s0 s1 rc=0
+    local s0 s1 m0 m1 rc=0
     rm -f "$T/time"
     sshd_settle
     s0=$(sshd_cpu)
+    m0=$(machine_cpu)
     head -c "$((BULK_MIB * 1048576))" /dev/zero | "$TIMER" -o "$T/time" "$@" 2>"$T/err" || rc=$?
     sshd_settle
     s1=$(sshd_cpu)
+    m1=$(machine_cpu)
     [ "$rc" -eq 0 ] || FAILURES+=("$name: rc=$rc: $(head -c 300 "$T/err" | tr '\n' ' ')")
     local w u s gib
     w=$(field wall_s "$T/time")
@@ -195,8 +176,11 @@ bulk() {
     add "$name.mibs" "$(calc "$BULK_MIB / $w")"
     add "$name.cpu_s_gib" "$(calc "($u + $s) / $gib")"
     add "$name.sshd_s_gib" "$(calc "($s1 - $s0) / $gib")"
-    printf '  %-14s rc=%s %8.1f MiB/s  client CPU %6.3f s/GiB  sshd CPU %6.3f s/GiB\n' "$name" "$rc" \
-        "$(calc "$BULK_MIB / $w")" "$(calc "($u + $s) / $gib")" "$(calc "($s1 - $s0) / $gib")"
+    # `head` and the remote `cat` count as "other" here.
+    note_other "$name" "$w" "$(calc "$u + $s")" "$(calc "$s1 - $s0")" "$m0" "$m1"
+    printf '  %-24s rc=%s %8.1f MiB/s  client CPU %6.3f s/GiB  sshd CPU %6.3f s/GiB  other %4.1f%%  steal %.2f s\n' \
+        "$name" "$rc" "$(calc "$BULK_MIB / $w")" "$(calc "($u + $s) / $gib")" "$(calc "($s1 - $s0) / $gib")" \
+        "$OTHER_PCT" "$STEAL_S"
 }
 
 median() {
@@ -243,7 +227,7 @@ done
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 [ -n "$cpu_model" ] || cpu_model=$(uname -m)
-ncpu=$(nproc)
+ncpu=$NCPU
 ossl=$(openssl version 2>/dev/null || echo "openssl(1) not found")
 libcrypto=$(ldd "$SHOAL" 2>/dev/null | awk '/libcrypto/ { print $3 }' | head -n 1)
 openssh=$(ssh -V 2>&1)
@@ -283,6 +267,7 @@ header=(
     "shoal: $rev"
     "Setup: one sshd on 127.0.0.1, $SERVER_ENV; kex $KEX, host key $HKA, user key ed25519 on both clients; default cipher for a/b (chacha20-poly1305 for both)"
     "Each figure: median of $RUNS runs; bench time ${elapsed} s"
+    "Disturbance: at most $OTHER_MAX% of the machine's CPU went to other work during one measurement ($OTHER_MAX_NAME); steal time over all measurements $(fmt "$STEAL_TOTAL" 2) s; load average at the start: $LOAD0"
     "Process start-up floor (the same bash loop running /bin/true $N times): client CPU $floor_cpu ms, wall $floor_wall ms per iteration"
 )
 

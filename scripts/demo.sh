@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck shell=bash # (re-executes itself with bash right away)
 # Demo: `sh scripts/demo.sh path/to/shoal` (what `make demo` runs).
 # Starts a private OpenSSH sshd on 127.0.0.1 with throwaway keys, runs a few
 # commands through `shoal exec`, shows each command, its output and its exit
@@ -18,13 +19,13 @@ usage() { echo "usage: sh scripts/demo.sh path/to/shoal" >&2; exit 2; }
 [ -x "$1" ] || { echo "demo: $1 is not an executable (run 'make' first)" >&2; exit 2; }
 SHOAL_BIN=$(cd -- "$(dirname -- "$1")" && pwd)/$(basename -- "$1")
 HERE=$(cd -- "$(dirname -- "$0")" && pwd)
-# shellcheck source=../tests/lib/peers.sh
+# shellcheck source-path=SCRIPTDIR source=../tests/lib/peers.sh
 . "$HERE/../tests/lib/peers.sh"
 
 # peers.sh's skip() exits 77 for ctest; here a missing piece is an error.
 skip() { echo "demo: $*" >&2; exit 1; }
 
-if [ -t 1 ]; then B=$(printf '\033[1m'); D=$(printf '\033[2m'); N=$(printf '\033[0m'); else B= D= N=; fi
+if [ -t 1 ]; then B=$(printf '\033[1m'); D=$(printf '\033[2m'); N=$(printf '\033[0m'); else B='' D='' N=''; fi
 
 echo "${B}shoal demo${N}: a private sshd on 127.0.0.1, throwaway keys, $SHOAL_BIN"
 peers_init
@@ -49,6 +50,7 @@ demo() {
 }
 
 demo 'uname -a'
+# shellcheck disable=SC2016 # expanded by the remote shell
 demo 'echo "hello from shoal, running as $(id -un) on $(hostname)"'
 demo 'echo "about to fail" >&2; exit 3'
 

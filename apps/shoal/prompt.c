@@ -101,13 +101,14 @@ int prompt_secret(const char *prompt, int echo, int batch, char *buf, size_t buf
     if (bufsz == 0)
         return -1;
     buf[0] = 0;
+    /* BatchMode means no questions at all, askpass included (as OpenSSH). */
+    if (batch)
+        return -1;
     if (require && strcmp(require, "never") == 0)
         askpass = NULL;
     int force = require && strcmp(require, "force") == 0;
     if (askpass && *askpass && (force || (!isatty(STDIN_FILENO) && getenv("DISPLAY"))))
         return run_askpass(askpass, prompt, buf, bufsz);
-    if (batch)
-        return -1;
     return read_tty(prompt, echo, buf, bufsz);
 }
 

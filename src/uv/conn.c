@@ -54,6 +54,8 @@ static void report_closed(shoal_uv_conn *c)
         return;
     c->closed_reported = 1;
     uv_timer_stop(&c->timer);
+    /* The agent connection would keep the loop alive: it is done. */
+    shoal__uv_agent_free(c);
     if (c->cb.on_closed)
         c->cb.on_closed(c, c->err, c->err ? c->errmsg : NULL, c->ud);
 }
@@ -164,6 +166,8 @@ static void on_authenticated(shoal_session *s, void *ud)
     shoal_uv_conn *c = ud;
     c->stage = SHOAL_STAGE_READY;
     c->stage_deadline = UINT64_MAX;
+    /* No more signatures will be needed: release the agent socket. */
+    shoal__uv_agent_free(c);
     if (!c->ready_reported) {
         c->ready_reported = 1;
         if (c->cb.on_ready)

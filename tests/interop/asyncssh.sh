@@ -5,7 +5,7 @@
 # signal, and password auth. The server runs commands with /bin/sh -c as the
 # user running this test, whatever user name the client gives.
 set -euo pipefail
-# shellcheck source=../lib/peers.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"
 require_shoal
 peers_init

@@ -9,7 +9,7 @@
 # never touched. shoaltest's shell is bash, whose non-interactive start reads
 # nothing noisy (Debian's skeleton .bashrc returns at once).
 set -euo pipefail
-# shellcheck source=../lib/peers.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"
 require_shoal
 require_cmd dropbear dropbearkey

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # helper functions run through check()
 # Interop: `shoal exec` authentication against OpenSSH's sshd:
 #   * public key: ed25519, ecdsa-256, rsa-3072 (sshd 9.2 refuses SHA-1
 #     "ssh-rsa" signatures by default, so the RSA login proves rsa-sha2-*);
@@ -21,7 +22,7 @@
 # runs without -i so that no ~/.ssh/id_* key can be picked up by accident.
 # SHOAL_COMPAT_SSH=1: ssh's wording ("Permission denied") instead of shoal's.
 set -euo pipefail
-# shellcheck source=../lib/peers.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"
 require_shoal
 peers_init
@@ -75,7 +76,7 @@ done
 # ---- passphrase-protected key, passphrase from askpass
 : >"$T/askpass.log"
 mark=$(log_mark "$SSHD_LOG")
-ASKPASS_ANSWER_FILE=$T/keys/pass SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY= \
+ASKPASS_ANSWER_FILE=$T/keys/pass SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY='' \
     run_shoal "${KH[@]}" -o BatchMode=no -p "$SSHD_PORT" -i "$T/keys/id_ed25519_enc" "$DEST" 'echo ok' </dev/null
 check_rc 0 "encrypted key + askpass: exits 0"
 check_out ok "encrypted key + askpass: command ran"
@@ -83,12 +84,12 @@ check "encrypted key + askpass: askpass was asked" askpass_used
 check "encrypted key + askpass: sshd accepted that key" logged_in "$mark" "$(fp "$T/keys/id_ed25519_enc")"
 
 : >"$T/askpass.log"
-ASKPASS_ANSWER_FILE=$T/wrong SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY= \
+ASKPASS_ANSWER_FILE=$T/wrong SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY='' \
     run_shoal "${KH[@]}" -o BatchMode=no -p "$SSHD_PORT" -i "$T/keys/id_ed25519_enc" "$DEST" 'echo ok' </dev/null
 check_rc 255 "encrypted key + wrong passphrase: exits 255"
 
 : >"$T/askpass.log"
-ASKPASS_ANSWER_FILE=$T/keys/pass SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY= \
+ASKPASS_ANSWER_FILE=$T/keys/pass SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY='' \
     run_shoal "${KH[@]}" -o BatchMode=yes -p "$SSHD_PORT" -i "$T/keys/id_ed25519_enc" "$DEST" 'echo ok' </dev/null
 check_rc 255 "encrypted key + BatchMode=yes: exits 255 (no prompting at all)"
 check "encrypted key + BatchMode=yes: askpass was not asked" test ! -s "$T/askpass.log"
@@ -140,7 +141,7 @@ U=$TEST_USER@127.0.0.1
 
 mark=$(log_mark "$SSHD_LOG")
 : >"$T/askpass.log"
-HOME=$T/home ASKPASS_ANSWER_FILE=$T/password SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY= \
+HOME=$T/home ASKPASS_ANSWER_FILE=$T/password SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY='' \
     run_shoal "${KH[@]}" -o BatchMode=no -o PubkeyAuthentication=no -o PasswordAuthentication=yes \
     -p "$SSHD_PORT" "$U" 'id -un' </dev/null
 check_rc 0 "password: exits 0"
@@ -148,7 +149,7 @@ check_out "$TEST_USER" "password: logged in as $TEST_USER"
 check "password: askpass was asked" askpass_used
 check "password: sshd accepted a password" logged_in "$mark" "Accepted password for $TEST_USER"
 
-HOME=$T/home ASKPASS_ANSWER_FILE=$T/wrong SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY= \
+HOME=$T/home ASKPASS_ANSWER_FILE=$T/wrong SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY='' \
     run_shoal "${KH[@]}" -o BatchMode=no -o PubkeyAuthentication=no -o PasswordAuthentication=yes \
     -p "$SSHD_PORT" "$U" 'id -un' </dev/null
 check_rc 255 "wrong password: exits 255"
@@ -163,7 +164,7 @@ check_rc 255 "password needed but BatchMode=yes: exits 255"
 start_sshd "UsePAM yes" "AuthenticationMethods keyboard-interactive"
 mark=$(log_mark "$SSHD_LOG")
 : >"$T/askpass.log"
-HOME=$T/home ASKPASS_ANSWER_FILE=$T/password SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY= \
+HOME=$T/home ASKPASS_ANSWER_FILE=$T/password SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY='' \
     run_shoal "${KH[@]}" -o BatchMode=no -p "$SSHD_PORT" "$U" 'id -un' </dev/null
 check_rc 0 "keyboard-interactive: exits 0"
 check_out "$TEST_USER" "keyboard-interactive: logged in as $TEST_USER"
@@ -171,7 +172,7 @@ check "keyboard-interactive: askpass was asked" askpass_used
 check "keyboard-interactive: sshd accepted keyboard-interactive" logged_in "$mark" \
     "Accepted keyboard-interactive/pam for $TEST_USER"
 
-HOME=$T/home ASKPASS_ANSWER_FILE=$T/wrong SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY= \
+HOME=$T/home ASKPASS_ANSWER_FILE=$T/wrong SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY='' \
     run_shoal "${KH[@]}" -o BatchMode=no -p "$SSHD_PORT" "$U" 'id -un' </dev/null
 check_rc 255 "keyboard-interactive, wrong answer: exits 255"
 check_err_has "$AUTH_FAILED_RE" "keyboard-interactive, wrong answer: message names authentication"

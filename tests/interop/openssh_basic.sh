@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # helper functions run through check()
 # Interop: `shoal exec` against OpenSSH's sshd -- the basics of running one
 # command: exit codes, stdout vs stderr, stdin, exit signals, 64 MiB each way,
 # option spellings, and host key checking (mismatch, unknown, accept-new).
@@ -10,7 +11,7 @@
 # or conventions to OpenSSH's, to trial this script with ssh standing in for
 # shoal.
 set -euo pipefail
-# shellcheck source=../lib/peers.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"
 require_shoal
 peers_init

@@ -15,7 +15,7 @@
 # for is checked there, so a client that ignored an option would not pass.
 # Combinations the local OpenSSH cannot do (per `ssh -Q`) are left out.
 set -euo pipefail
-# shellcheck source=../lib/peers.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"
 require_shoal
 

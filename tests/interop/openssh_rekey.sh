@@ -14,7 +14,7 @@
 # 64 MiB with a 1 MiB limit should give ~64 (OpenSSH's ssh: 35 down, 85 up);
 # fewer than MIN_REKEYS fails.
 set -euo pipefail
-# shellcheck source=../lib/peers.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"
 require_shoal
 peers_init

@@ -9,7 +9,7 @@
 # (RFC 8308), so a client that, like OpenSSH 9.2, will not fall back to SHA-1
 # "ssh-rsa" signatures has no RSA signature algorithm to offer it.
 set -euo pipefail
-# shellcheck source=../lib/peers.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"
 require_shoal
 peers_init

@@ -37,6 +37,7 @@ SHOAL_TIMEOUT=${SHOAL_TIMEOUT:-60}
 # this is root (sshd is configured with PermitRootLogin yes); make_test_user
 # provides a second account with a password.
 PEER_USER=$(id -un)
+export PEER_USER
 
 PEERS_PIDS=()       # every peer process started (killed with its descendants)
 PEERS_LOGS=()       # logs printed on failure
@@ -95,12 +96,46 @@ peers_init() {
         exec </dev/null
     fi
     export T
+    # If this script is SIGKILLed its EXIT trap cannot run; the watchdog then
+    # does the cleanup. Its output goes nowhere, so it never holds ctest's
+    # pipes open.
+    _peers_watchdog "$$" </dev/null >/dev/null 2>&1 &
+    PEERS_WATCHDOG=$!
+}
+
+_peers_add_pid() {
+    PEERS_PIDS+=("$1")
+    echo "$1" >>"$T/pids"
+}
+
+_peers_watchdog() {
+    while kill -0 "$1" 2>/dev/null; do sleep 1; done
+    [ -d "$T" ] || exit 0
+    local p
+    if [ -s "$T/pids" ]; then
+        while read -r p; do _peers_kill_tree "$p"; done <"$T/pids"
+    fi
+    if [ -s "$T/user_keys" ]; then
+        PEERS_USER_KEYS_INSTALLED=1
+        TEST_USER_HOME=$(cat "$T/user_keys")
+        _peers_untrust_user_keys
+    fi
+    _peers_release_ports
+    rm -rf "$T"
+}
+
+_peers_release_ports() {
+    local port
+    [ -s "$T/ports" ] || return 0
+    while read -r port; do
+        rmdir "$PEERS_PORT_LOCKS/$port" 2>/dev/null || true
+    done <"$T/ports"
 }
 
 # peers_track PID [LOG]: have the EXIT trap kill PID (and its descendants),
 # and print LOG on failure. For helpers a test starts itself (ssh-agent...).
 peers_track() {
-    PEERS_PIDS+=("$1")
+    _peers_add_pid "$1"
     if [ -n "${2:-}" ]; then PEERS_LOGS+=("$2"); fi
 }
 
@@ -123,11 +158,11 @@ _peers_descendants() {
 # _peers_kill_tree PID: TERM PID and everything below it (e.g. sshd's
 # per-connection children and the commands they run), then KILL stragglers.
 _peers_kill_tree() {
-    local pid=$1 all p i
+    local pid=$1 all p _
     kill -0 "$pid" 2>/dev/null || return 0
     all="$pid $(_peers_descendants "$pid" | tr '\n' ' ')"
     for p in $all; do kill -TERM "$p" 2>/dev/null || true; done
-    for i in $(seq 1 30); do
+    for _ in $(seq 1 30); do
         local alive=0
         for p in $all; do
             if kill -0 "$p" 2>/dev/null; then alive=1; fi
@@ -143,6 +178,10 @@ _peers_cleanup() {
     local rc=$? pid log
     set +e
     trap - EXIT
+    if [ -n "${PEERS_WATCHDOG:-}" ]; then
+        kill "$PEERS_WATCHDOG" 2>/dev/null
+        wait "$PEERS_WATCHDOG" 2>/dev/null
+    fi
     for pid in "${PEERS_PIDS[@]}"; do _peers_kill_tree "$pid"; done
     # On failure show what the peers said, last 100 lines of each.
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
@@ -155,12 +194,7 @@ _peers_cleanup() {
         done
     fi
     _peers_untrust_user_keys
-    # Release our port reservations.
-    if [ -s "$T/ports" ]; then
-        while read -r pid; do
-            rmdir "$PEERS_PORT_LOCKS/$pid" 2>/dev/null
-        done <"$T/ports"
-    fi
+    _peers_release_ports
     if [ -n "${PEERS_KEEP:-}" ]; then
         echo "PEERS_KEEP set: keeping $T" >&2
     else
@@ -172,9 +206,9 @@ _peers_cleanup() {
 # wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds; fail after
 # SECONDS. Every wait in these tests is bounded.
 wait_for() {
-    local secs=$1 i
+    local secs=$1 _
     shift
-    for i in $(seq 1 $((secs * 10))); do
+    for _ in $(seq 1 $((secs * 10))); do
         if "$@"; then return 0; fi
         sleep 0.1
     done
@@ -365,6 +399,7 @@ make_test_user() {
     TEST_USER=shoaltest
     TEST_USER_HOME=$(getent passwd shoaltest | cut -d: -f6)
     PEERS_USER_KEYS_INSTALLED=1
+    echo "$TEST_USER_HOME" >"$T/user_keys"   # for the watchdog
     export TEST_USER TEST_USER_HOME
 }
 
@@ -409,12 +444,13 @@ _peers_untrust_user_keys() {
 #     directly; keyboard-interactive then has no back end at all (OpenSSH
 #     only does kbd-int through PAM or BSD auth), so a kbd-int test needs an
 #     instance started with "UsePAM yes" -- see openssh_auth.sh.
+# shellcheck disable=SC2120 # the extra lines are optional
 start_sshd() {
     [ -x "$PEERS_SSHD" ] || skip "$PEERS_SSHD is not installed"
     _peers_host_keys
     [ -f "$T/keys/authorized_keys" ] || gen_user_keys
     PEERS_SSHD_N=$((PEERS_SSHD_N + 1))
-    local d=$T/sshd$PEERS_SSHD_N h=$T/hostkeys port pid attempt line
+    local d=$T/sshd$PEERS_SSHD_N h=$T/hostkeys port pid _ line
     local -a head=() tail=()
     local in_match=0
     for line in "$@"; do
@@ -424,7 +460,7 @@ start_sshd() {
     mkdir -p "$d"
     # Privilege separation needs this directory when sshd runs as root.
     if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd && chmod 755 /run/sshd; fi
-    for attempt in 1 2 3; do
+    for _ in 1 2 3; do
         port=$(free_port) || die "start_sshd: no free port"
         {
             echo "# written by tests/lib/peers.sh start_sshd"
@@ -467,9 +503,11 @@ EOF
             die "start_sshd: sshd -t rejects $d/sshd_config: $(cat "$d/sshd-t.out")"
         : >"$d/sshd.log"
         # Absolute path: sshd re-executes itself for every connection.
-        "$PEERS_SSHD" -f "$d/sshd_config" -E "$d/sshd.log" -D </dev/null &
+        # stdout/stderr to a file too: a peer must never hold the test's
+        # output pipes (ctest waits for them to close).
+        "$PEERS_SSHD" -f "$d/sshd_config" -E "$d/sshd.log" -D </dev/null >>"$d/sshd.stderr" 2>&1 &
         pid=$!
-        PEERS_PIDS+=("$pid")
+        _peers_add_pid "$pid"
         if wait_for 10 _peers_sshd_listening "$d/sshd.log" "$port" "$pid"; then
             break
         fi
@@ -483,7 +521,7 @@ EOF
     kill -0 "$pid" 2>/dev/null || die "start_sshd: sshd could not bind a port"
     # The log says it listens; make sure connections really are accepted.
     wait_for 10 port_open "$port" || die "start_sshd: 127.0.0.1:$port accepts no connection"
-    PEERS_LOGS+=("$d/sshd.log")
+    PEERS_LOGS+=("$d/sshd.log" "$d/sshd.stderr")
     _peers_known_host "$port" "$h"/ssh_host_*_key.pub
     SSHD_PORT=$port
     SSHD_PID=$pid
@@ -515,7 +553,7 @@ start_dropbear() {
     command -v dropbear >/dev/null 2>&1 || return 1
     command -v dropbearkey >/dev/null 2>&1 || return 1
     make_test_user || return 1
-    local d=$T/dropbear port pid attempt t
+    local d=$T/dropbear port pid _ t
     local -a rflags=()
     mkdir -p "$d"
     for t in ed25519:256 ecdsa:256 rsa:3072; do
@@ -524,14 +562,14 @@ start_dropbear() {
         dropbearkey -y -f "$d/host_${t%%:*}" | grep -E '^(ssh-|ecdsa-)' >"$d/host_${t%%:*}.pub"
         rflags+=(-r "$d/host_${t%%:*}")
     done
-    for attempt in 1 2 3; do
+    for _ in 1 2 3; do
         port=$(free_port) || die "start_dropbear: no free port"
         : >"$d/dropbear.log"
         # -F foreground, -E log to stderr, -P our own pid file (not /var/run).
         dropbear -F -E -p "127.0.0.1:$port" "${rflags[@]}" -P "$d/dropbear.pid" \
             </dev/null >>"$d/dropbear.log" 2>&1 &
         pid=$!
-        PEERS_PIDS+=("$pid")
+        _peers_add_pid "$pid"
         if wait_for 10 _peers_up_or_dead "$port" "$pid" && kill -0 "$pid" 2>/dev/null; then
             break
         fi
@@ -600,7 +638,7 @@ _peers_start_py() {
         --password-file "$PY_PASSWORD_FILE" \
         </dev/null >"$log" 2>&1 &
     pid=$!
-    PEERS_PIDS+=("$pid")
+    _peers_add_pid "$pid"
     PEERS_LOGS+=("$log")
     if ! wait_for 20 _peers_py_ready "$log" "$pid" || ! kill -0 "$pid" 2>/dev/null; then
         cat "$log" >&2
@@ -781,17 +819,18 @@ check_exec_basics() {
 check_password_login() {
     local label=$1 port=$2 dest=$3@127.0.0.1 pwfile=$4
     mkdir -p "$T/home" && chmod 700 "$T/home"
+    # shellcheck disable=SC2016 # expanded by the askpass script, not here
     printf '#!/bin/sh\ncat "$PEERS_ASKPASS_FILE"\n' >"$T/askpass-file"
     chmod 755 "$T/askpass-file"
     printf 'not-the-password\n' >"$T/wrong-password"
     local -a c=(-o "UserKnownHostsFile=$T/known_hosts" -o StrictHostKeyChecking=yes
         -o BatchMode=no -o PubkeyAuthentication=no -o PasswordAuthentication=yes -p "$port")
     HOME=$T/home PEERS_ASKPASS_FILE=$pwfile SSH_ASKPASS=$T/askpass-file SSH_ASKPASS_REQUIRE=force \
-        DISPLAY= run_shoal "${c[@]}" "$dest" 'echo ok' </dev/null
+        DISPLAY='' run_shoal "${c[@]}" "$dest" 'echo ok' </dev/null
     check_rc 0 "$label: password login exits 0"
     check_out ok "$label: password login: command ran"
     HOME=$T/home PEERS_ASKPASS_FILE=$T/wrong-password SSH_ASKPASS=$T/askpass-file \
-        SSH_ASKPASS_REQUIRE=force DISPLAY= run_shoal "${c[@]}" "$dest" 'echo ok' </dev/null
+        SSH_ASKPASS_REQUIRE=force DISPLAY='' run_shoal "${c[@]}" "$dest" 'echo ok' </dev/null
     check_rc 255 "$label: wrong password exits 255"
 }
 
