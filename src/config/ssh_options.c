@@ -9,6 +9,7 @@
 #include "crypto/kex.h"
 #include "keys/key.h"
 #include "shoal/config.h"
+#include "wire/match.h"
 
 void shoal_ssh_options_init(shoal_ssh_options *o)
 {
@@ -41,28 +42,6 @@ void shoal_ssh_options_free(shoal_ssh_options *o)
     memset(o, 0, sizeof(*o));
 }
 
-/* Shell-style wildcard match (* and ?), linear in practice. */
-static int wildmatch(const char *pat, size_t pl, const char *s, size_t sl)
-{
-    size_t p = 0, i = 0, star = (size_t)-1, mark = 0;
-    while (i < sl) {
-        if (p < pl && (pat[p] == '?' || pat[p] == s[i])) {
-            p++;
-            i++;
-        } else if (p < pl && pat[p] == '*') {
-            star = p++;
-            mark = i;
-        } else if (star != (size_t)-1) {
-            p = star + 1;
-            i = ++mark;
-        } else {
-            return 0;
-        }
-    }
-    while (p < pl && pat[p] == '*')
-        p++;
-    return p == pl;
-}
 
 static int list_append(char *out, size_t outsz, const char *name, size_t len)
 {
@@ -106,7 +85,7 @@ int shoal_algorithm_list(const char *spec, const char *defaults, const char *sup
             const char *c2 = supported, *e2 = supported + strlen(supported), *n2;
             size_t l2;
             while (!ok && shoal_namelist_next(&c2, e2, &n2, &l2))
-                ok = wildmatch(nm, l, n2, l2);
+                ok = shoal_wildmatch(nm, l, n2, l2, 0);
             ok = 1; /* removing something unknown is harmless */
         } else {
             ok = l > 0 && in_list(supported, nm, l);
@@ -143,7 +122,7 @@ int shoal_algorithm_list(const char *spec, const char *defaults, const char *sup
             const char *c3 = spec, *n3;
             size_t l3;
             while (!drop && shoal_namelist_next(&c3, end, &n3, &l3))
-                drop = wildmatch(n3, l3, nm, l);
+                drop = shoal_wildmatch(n3, l3, nm, l, 0);
             if (!drop)
                 rc = list_append(res, cap, nm, l);
         }

@@ -55,36 +55,6 @@ shoal_keytype shoal_keytype_from_name(const char *name, size_t len)
     return SHOAL_KEY_UNKNOWN;
 }
 
-int shoal_key_rd_mpint(shoal_rd *r, size_t max, const uint8_t **mag, size_t *n)
-{
-    const uint8_t *p;
-    size_t len, save = r->pos;
-    *mag = NULL;
-    *n = 0;
-    int rc = shoal_rd_string(r, &p, &len);
-    if (rc)
-        return rc;
-    rc = SHOAL_ERR_BAD_FORMAT;
-    if (len > 0 && (p[0] & 0x80))
-        goto fail; /* negative */
-    if (len > 0 && p[0] == 0 && (len == 1 || !(p[1] & 0x80)))
-        goto fail; /* not minimal (zero is the empty string) */
-    if (len > 0 && p[0] == 0) {
-        p++;
-        len--;
-    }
-    if (len > max) {
-        rc = SHOAL_ERR_TOO_LARGE;
-        goto fail;
-    }
-    *mag = p;
-    *n = len;
-    return SHOAL_OK;
-fail:
-    r->pos = save;
-    return rc;
-}
-
 /* ---- EVP_PKEY construction from public parts ---- */
 
 static int pkey_fromdata(const char *alg, int selection, OSSL_PARAM_BLD *bld, EVP_PKEY **out)
@@ -159,8 +129,8 @@ int shoal_key_parse_public_body(shoal_keytype type, shoal_rd *r, EVP_PKEY **out)
         return ec_public_pkey(ec, a, alen, out);
     }
     if (type == SHOAL_KEY_RSA) {
-        if ((rc = shoal_key_rd_mpint(r, SHOAL_RSA_MAX_BYTES, &a, &alen)) != SHOAL_OK ||
-            (rc = shoal_key_rd_mpint(r, SHOAL_RSA_MAX_BYTES, &b, &blen)) != SHOAL_OK)
+        if ((rc = shoal_rd_mpint_max(r, SHOAL_RSA_MAX_BYTES, &a, &alen)) != SHOAL_OK ||
+            (rc = shoal_rd_mpint_max(r, SHOAL_RSA_MAX_BYTES, &b, &blen)) != SHOAL_OK)
             return rc;
         /* Cheap size checks before libcrypto sees the numbers. */
         if (alen == 0 || alen > SHOAL_RSA_MAX_E_BITS / 8 || blen == 0)

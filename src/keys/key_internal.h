@@ -10,7 +10,7 @@
 /* Most bytes of a private key file we read (also the base64 armor). */
 #define SHOAL_KEYFILE_MAX (1u << 20)
 /* Largest RSA mpint magnitude: SHOAL_RSA_MAX_BITS / 8 (the wire reader's
- * generic mpint cap is smaller, so RSA uses shoal_key_rd_mpint below). */
+ * generic mpint cap is smaller, so RSA uses shoal_rd_mpint_max with its own cap). */
 #define SHOAL_RSA_MAX_BYTES (SHOAL_RSA_MAX_BITS / 8)
 /* Largest public exponent we accept (bounds verification cost; libcrypto
  * itself refuses e over 64 bits for moduli above 3072 bits). */
@@ -38,7 +38,6 @@ const shoal_ecinfo *shoal_key_ecinfo(shoal_keytype t);
 
 /* An mpint (RFC 4251: minimal, non-negative) of at most max bytes,
  * returning the magnitude; built on shoal_rd_string. */
-int shoal_key_rd_mpint(shoal_rd *r, size_t max, const uint8_t **mag, size_t *n);
 
 /* Wraps pkey (ownership moves in, freed on failure): checks the key's
  * parameters (RSA size and exponent, curve, point) and builds the blob. */

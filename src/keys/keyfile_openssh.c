@@ -181,7 +181,7 @@ static int ecdsa_private(const shoal_ecinfo *ec, shoal_rd *r, EVP_PKEY **out)
     size_t clen, qlen, dlen;
     int rc;
     if ((rc = shoal_rd_cstring(r, &curve, &clen)) != SHOAL_OK || (rc = shoal_rd_string(r, &q, &qlen)) != SHOAL_OK ||
-        (rc = shoal_key_rd_mpint(r, ec->field_len, &d, &dlen)) != SHOAL_OK)
+        (rc = shoal_rd_mpint_max(r, ec->field_len, &d, &dlen)) != SHOAL_OK)
         return rc;
     if (clen != strlen(ec->curve) || memcmp(curve, ec->curve, clen) != 0 || qlen != 1 + 2 * ec->field_len ||
         q[0] != 0x04 || dlen == 0)
@@ -229,7 +229,7 @@ static int rsa_private(shoal_rd *r, EVP_PKEY **out)
     for (int i = 0; i <= Q; i++) {
         const uint8_t *m;
         size_t n;
-        if ((rc = shoal_key_rd_mpint(r, SHOAL_RSA_MAX_BYTES, &m, &n)) != SHOAL_OK)
+        if ((rc = shoal_rd_mpint_max(r, SHOAL_RSA_MAX_BYTES, &m, &n)) != SHOAL_OK)
             goto out;
         rc = SHOAL_ERR_NOMEM;
         if (!(bn[i] = BN_secure_new()) || !BN_bin2bn(m, (int)n, bn[i]))

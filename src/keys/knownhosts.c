@@ -32,6 +32,7 @@
 
 #include "keys/key.h"
 #include "wire/buf.h"
+#include "wire/match.h"
 
 /* Longest line we look at; OpenSSH itself stops at 8 KiB, but certificates
  * and large RSA keys in the wild justify some headroom. */
@@ -61,36 +62,6 @@ static int kh_is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-/* ---- wildcard matching ---- */
-
-/* Matches s against pattern p ('*' any run, '?' any one byte), comparing the
- * pattern case-insensitively (s is already lowercase). This is the classic
- * greedy matcher that remembers only the last '*': on a mismatch it lets that
- * star swallow one more byte and retries. Earlier stars never need revisiting
- * because the last one can absorb anything they could, so the worst case is
- * O(|p| * |s|) instead of the exponential time of naive recursion. */
-static int kh_wild_match(const char *p, size_t plen, const char *s, size_t slen)
-{
-    size_t pi = 0, si = 0;
-    size_t star_p = (size_t)-1, star_s = 0;
-    while (si < slen) {
-        if (pi < plen && p[pi] == '*') {
-            star_p = pi++;
-            star_s = si;
-        } else if (pi < plen && (p[pi] == '?' || kh_lower((unsigned char)p[pi]) == (unsigned char)s[si])) {
-            pi++;
-            si++;
-        } else if (star_p != (size_t)-1) {
-            pi = star_p + 1;
-            si = ++star_s;
-        } else {
-            return 0;
-        }
-    }
-    while (pi < plen && p[pi] == '*')
-        pi++;
-    return pi == plen;
-}
 
 /* OpenSSH match_hostname() semantics over a comma-separated list: a matching
  * negated pattern rejects the whole list, otherwise one positive match is
@@ -110,7 +81,7 @@ static int kh_match_plain_list(const char *pat, size_t plen, const char *q, size
             sub++;
             sublen--;
         }
-        if (kh_wild_match(sub, sublen, q, qlen)) {
+        if (shoal_wildmatch(sub, sublen, q, qlen, 1)) {
             if (negated)
                 return 0;
             positive = 1;

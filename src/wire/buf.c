@@ -279,7 +279,7 @@ int shoal_rd_sub(shoal_rd *r, shoal_rd *sub)
     return rc;
 }
 
-int shoal_rd_mpint(shoal_rd *r, const uint8_t **mag, size_t *n)
+int shoal_rd_mpint_max(shoal_rd *r, size_t max, const uint8_t **mag, size_t *n)
 {
     const uint8_t *p;
     size_t len, save = r->pos;
@@ -291,15 +291,13 @@ int shoal_rd_mpint(shoal_rd *r, const uint8_t **mag, size_t *n)
     rc = SHOAL_ERR_BAD_FORMAT;
     if (len > 0 && (p[0] & 0x80))
         goto fail; /* negative */
-    if (len > 1 && p[0] == 0 && !(p[1] & 0x80))
-        goto fail; /* not minimal */
-    if (len == 1 && p[0] == 0)
-        goto fail; /* zero must be the empty string */
+    if (len > 0 && p[0] == 0 && (len == 1 || !(p[1] & 0x80)))
+        goto fail; /* not minimal (zero is the empty string) */
     if (len > 0 && p[0] == 0) {
         p++;
         len--;
     }
-    if (len > SHOAL_MAX_MPINT_BYTES) {
+    if (len > max) {
         rc = SHOAL_ERR_TOO_LARGE;
         goto fail;
     }
@@ -309,6 +307,11 @@ int shoal_rd_mpint(shoal_rd *r, const uint8_t **mag, size_t *n)
 fail:
     r->pos = save;
     return rc;
+}
+
+int shoal_rd_mpint(shoal_rd *r, const uint8_t **mag, size_t *n)
+{
+    return shoal_rd_mpint_max(r, SHOAL_MAX_MPINT_BYTES, mag, n);
 }
 
 int shoal_rd_namelist(shoal_rd *r, const char **p, size_t *n)

@@ -110,6 +110,8 @@ int shoal_rd_sub(shoal_rd *r, shoal_rd *sub);
 /* A non-negative, minimally encoded mpint; returns the magnitude without
  * the sign byte. Capped at SHOAL_MAX_MPINT_BYTES. */
 int shoal_rd_mpint(shoal_rd *r, const uint8_t **mag, size_t *n);
+/* Same with an explicit cap on the magnitude (e.g. RSA moduli). */
+int shoal_rd_mpint_max(shoal_rd *r, size_t max, const uint8_t **mag, size_t *n);
 /* A name-list: printable US-ASCII, no empty names, no spaces, capped at
  * SHOAL_MAX_NAMELIST bytes and SHOAL_MAX_NAMES names. */
 int shoal_rd_namelist(shoal_rd *r, const char **p, size_t *n);
