@@ -586,7 +586,11 @@ int cmd_exec(int argc, char **argv)
     uo.agent_socket = agent;
     uo.identity_files = ids;
     uo.n_identity_files = nids;
+    /* As OpenSSH: ConnectTimeout covers the TCP connection and the initial
+     * SSH handshake (version exchange and key exchange). */
     uo.connect_timeout_ms = o.connect_timeout_s > 0 ? (uint64_t)o.connect_timeout_s * 1000 : 0;
+    uo.banner_timeout_ms = uo.connect_timeout_ms;
+    uo.kex_timeout_ms = uo.connect_timeout_ms;
     uo.log_level = o.log_level >= 0 ? (verbose > o.log_level ? verbose : o.log_level) : verbose;
 
     shoal_uv_callbacks cb = {on_ready, on_closed, on_passphrase, on_password, on_kbdint, on_banner, on_log};
