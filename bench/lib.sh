@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the variables set here are used by the scripts that source it
 # bench/lib.sh -- the server and client command lines shared by bench/run.sh
 # and bench/profile.sh. Source it from bash after setting SRC (project root)
 # and SHOAL (path of the shoal binary); it sources tests/lib/peers.sh.
@@ -31,6 +31,7 @@ bench_setup() {
     local home
     home=$(getent passwd "$(id -un)" | cut -d: -f6)
     SERVER_ENV="sshd sees the user's real home (rc files included)"
+    # shellcheck disable=SC2016 # $1 and $2 belong to the inner sh
     if [ "$(id -u)" -eq 0 ] && [ -d "$home" ] &&
         unshare -m -- sh -c 'mount --bind "$1" "$2"' _ "$T/emptyhome" "$home" 2>/dev/null; then
         cat >"$T/sshd-wrapper" <<WRAPPER
@@ -58,9 +59,9 @@ WRAPPER
     SSH=(ssh -F /dev/null -p "$PORT" -i "$KEY" -o IdentitiesOnly=yes -o IdentityAgent=none
         -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$T/known_hosts"
         -o GlobalKnownHostsFile=/dev/null -o UpdateHostKeys=no -o ControlPath=none
-        -o KexAlgorithms=$KEX -o HostKeyAlgorithms=$HKA -o LogLevel=ERROR)
+        -o "KexAlgorithms=$KEX" -o "HostKeyAlgorithms=$HKA" -o LogLevel=ERROR)
     SHOAL_EXEC=("$SHOAL" exec -p "$PORT" -i "$KEY" -o IdentityAgent=none -o BatchMode=yes
         -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$T/known_hosts"
-        -o GlobalKnownHostsFile=/dev/null -o KexAlgorithms=$KEX -o HostKeyAlgorithms=$HKA)
-    FAN=("$FANOUT" -p "$PORT" -i "$KEY" -k "$T/known_hosts" -o KexAlgorithms=$KEX -o HostKeyAlgorithms=$HKA)
+        -o GlobalKnownHostsFile=/dev/null -o "KexAlgorithms=$KEX" -o "HostKeyAlgorithms=$HKA")
+    FAN=("$FANOUT" -p "$PORT" -i "$KEY" -k "$T/known_hosts" -o "KexAlgorithms=$KEX" -o "HostKeyAlgorithms=$HKA")
 }

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck shell=bash
 # bench/profile.sh -- profile shoal's client side against the same private
 # sshd that bench/run.sh uses, with perf (or callgrind when perf is missing).
 #
@@ -37,6 +38,7 @@ case $MODE in
     bulk)
         CIPHER=${3:-aes128-gcm@openssh.com}
         head -c 1G /dev/zero >"$T/zero" # from page cache; a pipe would need a second process
+        # shellcheck disable=SC2016 # expanded by the inner sh
         CMD=(sh -c 'exec "$@" <"$0"' "$T/zero" "${SHOAL_EXEC[@]}" -c "$CIPHER" "$USER_AT" 'cat > /dev/null') ;;
     *)
         echo "usage: profile.sh SHOAL_BIN fanout [C] [N] | exec [N] | bulk [CIPHER]" >&2
@@ -46,6 +48,7 @@ esac
 if command -v perf >/dev/null 2>&1 && perf record -o "$T/probe.data" -- true >/dev/null 2>&1; then
     perf record -F 10000 --call-graph dwarf,32768 -o "$OUT/perf.data" -- "${CMD[@]}" 2>"$T/perf.err" ||
         { cat "$T/perf.err" >&2; exit 1; }
+    set +o pipefail # `head` ends the reports early
     # Only the client (shoal / shoal_bench_fanout), not bash or sh.
     comms=shoal_bench_fan,shoal
     echo "== inclusive (children), client process only"
@@ -67,6 +70,7 @@ else
         "differ under valgrind, which hides AVX-512 and friends from OpenSSL)" >&2
     valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$OUT/callgrind.out.%p" \
         -- "${CMD[@]}" 2>"$T/vg.err" || { tail -20 "$T/vg.err" >&2; exit 1; }
+    set +o pipefail
     for f in "$OUT"/callgrind.out.*; do
         callgrind_annotate --inclusive=yes "$f" 2>/dev/null | sed -n '/file:function/,$p' | head -n 40
     done

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck shell=bash
 # bench/run.sh -- shoal vs OpenSSH's ssh against one private OpenSSH sshd on
 # loopback. Invoked by `make bench` as `sh bench/run.sh build/shoal`.
 #
@@ -104,8 +105,8 @@ note_other() { # NAME WALL CLIENT_S SSHD_S M0 M1
 # Wait until the listener has reaped every per-connection child, so its
 # cutime/cstime include them.
 sshd_settle() {
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
         [ -z "$(pgrep -P "$SSHD_PID" 2>/dev/null || true)" ] && return 0
         sleep 0.05
     done
@@ -113,7 +114,7 @@ sshd_settle() {
 }
 
 # field NAME FILE: value of NAME=... in a key=value line.
-field() { tr ' ' '\n' <"$2" | sed -n "s/^$1=//p" | head -n 1; }
+field() { awk -v k="$1=" '{ for (i = 1; i <= NF; i++) if (index($i, k) == 1) { print substr($i, length(k) + 1); exit } }' "$2"; }
 calc() { awk "BEGIN { printf \"%.6g\n\", $* }"; }
 
 declare -A R      # metric -> space-separated values, one per run
@@ -225,11 +226,11 @@ done
 
 # ---------------------------------------------------------------- report
 
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [ -n "$cpu_model" ] || cpu_model=$(uname -m)
 ncpu=$NCPU
 ossl=$(openssl version 2>/dev/null || echo "openssl(1) not found")
-libcrypto=$(ldd "$SHOAL" 2>/dev/null | awk '/libcrypto/ { print $3 }' | head -n 1)
+libcrypto=$(ldd "$SHOAL" 2>/dev/null | awk '/libcrypto/ { print $3; exit }' || true)
 openssh=$(ssh -V 2>&1)
 rev=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ]; then rev="$rev (with local changes)"; fi

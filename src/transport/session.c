@@ -285,6 +285,7 @@ int shoal_session_tick(shoal_session *s, uint64_t now)
             if (s->keepalive_outstanding >= s->keepalive_max)
                 return shoal__fail(s, SHOAL_ERR_TIMEOUT, SSH_DISCONNECT_BY_APPLICATION,
                                    "server did not answer %u keepalives", s->keepalive_outstanding);
+            shoal__log(s, 2, "sending keepalive %u", s->keepalive_outstanding + 1);
             int rc = shoal__conn_keepalive(s);
             if (rc)
                 return rc;

@@ -12,6 +12,7 @@
 
 #define DEFAULT_STAGE_TIMEOUT 30000u
 #define DEFAULT_AUTH_TIMEOUT 60000u
+#define LINGER_MS 2000u
 
 static void flush(shoal_uv_conn *c);
 static void schedule(shoal_uv_conn *c);
@@ -284,6 +285,21 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+static void close_tcp(shoal_uv_conn *c)
+{
+    if (!c->tcp_open)
+        return;
+    c->tcp_open = 0;
+    c->handles_pending++;
+    c->tcp.data = c;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    close_tcp(t->data);
+}
+
 /* Close the socket once the session is over and its last bytes (e.g. a
  * DISCONNECT) were handed to the kernel. */
 static void maybe_close_handles(shoal_uv_conn *c)
@@ -295,10 +311,11 @@ static void maybe_close_handles(shoal_uv_conn *c)
         if (c->s && shoal_session_output(c->s, &p) > 0 && c->tcp.write_queue_size == 0 && c->reading)
             flush(c);
         if (c->tcp.write_queue_size == 0) {
-            c->tcp_open = 0;
-            c->handles_pending++;
-            c->tcp.data = c;
-            uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+            close_tcp(c);
+        } else if (c->timer_open) {
+            /* Give the last bytes a moment; a peer that stopped reading
+             * must not keep us (and the loop) alive. */
+            uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
         }
     }
 }
@@ -464,6 +481,9 @@ static void on_timer(uv_timer_t *t)
         flush(c);
     }
     schedule(c);
+    /* A tick may end the session (keepalives unanswered): let go of the
+     * socket, or a silent peer would keep the loop alive forever. */
+    maybe_close_handles(c);
 }
 
 static void schedule(shoal_uv_conn *c)
