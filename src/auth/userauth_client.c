@@ -41,6 +41,12 @@ int shoal__auth_start(shoal_session *s)
     s->auth = AUTH_SERVICE;
     s->auth_cursor = CUR_PUBKEY;
     s->auth_ident = 0;
+    /* Messages are processed in order, so the "none" probe can follow the
+     * service request at once instead of a round trip later. */
+    if (!rc)
+        rc = begin_request(s, "none", &mark);
+    if (!rc)
+        rc = shoal__pkt_end(s, mark);
     return rc;
 }
 
@@ -485,16 +491,13 @@ int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         size_t sl;
         shoal_rd_init(&r, p + 1, n - 1);
         if (s->auth != AUTH_SERVICE || shoal_rd_cstring(&r, &svc, &sl) || sl != 12 ||
-            memcmp(svc, "ssh-userauth", 12) != 0)
+            memcmp(svc, "ssh-userauth", 12) != 0 || shoal_rd_end(&r))
             return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "bad SERVICE_ACCEPT");
-        /* Ask with "none" first: learns the allowed methods (or logs in). */
-        size_t mark;
-        int rc = begin_request(s, "none", &mark);
-        if (!rc)
-            rc = shoal__pkt_end(s, mark);
+        /* The "none" probe is already on its way (see shoal__auth_start):
+         * its answer tells the allowed methods, or logs us in. */
         s->auth = AUTH_NONE_SENT;
         s->ext_info_in_auth_ok = 1;
-        return rc;
+        return SHOAL_OK;
     }
     case SSH_MSG_USERAUTH_BANNER: {
         shoal_rd r;

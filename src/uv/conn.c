@@ -2,6 +2,8 @@
  * between the socket and the sans-I/O session, enforce a deadline for each
  * stage, and report exactly one result. */
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -589,11 +591,37 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(rbuf, sizeof(rbuf));
 }
 
+/* During the handshake and the first exchanges after it, acknowledge every
+ * segment at once. Servers send some messages we never answer (OpenSSH's
+ * hostkeys-00@openssh.com after authentication); with delayed ACKs their next
+ * small message (the channel confirmation) then sits behind Nagle's
+ * algorithm on the server for ~40 ms. TCP_QUICKACK is not sticky, hence per
+ * read; bulk transfers later keep the kernel's delayed ACKs. */
+#define QUICKACK_READS 16
+
+static void quick_ack(shoal_uv_conn *c)
+{
+#ifdef TCP_QUICKACK
+    if (c->quickack_reads >= QUICKACK_READS)
+        return;
+    if (c->stage == SHOAL_STAGE_READY)
+        c->quickack_reads++;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
+#else
+    (void)c;
+#endif
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     shoal_uv_conn *c = st->data;
     uint64_t now = uv_now(c->loop);
     if (nread > 0) {
+        quick_ack(c);
         shoal_session_recv(c->s, (const uint8_t *)buf->base, (size_t)nread, now);
     } else if (nread == UV_EOF) {
         uv_read_stop(st);

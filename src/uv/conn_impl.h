@@ -32,6 +32,7 @@ struct shoal_uv_conn {
     shoal_uv_stage stage;
     uint64_t stage_deadline;
     int ready_reported, closed_reported, freeing, closing_handles;
+    unsigned quickack_reads; /* reads since READY acknowledged at once */
     int err;
     char errmsg[768];
     char detail[512]; /* a better message from the driver (host key, timeout) */
