@@ -44,7 +44,8 @@ typedef struct suite {
     int conn_err;
     char conn_msg[512];
     /* extra children for the process API */
-    job stdin_job, sig_job, quote_job, env_job, pty_job, kill_job;
+    job stdin_job, sig_job, quote_job, env_job, pty_job, kill_job, slow_job;
+    int slow_err;
     int extra_done;
     const char *awkward;
     int kill_pending, kill_done;
@@ -67,7 +68,7 @@ static void record(job *j, shoal_child *ch, const shoal_exit *ex)
 
 static void maybe_finish(suite *su)
 {
-    if (su->finished == su->n && su->extra_done == 6)
+    if (su->finished == su->n && su->extra_done == 7)
         shoal_uv_conn_close(su->conn);
 }
 
@@ -83,6 +84,8 @@ static void on_exit_main(shoal_child *ch, const shoal_exit *ex, void *ud)
 static void on_exit_extra(shoal_child *ch, const shoal_exit *ex, void *ud)
 {
     record(ud, ch, ex);
+    if (ud == &g_suite->slow_job)
+        g_suite->slow_err = ex->err;
     g_suite->extra_done++;
     maybe_finish(g_suite);
 }
@@ -127,6 +130,10 @@ static void on_ready(shoal_uv_conn *c, void *ud)
     shoal_child_options po = {.pty = 1, .term = "vt100", .cols = 100, .rows = 40};
     if (shoal_child_spawn(c, "test -t 0 && printf '%s' \"$TERM $(stty size)\"", &po, &xcb, &su->pty_job,
                           &su->pty_job.child) != 0)
+        su->extra_done++;
+    /* The command deadline: an error, not an exit status. */
+    shoal_child_options to = {.timeout_ms = 1000};
+    if (shoal_child_spawn(c, "sleep 30", &to, &xcb, &su->slow_job, &su->slow_job.child) != 0)
         su->extra_done++;
     /* A signal delivered to a running command. */
     if (shoal_child_spawn(c, "exec sleep 30", NULL, &xcb, &su->kill_job, &su->kill_job.child) != 0) {
@@ -245,6 +252,9 @@ int main(int argc, char **argv)
           "shoal_child_kill delivers TERM to the remote command");
     if (su.kill_job.kind != SHOAL_EXIT_SIGNAL)
         printf("# kill job: kind=%d status=%d\n", su.kill_job.kind, su.kill_job.status);
+    check(su.slow_job.kind == SHOAL_EXIT_ERROR && su.slow_err == SHOAL_ERR_TIMEOUT,
+          "command deadline: reported as a timeout error, not an exit status");
+    shoal_child_free(su.slow_job.child);
     shoal_child_free(su.env_job.child);
     shoal_child_free(su.pty_job.child);
     shoal_child_free(su.kill_job.child);

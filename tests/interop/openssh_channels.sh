@@ -21,3 +21,9 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 start_sshd "MaxSessions 200"
 "$PROG" "$SSHD_PORT" "$T/keys/id_ed25519" "$T/known_hosts" "$user" 100
+
+# The sans-I/O core driven by hand (no libuv), with deferred answers.
+SANSIO=$SHOAL_BUILD/tests/interop_sansio
+if [ -x "$SANSIO" ]; then
+    "$SANSIO" "$SSHD_PORT" "$T/keys/id_ed25519" "$user"
+fi

@@ -7,7 +7,10 @@ prints "READY <port>" on stdout once it accepts connections.
 
 Authentication: any user name; public keys listed in --authorized-keys;
 password auth (and, through asyncssh's built-in mapping, keyboard-interactive
-with one "Password:" prompt) with the password in --password-file.
+with one "Password:" prompt) with the password in --password-file. User names
+given with --none-auth-user (repeatable; default: the comma-separated names in
+$PY_NONE_AUTH_USERS) need no authentication at all: their "none" request
+succeeds at once.
 
 Sessions: only "exec" requests. The command runs with /bin/sh -c as this
 process's user; stdin, stdout and stderr are streamed both ways as raw bytes;
@@ -37,8 +40,9 @@ def accepted_env(name):
 
 
 class Server(asyncssh.SSHServer):
-    def __init__(self, password):
+    def __init__(self, password, none_users=()):
         self._password = password
+        self._none_users = frozenset(none_users)
         self._peer = "?"
 
     def connection_made(self, conn):
@@ -49,7 +53,11 @@ class Server(asyncssh.SSHServer):
         log.info("connection from %s closed: %s", self._peer, exc or "normally")
 
     def begin_auth(self, username):
-        return True  # authentication is required for every user
+        # False: no authentication needed, the "none" method succeeds.
+        if username in self._none_users:
+            log.info("user %s needs no authentication", username)
+            return False
+        return True
 
     def password_auth_supported(self):
         return self._password is not None
@@ -146,7 +154,11 @@ async def main():
     ap.add_argument("--host-key", action="append", required=True)
     ap.add_argument("--authorized-keys", required=True)
     ap.add_argument("--password-file")
+    ap.add_argument("--none-auth-user", action="append", default=None)
     args = ap.parse_args()
+    none_users = args.none_auth_user
+    if none_users is None:
+        none_users = [u for u in os.environ.get("PY_NONE_AUTH_USERS", "").split(",") if u]
 
     password = None
     if args.password_file:
@@ -157,7 +169,7 @@ async def main():
         "127.0.0.1", args.port,
         server_host_keys=args.host_key,
         authorized_client_keys=args.authorized_keys,
-        server_factory=lambda: Server(password),
+        server_factory=lambda: Server(password, none_users),
         process_factory=handle,
         encoding=None,          # bytes, not str, on every stream
         agent_forwarding=False,
