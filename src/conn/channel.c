@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn/channel_impl.h"
 #include "transport/session_impl.h"
 
 /* ---- table ---- */
@@ -17,7 +18,7 @@ static shoal_channel *chan_get(shoal_session *s, uint32_t id)
     return id < s->nchans ? s->chans[id] : NULL;
 }
 
-static int chan_alloc(shoal_session *s, shoal_channel **out)
+int shoal__chan_alloc(shoal_session *s, shoal_channel **out)
 {
     uint32_t id;
     for (id = 0; id < s->nchans; id++)
@@ -46,13 +47,17 @@ static int chan_alloc(shoal_session *s, shoal_channel **out)
     return SHOAL_OK;
 }
 
-static void chan_release(shoal_channel *ch)
+void shoal__chan_release(shoal_channel *ch)
 {
     shoal_session *s = ch->s;
     s->chans[ch->local_id] = NULL;
     s->open_channels--;
-    if (ch->cb.on_close)
+    if (ch->peer_opened && ch->state != CH_PEER_OPENING) {
+        if (ch->scb.on_close)
+            ch->scb.on_close(ch, ch->ud);
+    } else if (!ch->peer_opened && ch->cb.on_close) {
         ch->cb.on_close(ch, ch->ud);
+    }
     free(ch);
 }
 
@@ -74,7 +79,39 @@ void shoal__conn_session_closed(shoal_session *s)
         if (ch->state == CH_OPENING && ch->cb.on_open)
             ch->cb.on_open(ch, s->err ? s->err : SHOAL_ERR_CLOSED, "session closed", ch->ud);
         ch->state = CH_CLOSED;
-        chan_release(ch);
+        shoal__chan_release(ch);
+    }
+}
+
+/* ---- callbacks of either role ---- */
+
+static void notify_writable(shoal_channel *ch)
+{
+    if (ch->peer_opened) {
+        if (ch->scb.on_writable)
+            ch->scb.on_writable(ch, ch->ud);
+    } else if (ch->cb.on_writable) {
+        ch->cb.on_writable(ch, ch->ud);
+    }
+}
+
+static void notify_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n)
+{
+    if (ch->peer_opened) {
+        if (ch->scb.on_data)
+            ch->scb.on_data(ch, stream, d, n, ch->ud);
+    } else if (ch->cb.on_data) {
+        ch->cb.on_data(ch, stream, d, n, ch->ud);
+    }
+}
+
+static void notify_eof(shoal_channel *ch)
+{
+    if (ch->peer_opened) {
+        if (ch->scb.on_eof)
+            ch->scb.on_eof(ch, ch->ud);
+    } else if (ch->cb.on_eof) {
+        ch->cb.on_eof(ch, ch->ud);
     }
 }
 
@@ -123,7 +160,7 @@ static int send_request(shoal_channel *ch, const char *name, int want_reply, siz
     return rc;
 }
 
-static int finish(shoal_session *s, size_t mark, int rc)
+int shoal__chan_finish(shoal_session *s, size_t mark, int rc)
 {
     if (rc) {
         shoal_buf_truncate(&s->out, mark);
@@ -142,7 +179,7 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
     if (s->phase != SHOAL_PHASE_OPEN)
         return SHOAL_ERR_BAD_STATE;
     shoal_channel *ch;
-    int rc = chan_alloc(s, &ch);
+    int rc = shoal__chan_alloc(s, &ch);
     if (rc)
         return rc;
     if (cb)
@@ -160,7 +197,7 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
         rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_WINDOW);
     if (!rc)
         rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_MAXPKT);
-    rc = finish(s, mark, rc);
+    rc = shoal__chan_finish(s, mark, rc);
     if (rc) {
         s->chans[ch->local_id] = NULL;
         s->open_channels--;
@@ -179,7 +216,7 @@ int shoal_channel_env(shoal_channel *ch, const char *name, const char *value)
         rc = shoal_buf_put_cstring(&ch->s->out, name);
     if (!rc)
         rc = shoal_buf_put_cstring(&ch->s->out, value);
-    return finish(ch->s, mark, rc);
+    return shoal__chan_finish(ch->s, mark, rc);
 }
 
 int shoal_channel_pty(shoal_channel *ch, const char *term, uint32_t cols, uint32_t rows)
@@ -200,7 +237,7 @@ int shoal_channel_pty(shoal_channel *ch, const char *term, uint32_t cols, uint32
     /* Encoded terminal modes (RFC 4254 8): none set, just TTY_OP_END. */
     if (!rc)
         rc = shoal_buf_put_string(o, "\0", 1);
-    return finish(ch->s, mark, rc);
+    return shoal__chan_finish(ch->s, mark, rc);
 }
 
 int shoal_channel_window_change(shoal_channel *ch, uint32_t cols, uint32_t rows)
@@ -216,7 +253,7 @@ int shoal_channel_window_change(shoal_channel *ch, uint32_t cols, uint32_t rows)
         rc = shoal_buf_put_u32(o, 0);
     if (!rc)
         rc = shoal_buf_put_u32(o, 0);
-    return finish(ch->s, mark, rc);
+    return shoal__chan_finish(ch->s, mark, rc);
 }
 
 int shoal_channel_exec(shoal_channel *ch, const char *command)
@@ -225,14 +262,14 @@ int shoal_channel_exec(shoal_channel *ch, const char *command)
     int rc = send_request(ch, "exec", 1, &mark);
     if (!rc)
         rc = shoal_buf_put_cstring(&ch->s->out, command);
-    return finish(ch->s, mark, rc);
+    return shoal__chan_finish(ch->s, mark, rc);
 }
 
 int shoal_channel_shell(shoal_channel *ch)
 {
     size_t mark;
     int rc = send_request(ch, "shell", 1, &mark);
-    return finish(ch->s, mark, rc);
+    return shoal__chan_finish(ch->s, mark, rc);
 }
 
 int shoal_channel_subsystem(shoal_channel *ch, const char *name)
@@ -241,7 +278,7 @@ int shoal_channel_subsystem(shoal_channel *ch, const char *name)
     int rc = send_request(ch, "subsystem", 1, &mark);
     if (!rc)
         rc = shoal_buf_put_cstring(&ch->s->out, name);
-    return finish(ch->s, mark, rc);
+    return shoal__chan_finish(ch->s, mark, rc);
 }
 
 int shoal_channel_signal(shoal_channel *ch, const char *signal)
@@ -250,7 +287,7 @@ int shoal_channel_signal(shoal_channel *ch, const char *signal)
     int rc = send_request(ch, "signal", 0, &mark);
     if (!rc)
         rc = shoal_buf_put_cstring(&ch->s->out, signal);
-    return finish(ch->s, mark, rc);
+    return shoal__chan_finish(ch->s, mark, rc);
 }
 
 size_t shoal_channel_writable(const shoal_channel *ch)
@@ -285,7 +322,7 @@ int shoal_channel_write(shoal_channel *ch, const void *data, size_t len, size_t 
             rc = shoal_buf_put_u32(&s->out, ch->remote_id);
         if (!rc)
             rc = shoal_buf_put_string(&s->out, p, n);
-        rc = finish(s, mark, rc);
+        rc = shoal__chan_finish(s, mark, rc);
         if (rc)
             return rc;
         ch->remote_window -= (uint32_t)n;
@@ -311,7 +348,7 @@ int shoal_channel_send_eof(shoal_channel *ch)
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_EOF, &mark);
     if (!rc)
         rc = shoal_buf_put_u32(&s->out, ch->remote_id);
-    rc = finish(s, mark, rc);
+    rc = shoal__chan_finish(s, mark, rc);
     ch->eof_sent = 1;
     return rc;
 }
@@ -357,7 +394,7 @@ void shoal_channel_consume(shoal_channel *ch, size_t n)
         rc = shoal_buf_put_u32(&s->out, ch->remote_id);
     if (!rc)
         rc = shoal_buf_put_u32(&s->out, ch->local_consumed);
-    if (finish(s, mark, rc) == 0) {
+    if (shoal__chan_finish(s, mark, rc) == 0) {
         ch->local_window += ch->local_consumed;
         ch->local_consumed = 0;
     }
@@ -384,8 +421,7 @@ void shoal__conn_notify_writable(shoal_session *s)
         shoal_channel *ch = s->chans[i];
         if (ch && ch->want_writable && shoal_channel_writable(ch) > 0) {
             ch->want_writable = 0;
-            if (ch->cb.on_writable)
-                ch->cb.on_writable(ch, ch->ud);
+            notify_writable(ch);
         }
     }
 }
@@ -398,7 +434,7 @@ int shoal__conn_keepalive(shoal_session *s)
         rc = shoal_buf_put_cstring(&s->out, "keepalive@openssh.com");
     if (!rc)
         rc = shoal_buf_put_bool(&s->out, 1);
-    return finish(s, mark, rc);
+    return shoal__chan_finish(s, mark, rc);
 }
 
 /* ---- receiving ---- */
@@ -461,7 +497,7 @@ static int on_open_failure(shoal_session *s, shoal_channel *ch, shoal_rd *r)
     ch->state = CH_CLOSED;
     if (ch->cb.on_open)
         ch->cb.on_open(ch, SHOAL_ERR_CHANNEL_OPEN, msg, ch->ud);
-    chan_release(ch);
+    shoal__chan_release(ch);
     return SHOAL_OK;
 }
 
@@ -479,8 +515,8 @@ static int on_data(shoal_session *s, shoal_channel *ch, int stream, shoal_rd *r)
     ch->local_window -= (uint32_t)n;
     if (ch->close_sent)
         return SHOAL_OK; /* we are closing: discard */
-    if (ch->cb.on_data && n)
-        ch->cb.on_data(ch, stream, d, n, ch->ud);
+    if (n)
+        notify_data(ch, stream, d, n);
     if (!ch->manual_window && s->chans[ch->local_id] == ch)
         shoal_channel_consume(ch, n);
     return SHOAL_OK;
@@ -526,7 +562,7 @@ static int on_channel_request(shoal_session *s, shoal_channel *ch, shoal_rd *r)
         int rc = shoal__pkt_begin(s, ok ? SSH_MSG_CHANNEL_SUCCESS : SSH_MSG_CHANNEL_FAILURE, &mark);
         if (!rc)
             rc = shoal_buf_put_u32(&s->out, ch->remote_id);
-        return finish(s, mark, rc);
+        return shoal__chan_finish(s, mark, rc);
     }
     return SHOAL_OK;
 }
@@ -546,7 +582,7 @@ static int on_global_request(shoal_session *s, const uint8_t *p, size_t n)
         return SHOAL_OK;
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_REQUEST_FAILURE, &mark);
-    return finish(s, mark, rc);
+    return shoal__chan_finish(s, mark, rc);
 }
 
 static int on_server_channel_open(shoal_session *s, const uint8_t *p, size_t n)
@@ -568,7 +604,7 @@ static int on_server_channel_open(shoal_session *s, const uint8_t *p, size_t n)
         rc = shoal_buf_put_cstring(&s->out, "not accepted by this client");
     if (!rc)
         rc = shoal_buf_put_cstring(&s->out, "");
-    return finish(s, mark, rc);
+    return shoal__chan_finish(s, mark, rc);
 }
 
 int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_t n)
@@ -580,7 +616,7 @@ int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
     case SSH_MSG_REQUEST_FAILURE:
         return SHOAL_OK; /* answers to our keepalives */
     case SSH_MSG_CHANNEL_OPEN:
-        return on_server_channel_open(s, p, n);
+        return s->is_server ? shoal__chan_server_open(s, p, n) : on_server_channel_open(s, p, n);
     default:
         break;
     }
@@ -608,8 +644,7 @@ int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         ch->remote_window += add;
         if (ch->want_writable && shoal_channel_writable(ch) > 0) {
             ch->want_writable = 0;
-            if (ch->cb.on_writable)
-                ch->cb.on_writable(ch, ch->ud);
+            notify_writable(ch);
         }
         return SHOAL_OK;
     }
@@ -636,8 +671,8 @@ int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         if (ch->state != CH_OPEN || ch->eof_received)
             return PROTO_FAIL(s, "unexpected EOF on channel %u", id);
         ch->eof_received = 1;
-        if (ch->cb.on_eof && !ch->close_sent)
-            ch->cb.on_eof(ch, ch->ud);
+        if (!ch->close_sent)
+            notify_eof(ch);
         return SHOAL_OK;
     case SSH_MSG_CHANNEL_CLOSE: {
         if (ch->state != CH_OPEN)
@@ -645,13 +680,13 @@ int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         ch->close_received = 1;
         int rc = send_close(ch);
         ch->state = CH_CLOSED;
-        chan_release(ch);
+        shoal__chan_release(ch);
         return rc;
     }
     case SSH_MSG_CHANNEL_REQUEST:
         if (ch->state != CH_OPEN)
             return PROTO_FAIL(s, "request for channel %u not open", id);
-        return on_channel_request(s, ch, &r);
+        return ch->peer_opened ? shoal__chan_server_request(s, ch, &r) : on_channel_request(s, ch, &r);
     case SSH_MSG_CHANNEL_SUCCESS:
     case SSH_MSG_CHANNEL_FAILURE: {
         if (!ch->pending_replies)

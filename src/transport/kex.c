@@ -49,6 +49,40 @@ static int put_pub(shoal_session *s, shoal_buf *b, const uint8_t *p, size_t n)
     return s->kex_alg->pub_is_mpint ? shoal_buf_put_mpint(b, p, n) : shoal_buf_put_string(b, p, n);
 }
 
+/* Exchange hash H over everything both sides said (RFC 4253 8, RFC 5656 4,
+ * RFC 8731 3): V_C, V_S, I_C, I_S, K_S, client value, server value, K. */
+static int exchange_hash(shoal_session *s, const uint8_t *ks, size_t ks_len, const uint8_t *q_c, size_t q_c_len,
+                         const uint8_t *q_s, size_t q_s_len)
+{
+    const char *v_c = s->is_server ? s->peer_version : s->our_version;
+    const char *v_s = s->is_server ? s->our_version : s->peer_version;
+    const shoal_buf *i_c = s->is_server ? &s->peer_kexinit : &s->my_kexinit;
+    const shoal_buf *i_s = s->is_server ? &s->my_kexinit : &s->peer_kexinit;
+    shoal_buf hb;
+    shoal_buf_init(&hb, 1u << 20);
+    int rc = shoal_buf_put_cstring(&hb, v_c);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&hb, v_s);
+    if (!rc)
+        rc = shoal_buf_put_string(&hb, shoal_buf_ptr(i_c), shoal_buf_len(i_c));
+    if (!rc)
+        rc = shoal_buf_put_string(&hb, shoal_buf_ptr(i_s), shoal_buf_len(i_s));
+    if (!rc)
+        rc = shoal_buf_put_string(&hb, ks, ks_len);
+    if (!rc)
+        rc = put_pub(s, &hb, q_c, q_c_len);
+    if (!rc)
+        rc = put_pub(s, &hb, q_s, q_s_len);
+    if (!rc)
+        rc = shoal_buf_put(&hb, shoal_buf_ptr(&s->K), shoal_buf_len(&s->K));
+    if (!rc) {
+        s->H_len = shoal_hash_len(s->kex_alg->hash);
+        rc = shoal_hash(s->kex_alg->hash, shoal_buf_ptr(&hb), shoal_buf_len(&hb), s->H);
+    }
+    shoal_buf_free(&hb);
+    return rc;
+}
+
 static int on_kexinit(shoal_session *s, const uint8_t *p, size_t n)
 {
     if (s->kexinit_received)
@@ -71,6 +105,8 @@ static int on_kexinit(shoal_session *s, const uint8_t *p, size_t n)
     rc = shoal__kexinit_negotiate(s, &mine, &peer);
     if (rc)
         return rc;
+    if (s->is_server)
+        return SHOAL_OK; /* the client speaks next (KEX_ECDH_INIT) */
     /* Client: generate our ephemeral key and send it. */
     shoal_kex_state_free(s->kex_st);
     s->kex_st = NULL;
@@ -114,10 +150,15 @@ static int derive_keys(shoal_session *s)
         rc = shoal_kex_derive(s->kex_alg->hash, shoal_buf_ptr(&s->K), shoal_buf_len(&s->K), s->H, s->H_len,
                               want[i].letter, s->session_id, s->session_id_len, want[i].out, want[i].len);
     }
-    if (!rc)
+    /* Client sends with the c2s keys, server with the s2c keys. */
+    if (!rc && !s->is_server)
         rc = shoal_pktcrypt_new(&s->next_tx, cc, mc, k_c, iv_c, m_c, 1);
-    if (!rc)
+    if (!rc && !s->is_server)
         rc = shoal_pktcrypt_new(&s->next_rx, cs, ms, k_s, iv_s, m_s, 0);
+    if (!rc && s->is_server)
+        rc = shoal_pktcrypt_new(&s->next_tx, cs, ms, k_s, iv_s, m_s, 1);
+    if (!rc && s->is_server)
+        rc = shoal_pktcrypt_new(&s->next_rx, cc, mc, k_c, iv_c, m_c, 0);
     shoal_wipe(iv_c, sizeof(iv_c));
     shoal_wipe(iv_s, sizeof(iv_s));
     shoal_wipe(k_c, sizeof(k_c));
@@ -148,6 +189,9 @@ static int send_newkeys(shoal_session *s)
         s->tx_seq = 0;
     s->newkeys_sent = 1;
     s->tx_bytes = 0;
+    /* RFC 8308 2.4: the server's EXT_INFO is the first packet under the new keys. */
+    if (s->is_server && !s->first_kex_done && s->peer_ext_info && (rc = shoal__sauth_send_ext_info(s)) != 0)
+        return rc;
     return shoal__kex_flush_queue(s);
 }
 
@@ -188,30 +232,7 @@ static int on_reply(shoal_session *s, const uint8_t *p, size_t n)
         return shoal__fail(s, rc, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "invalid server kex value: %s",
                            shoal_strerror(rc));
     }
-    /* Exchange hash H over everything both sides said (RFC 4253 8,
-     * RFC 5656 4, RFC 8731 3). */
-    shoal_buf hb;
-    shoal_buf_init(&hb, 1u << 20);
-    rc = shoal_buf_put_cstring(&hb, s->our_version);
-    if (!rc)
-        rc = shoal_buf_put_cstring(&hb, s->peer_version);
-    if (!rc)
-        rc = shoal_buf_put_string(&hb, shoal_buf_ptr(&s->my_kexinit), shoal_buf_len(&s->my_kexinit));
-    if (!rc)
-        rc = shoal_buf_put_string(&hb, shoal_buf_ptr(&s->peer_kexinit), shoal_buf_len(&s->peer_kexinit));
-    if (!rc)
-        rc = shoal_buf_put_string(&hb, ks, ks_len);
-    if (!rc)
-        rc = put_pub(s, &hb, shoal_buf_ptr(&s->kex_pub), shoal_buf_len(&s->kex_pub));
-    if (!rc)
-        rc = put_pub(s, &hb, qs, qs_len);
-    if (!rc)
-        rc = shoal_buf_put(&hb, shoal_buf_ptr(&s->K), shoal_buf_len(&s->K));
-    if (!rc) {
-        s->H_len = shoal_hash_len(s->kex_alg->hash);
-        rc = shoal_hash(s->kex_alg->hash, shoal_buf_ptr(&hb), shoal_buf_len(&hb), s->H);
-    }
-    shoal_buf_free(&hb);
+    rc = exchange_hash(s, ks, ks_len, shoal_buf_ptr(&s->kex_pub), shoal_buf_len(&s->kex_pub), qs, qs_len);
     if (!rc)
         rc = shoal_key_verify(hk, s->alg_hostkey, sig, sig_len, s->H, s->H_len);
     if (rc) {
@@ -250,6 +271,75 @@ static int on_reply(shoal_session *s, const uint8_t *p, size_t n)
         return SHOAL_OK;
     }
     return shoal__kex_resume_after_hostkey(s, rc);
+}
+
+/* Server: the client's ephemeral value arrives; answer with ours, the host
+ * key and its signature over H, then NEWKEYS. */
+static int on_ecdh_init(shoal_session *s, const uint8_t *p, size_t n)
+{
+    if (!s->kexinit_received || !s->kex_alg || s->H_len || s->newkeys_sent)
+        return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "unexpected KEX_ECDH_INIT");
+    shoal_rd r;
+    const uint8_t *qc;
+    size_t qc_len;
+    shoal_rd_init(&r, p + 1, n - 1);
+    int rc = s->kex_alg->pub_is_mpint ? shoal_rd_mpint(&r, &qc, &qc_len) : shoal_rd_string(&r, &qc, &qc_len);
+    if (!rc)
+        rc = shoal_rd_end(&r);
+    if (rc)
+        return shoal__fail(s, rc, SSH_DISCONNECT_PROTOCOL_ERROR, "malformed KEX_ECDH_INIT: %s", shoal_strerror(rc));
+    const shoal_key *hk = NULL;
+    for (unsigned i = 0; i < s->n_host_keys && !hk; i++)
+        if (shoal_key_sigalg_valid(s->host_keys[i], s->alg_hostkey, strlen(s->alg_hostkey)))
+            hk = s->host_keys[i];
+    if (!hk)
+        return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "no host key for %s",
+                           s->alg_hostkey);
+    shoal_buf ks, sig;
+    shoal_buf_init(&ks, SHOAL_KEY_MAX_BLOB);
+    shoal_buf_init(&sig, 1u << 16);
+    shoal_kex_state_free(s->kex_st);
+    s->kex_st = NULL;
+    shoal_buf_reset(&s->kex_pub);
+    shoal_buf_reset(&s->K);
+    rc = shoal_kex_keypair(s->kex_alg, &s->kex_st, &s->kex_pub);
+    if (!rc)
+        rc = shoal_kex_shared(s->kex_st, qc, qc_len, &s->K);
+    shoal_kex_state_free(s->kex_st);
+    s->kex_st = NULL;
+    if (rc) {
+        shoal_buf_free(&ks);
+        shoal_buf_free(&sig);
+        return shoal__fail(s, rc, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "invalid client kex value: %s",
+                           shoal_strerror(rc));
+    }
+    rc = shoal_key_to_blob(hk, &ks);
+    if (!rc)
+        rc = exchange_hash(s, shoal_buf_ptr(&ks), shoal_buf_len(&ks), qc, qc_len, shoal_buf_ptr(&s->kex_pub),
+                           shoal_buf_len(&s->kex_pub));
+    if (!rc)
+        rc = shoal_key_sign(hk, s->alg_hostkey, s->H, s->H_len, &sig);
+    if (!rc && !s->session_id_len) {
+        memcpy(s->session_id, s->H, s->H_len);
+        s->session_id_len = s->H_len;
+    }
+    size_t mark = 0;
+    if (!rc)
+        rc = shoal__pkt_begin(s, SSH_MSG_KEX_ECDH_REPLY, &mark);
+    if (!rc)
+        rc = shoal_buf_put_string(&s->out, shoal_buf_ptr(&ks), shoal_buf_len(&ks));
+    if (!rc)
+        rc = put_pub(s, &s->out, shoal_buf_ptr(&s->kex_pub), shoal_buf_len(&s->kex_pub));
+    if (!rc)
+        rc = shoal_buf_put_string(&s->out, shoal_buf_ptr(&sig), shoal_buf_len(&sig));
+    shoal_buf_free(&ks);
+    shoal_buf_free(&sig);
+    if (!rc)
+        rc = shoal__pkt_end(s, mark);
+    if (rc)
+        return s->closed ? rc : shoal__fail(s, rc, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "cannot answer the key exchange: %s",
+                                            shoal_strerror(rc));
+    return send_newkeys(s);
 }
 
 int shoal__kex_resume_after_hostkey(shoal_session *s, int err)
@@ -304,8 +394,10 @@ static int on_newkeys(shoal_session *s, const uint8_t *p, size_t n)
     shoal_wipe(s->H, sizeof(s->H));
     shoal_buf_reset(&s->peer_kexinit);
     if (first) {
-        s->ext_info_next = 1;
         s->phase = SHOAL_PHASE_AUTH;
+        if (s->is_server)
+            return SHOAL_OK; /* the client asks for the userauth service */
+        s->ext_info_next = 1;
         return shoal__auth_start(s);
     }
     shoal__conn_notify_writable(s);
@@ -317,12 +409,19 @@ int shoal__kex_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_t
     switch (type) {
     case SSH_MSG_KEXINIT:
         return on_kexinit(s, p, n);
+    case SSH_MSG_KEX_ECDH_INIT:
+        if (s->is_server)
+            return on_ecdh_init(s, p, n);
+        break;
     case SSH_MSG_KEX_ECDH_REPLY:
-        return on_reply(s, p, n);
+        if (!s->is_server)
+            return on_reply(s, p, n);
+        break;
     case SSH_MSG_NEWKEYS:
         return on_newkeys(s, p, n);
     default:
-        return shoal__fail(s, SHOAL_ERR_UNEXPECTED_MESSAGE, SSH_DISCONNECT_PROTOCOL_ERROR,
-                           "unexpected key exchange message %u", type);
+        break;
     }
+    return shoal__fail(s, SHOAL_ERR_UNEXPECTED_MESSAGE, SSH_DISCONNECT_PROTOCOL_ERROR,
+                       "unexpected key exchange message %u", type);
 }

@@ -8,8 +8,34 @@
 #include "transport/session_impl.h"
 
 static const char EXT_INFO_C[] = "ext-info-c";
+static const char EXT_INFO_S[] = "ext-info-s";
 static const char STRICT_C[] = "kex-strict-c-v00@openssh.com";
 static const char STRICT_S[] = "kex-strict-s-v00@openssh.com";
+
+/* Host key algorithms a server can offer: those of its list for which it
+ * holds a key. */
+static int put_server_hostkey_algs(shoal_session *s, shoal_buf *out)
+{
+    size_t mark;
+    int rc = shoal_buf_begin_string(out, &mark), first = 1;
+    const char *cur = s->hostkey_algs, *end = cur + strlen(cur), *nm;
+    size_t l;
+    while (!rc && shoal_namelist_next(&cur, end, &nm, &l)) {
+        int have = 0;
+        for (unsigned i = 0; i < s->n_host_keys && !have; i++)
+            have = shoal_key_sigalg_valid(s->host_keys[i], nm, l);
+        if (!have)
+            continue;
+        if (!first)
+            rc = shoal_buf_put(out, ",", 1);
+        if (!rc)
+            rc = shoal_buf_put(out, nm, l);
+        first = 0;
+    }
+    if (!rc)
+        shoal_buf_end_string(out, mark);
+    return rc;
+}
 
 int shoal__kexinit_build(shoal_session *s, shoal_buf *out)
 {
@@ -28,19 +54,23 @@ int shoal__kexinit_build(shoal_session *s, shoal_buf *out)
         if (!rc)
             rc = shoal_buf_put(out, s->kex_algs, strlen(s->kex_algs));
         if (!rc && !s->first_kex_done) {
+            const char *ext = s->is_server ? EXT_INFO_S : EXT_INFO_C;
+            const char *strict = s->is_server ? STRICT_S : STRICT_C;
             rc = shoal_buf_put(out, ",", 1);
             if (!rc)
-                rc = shoal_buf_put(out, EXT_INFO_C, strlen(EXT_INFO_C));
+                rc = shoal_buf_put(out, ext, strlen(ext));
             if (!rc)
                 rc = shoal_buf_put(out, ",", 1);
             if (!rc)
-                rc = shoal_buf_put(out, STRICT_C, strlen(STRICT_C));
+                rc = shoal_buf_put(out, strict, strlen(strict));
         }
         if (!rc)
             shoal_buf_end_string(out, mark);
     }
-    const char *lists[9] = {s->hostkey_algs, s->ciphers, s->ciphers, s->macs, s->macs, "none", "none", "", ""};
-    for (int i = 0; !rc && i < 9; i++)
+    if (!rc)
+        rc = s->is_server ? put_server_hostkey_algs(s, out) : shoal_buf_put_cstring(out, s->hostkey_algs);
+    const char *lists[8] = {s->ciphers, s->ciphers, s->macs, s->macs, "none", "none", "", ""};
+    for (int i = 0; !rc && i < 8; i++)
         rc = shoal_buf_put_cstring(out, lists[i]);
     if (!rc)
         rc = shoal_buf_put_bool(out, 0); /* first_kex_packet_follows */
@@ -110,6 +140,8 @@ static void first_name(const char *list, size_t len, char *out, size_t outsz)
 
 int shoal__kexinit_negotiate(shoal_session *s, const kexinit_lists *mine, const kexinit_lists *peer)
 {
+    /* RFC 4253 7.1: the client's preference decides, whoever we are. */
+    const kexinit_lists *cl = s->is_server ? peer : mine, *sv = s->is_server ? mine : peer;
     static const char *const what[] = {"key exchange", "host key", "cipher (client to server)",
                                        "cipher (server to client)", "MAC (client to server)",
                                        "MAC (server to client)"};
@@ -123,27 +155,28 @@ int shoal__kexinit_negotiate(shoal_session *s, const kexinit_lists *mine, const 
             if (c && c->aead)
                 continue;
         }
-        int rc = choose(mine->list[i], mine->len[i], peer->list[i], peer->len[i], outs[i], 64);
+        int rc = choose(cl->list[i], cl->len[i], sv->list[i], sv->len[i], outs[i], 64);
         if (rc) {
             char theirs[200];
             size_t l = peer->len[i] < sizeof(theirs) - 1 ? peer->len[i] : sizeof(theirs) - 1;
             memcpy(theirs, peer->list[i], l);
             theirs[l] = 0;
             return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED,
-                               "no matching %s algorithm; server offers: %s", what[i], l ? theirs : "(nothing)");
+                               "no matching %s algorithm; %s offers: %s", what[i], s->is_server ? "client" : "server",
+                               l ? theirs : "(nothing)");
         }
     }
     for (int i = KEXINIT_COMP_C2S; i <= KEXINIT_COMP_S2C; i++)
         if (!shoal_namelist_has(peer->list[i], peer->len[i], "none"))
             return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED,
-                               "server requires compression");
+                               "%s requires compression", s->is_server ? "client" : "server");
     s->kex_alg = shoal_kex_find(s->alg_kex);
     if (!s->kex_alg)
         return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "unknown kex %s",
                            s->alg_kex);
     if (!s->first_kex_done) {
-        s->strict = shoal_namelist_has(peer->list[0], peer->len[0], STRICT_S);
-        s->peer_ext_info = shoal_namelist_has(peer->list[0], peer->len[0], "ext-info-s");
+        s->strict = shoal_namelist_has(peer->list[0], peer->len[0], s->is_server ? STRICT_C : STRICT_S);
+        s->peer_ext_info = shoal_namelist_has(peer->list[0], peer->len[0], s->is_server ? EXT_INFO_C : EXT_INFO_S);
         /* Strict kex: KEXINIT must have been the very first packet. */
         if (s->strict && s->rx_packets_total != 1)
             return shoal__fail(s, SHOAL_ERR_STRICT_KEX, SSH_DISCONNECT_PROTOCOL_ERROR,

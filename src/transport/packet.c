@@ -172,12 +172,15 @@ int shoal__send_disconnect(shoal_session *s, uint32_t reason, const char *msg)
 
 /* ---- receive side ---- */
 
-/* Which messages may arrive now (client role). Returns 1 when allowed. */
+/* Which messages may arrive now. Returns 1 when allowed; anything else ends
+ * the session. The peer's role decides which direction a message may take
+ * (a server never receives USERAUTH_SUCCESS, a client never SERVICE_REQUEST). */
 static int message_allowed(shoal_session *s, uint8_t t)
 {
     if (t == SSH_MSG_DISCONNECT)
         return 1;
     int generic = (t == SSH_MSG_IGNORE || t == SSH_MSG_DEBUG || t == SSH_MSG_UNIMPLEMENTED);
+    uint8_t kex_method = s->is_server ? SSH_MSG_KEX_ECDH_INIT : SSH_MSG_KEX_ECDH_REPLY;
     if (!s->first_kex_done) {
         /* Initial key exchange. Under strict kex nothing but the exchange
          * itself may appear (Terrapin countermeasure). Without it, generic
@@ -186,12 +189,21 @@ static int message_allowed(shoal_session *s, uint8_t t)
             return !s->strict;
         if (!s->kexinit_received)
             return t == SSH_MSG_KEXINIT;
-        return t == SSH_MSG_NEWKEYS || t == SSH_MSG_KEX_ECDH_REPLY;
+        return t == SSH_MSG_NEWKEYS || t == kex_method;
     }
-    if (s->kexinit_received) /* re-exchange running: peer sends only kex messages */
-        return generic || t == SSH_MSG_NEWKEYS || t == SSH_MSG_KEX_ECDH_REPLY;
+    if (s->kexinit_received) /* re-exchange running: the peer sends only kex messages */
+        return generic || t == SSH_MSG_NEWKEYS || t == kex_method;
     if (generic || t == SSH_MSG_KEXINIT)
         return 1;
+    if (s->is_server) {
+        if (s->phase == SHOAL_PHASE_AUTH)
+            return t == SSH_MSG_SERVICE_REQUEST || t == SSH_MSG_USERAUTH_REQUEST ||
+                   t == SSH_MSG_USERAUTH_INFO_RESPONSE;
+        if (s->phase == SHOAL_PHASE_OPEN)
+            return t == SSH_MSG_USERAUTH_REQUEST || t == SSH_MSG_GLOBAL_REQUEST || t == SSH_MSG_REQUEST_SUCCESS ||
+                   t == SSH_MSG_REQUEST_FAILURE || (t >= SSH_MSG_CHANNEL_OPEN && t <= SSH_MSG_CHANNEL_FAILURE);
+        return 0;
+    }
     if (s->phase == SHOAL_PHASE_AUTH)
         return t == SSH_MSG_SERVICE_ACCEPT || t == SSH_MSG_EXT_INFO || t == SSH_MSG_USERAUTH_FAILURE ||
                t == SSH_MSG_USERAUTH_SUCCESS || t == SSH_MSG_USERAUTH_BANNER || t == SSH_MSG_USERAUTH_PK_OK;
@@ -223,7 +235,7 @@ static int handle_generic(shoal_session *s, uint8_t t, const uint8_t *p, size_t 
         for (size_t i = 0; msg && i < ml && k + 1 < sizeof(clean); i++)
             clean[k++] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : '?';
         clean[k] = 0;
-        return shoal__fail(s, SHOAL_ERR_DISCONNECTED, 0, "server disconnected (reason %u): %s", reason,
+        return shoal__fail(s, SHOAL_ERR_DISCONNECTED, 0, "%s disconnected (reason %u): %s", s->is_server ? "client" : "server", reason,
                            k ? clean : "no message");
     }
     if (t == SSH_MSG_DEBUG) {
@@ -231,11 +243,11 @@ static int handle_generic(shoal_session *s, uint8_t t, const uint8_t *p, size_t 
         const char *msg;
         size_t ml;
         if (!shoal_rd_bool(&r, &display) && !shoal_rd_cstring(&r, &msg, &ml))
-            shoal__log(s, 2, "server debug message: %.*s", (int)(ml > 200 ? 200 : ml), msg);
+            shoal__log(s, 2, "peer debug message: %.*s", (int)(ml > 200 ? 200 : ml), msg);
     } else if (t == SSH_MSG_UNIMPLEMENTED) {
         uint32_t seq = 0;
         shoal_rd_u32(&r, &seq);
-        shoal__log(s, 1, "server did not implement our packet %u", seq);
+        shoal__log(s, 1, "peer did not implement our packet %u", seq);
     }
     return SHOAL_OK;
 }
@@ -267,7 +279,7 @@ static int dispatch(shoal_session *s, const uint8_t *p, size_t n, uint32_t seq)
             return shoal__fail(s, SHOAL_ERR_STRICT_KEX, SSH_DISCONNECT_PROTOCOL_ERROR,
                                "message %u during the initial key exchange under strict kex", t);
         return shoal__fail(s, SHOAL_ERR_UNEXPECTED_MESSAGE, SSH_DISCONNECT_PROTOCOL_ERROR,
-                           "server sent message %u, not allowed in this state", t);
+                           "%s sent message %u, not allowed in this state", s->is_server ? "client" : "server", t);
     }
     if (t <= SSH_MSG_DEBUG)
         return handle_generic(s, t, p, n);
@@ -276,10 +288,9 @@ static int dispatch(shoal_session *s, const uint8_t *p, size_t n, uint32_t seq)
                            "EXT_INFO out of place");
     if (shoal__kex_is_msg(t))
         return shoal__kex_dispatch(s, t, p, n);
-    if (t >= SSH_MSG_USERAUTH_REQUEST && t < SSH_MSG_GLOBAL_REQUEST)
-        return shoal__auth_dispatch(s, t, p, n);
-    if (t == SSH_MSG_SERVICE_ACCEPT || t == SSH_MSG_EXT_INFO)
-        return shoal__auth_dispatch(s, t, p, n);
+    if ((t >= SSH_MSG_USERAUTH_REQUEST && t < SSH_MSG_GLOBAL_REQUEST) || t == SSH_MSG_SERVICE_REQUEST ||
+        t == SSH_MSG_SERVICE_ACCEPT || t == SSH_MSG_EXT_INFO)
+        return s->is_server ? shoal__sauth_dispatch(s, t, p, n) : shoal__auth_dispatch(s, t, p, n);
     return shoal__conn_dispatch(s, t, p, n);
 }
 

@@ -32,17 +32,13 @@ static char *dup_or(const char *s, const char *dflt)
     return v ? strdup(v) : NULL;
 }
 
-
-int shoal_session_new_client(shoal_session **out, const shoal_client_config *cfg, const shoal_client_callbacks *cb,
-                             void *ud)
+/* Everything both roles share: configuration copies and buffers. */
+static int session_alloc(shoal_session **out, const shoal_client_config *cfg, void *ud)
 {
     *out = NULL;
-    if (!cfg || !cfg->user || !cb || !cb->hostkey)
-        return SHOAL_ERR_INVALID_ARG;
     shoal_session *s = calloc(1, sizeof(*s));
     if (!s)
         return SHOAL_ERR_NOMEM;
-    s->cb = *cb;
     s->ud = ud;
     s->user = strdup(cfg->user);
     s->kex_algs = dup_or(cfg->kex_algorithms, SHOAL_KEX_DEFAULT);
@@ -80,12 +76,74 @@ int shoal_session_new_client(shoal_session **out, const shoal_client_config *cfg
     return SHOAL_OK;
 }
 
+int shoal_session_new_client(shoal_session **out, const shoal_client_config *cfg, const shoal_client_callbacks *cb,
+                             void *ud)
+{
+    *out = NULL;
+    if (!cfg || !cfg->user || !cb || !cb->hostkey)
+        return SHOAL_ERR_INVALID_ARG;
+    int rc = session_alloc(out, cfg, ud);
+    if (!rc)
+        (*out)->cb = *cb;
+    return rc;
+}
+
+int shoal_session_new_server(shoal_session **out, const shoal_server_config *cfg, const shoal_server_callbacks *cb,
+                             void *ud)
+{
+    *out = NULL;
+    if (!cfg || !cfg->n_host_keys || !cfg->host_keys || !cb || !cb->auth || !cb->channel_open)
+        return SHOAL_ERR_INVALID_ARG;
+    for (unsigned i = 0; i < cfg->n_host_keys; i++)
+        if (!cfg->host_keys[i] || !shoal_key_has_private(cfg->host_keys[i]))
+            return SHOAL_ERR_INVALID_ARG;
+    /* Reuse the client constructor for everything both roles share. */
+    shoal_client_config cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.user = "";
+    cc.kex_algorithms = cfg->kex_algorithms;
+    cc.hostkey_algorithms = cfg->hostkey_algorithms;
+    cc.ciphers = cfg->ciphers;
+    cc.macs = cfg->macs;
+    cc.rekey_bytes = cfg->rekey_bytes;
+    cc.rekey_interval_ms = cfg->rekey_interval_ms;
+    cc.software_version = cfg->software_version;
+    shoal_session *s;
+    int rc = session_alloc(&s, &cc, ud);
+    if (rc)
+        return rc;
+    /* Closing and logging go through the same fields for both roles. */
+    s->cb.closed = cb->closed;
+    s->cb.log = cb->log;
+    s->is_server = 1;
+    s->scb = *cb;
+    s->host_keys = calloc(cfg->n_host_keys, sizeof(shoal_key *));
+    if (!s->host_keys) {
+        shoal_session_free(s);
+        return SHOAL_ERR_NOMEM;
+    }
+    memcpy(s->host_keys, cfg->host_keys, cfg->n_host_keys * sizeof(shoal_key *));
+    s->n_host_keys = cfg->n_host_keys;
+    s->srv_methods = cfg->auth_methods ? cfg->auth_methods : (SHOAL_AUTH_PUBLICKEY | SHOAL_AUTH_PASSWORD);
+    s->max_auth_tries = cfg->max_auth_tries ? cfg->max_auth_tries : 6;
+    s->max_channels = cfg->max_channels ? cfg->max_channels : 10;
+    if (cfg->banner && !(s->banner = strdup(cfg->banner))) {
+        shoal_session_free(s);
+        return SHOAL_ERR_NOMEM;
+    }
+    *out = s;
+    return SHOAL_OK;
+}
+
 void shoal_session_free(shoal_session *s)
 {
     if (!s)
         return;
     shoal__conn_free(s);
     shoal__auth_free(s);
+    shoal__sauth_free(s);
+    free(s->host_keys);
+    free(s->banner);
     shoal__kex_free(s);
     shoal_pktcrypt_free(s->rx);
     shoal_pktcrypt_free(s->tx);

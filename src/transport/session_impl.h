@@ -9,6 +9,7 @@
 #include "crypto/cipher.h"
 #include "crypto/kex.h"
 #include "shoal/channel.h"
+#include "shoal/server.h"
 #include "shoal/session.h"
 #include "wire/buf.h"
 
@@ -97,6 +98,9 @@ typedef struct identity {
 
 struct shoal_channel {
     shoal_session *s;
+    shoal_server_channel_callbacks scb; /* server side */
+    int peer_opened;          /* opened by the peer (server side) */
+    unsigned deferred_replies;/* server: requests awaiting shoal_channel_request_reply */
     uint32_t local_id, remote_id;
     int state; /* CH_OPENING, CH_OPEN, CH_CLOSING */
     int eof_sent, eof_received, close_sent, close_received;
@@ -112,7 +116,7 @@ struct shoal_channel {
     void *ud;
 };
 
-enum { CH_OPENING = 1, CH_OPEN, CH_CLOSED };
+enum { CH_OPENING = 1, CH_OPEN, CH_CLOSED, CH_PEER_OPENING };
 
 struct shoal_session {
     int is_server;
@@ -200,6 +204,33 @@ struct shoal_session {
     char **kbd_prompts;       /* owned prompt texts for the current round */
     unsigned kbd_n;
 
+    /* server */
+    shoal_server_callbacks scb;
+    shoal_key **host_keys;    /* borrowed */
+    unsigned n_host_keys;
+    unsigned srv_methods;     /* methods offered now */
+    unsigned max_auth_tries, auth_failures;
+    char *banner;
+    int banner_sent;
+    unsigned max_channels;
+    int sauth_pending;        /* an auth decision is deferred */
+    int sauth_method;         /* shoal_auth_method of the pending request */
+    int sauth_proven;
+    char *sauth_user;         /* user of the pending request */
+    shoal_key *sauth_key;     /* key of the pending publickey request */
+    char sauth_alg[64];
+    uint8_t *sauth_blob;
+    size_t sauth_blob_len;
+    char *auth_user;          /* after success */
+    shoal_key *auth_key;      /* proven key, after success by publickey */
+    void *app_data;
+    int kbd_prompts_set;      /* prompts ready for the next INFO_REQUEST */
+    char *kbd_name, *kbd_instr;
+    char **kbd_texts;
+    int *kbd_echo;
+    unsigned kbd_count;
+    int kbd_waiting;          /* INFO_REQUEST sent, awaiting INFO_RESPONSE */
+
     /* connection */
     shoal_channel **chans;
     uint32_t nchans;
@@ -239,6 +270,11 @@ void shoal__kex_free(shoal_session *s);
 int shoal__auth_start(shoal_session *s);
 int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
 void shoal__auth_free(shoal_session *s);
+
+/* Auth (server). */
+int shoal__sauth_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
+int shoal__sauth_send_ext_info(shoal_session *s);
+void shoal__sauth_free(shoal_session *s);
 
 /* Connection. */
 int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
