@@ -2,8 +2,6 @@
  * between the socket and the sans-I/O session, enforce a deadline for each
  * stage, and report exactly one result. */
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +9,7 @@
 
 #include "shoal/uv.h"
 #include "uv/conn_impl.h"
+#include "uv/pump.h"
 
 #define DEFAULT_STAGE_TIMEOUT 30000u
 #define DEFAULT_AUTH_TIMEOUT 60000u
@@ -19,6 +18,8 @@
 static void flush(shoal_uv_conn *c);
 static void schedule(shoal_uv_conn *c);
 static void maybe_close_handles(shoal_uv_conn *c);
+static void try_connect(shoal_uv_conn *c);
+static void on_handle_closed(uv_handle_t *h);
 
 const char *shoal_uv_stage_name(shoal_uv_stage st)
 {
@@ -287,39 +288,21 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
-static void close_tcp(shoal_uv_conn *c)
-{
-    if (!c->tcp_open)
-        return;
-    c->tcp_open = 0;
-    c->handles_pending++;
-    c->tcp.data = c;
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-}
-
 static void on_linger_timeout(uv_timer_t *t)
 {
-    close_tcp(t->data);
+    shoal_uv_conn *c = t->data;
+    shoal__pump_close(&c->pump);
 }
 
 /* Close the socket once the session is over and its last bytes (e.g. a
- * DISCONNECT) were handed to the kernel. */
+ * DISCONNECT) were handed to the kernel; a peer that stopped reading gets
+ * LINGER_MS, then the socket is closed anyway. */
 static void maybe_close_handles(shoal_uv_conn *c)
 {
-    if (!c->closed_reported)
+    if (!c->closed_reported || !c->tcp_open || c->connecting || c->pump.closing)
         return;
-    if (c->tcp_open && !c->closing_handles) {
-        const uint8_t *p;
-        if (c->s && shoal_session_output(c->s, &p) > 0 && c->tcp.write_queue_size == 0 && c->reading)
-            flush(c);
-        if (c->tcp.write_queue_size == 0) {
-            close_tcp(c);
-        } else if (c->timer_open) {
-            /* Give the last bytes a moment; a peer that stopped reading
-             * must not keep us (and the loop) alive. */
-            uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
-        }
-    }
+    if (!shoal__pump_close_when_drained(&c->pump) && c->timer_open)
+        uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
 }
 
 void shoal_uv_conn_free(shoal_uv_conn *c)
@@ -330,12 +313,8 @@ void shoal_uv_conn_free(shoal_uv_conn *c)
     if (c->resolving)
         uv_cancel((uv_req_t *)&c->gai);
     c->handles_pending++; /* guard while we close */
-    if (c->tcp_open) {
-        c->tcp_open = 0;
-        c->handles_pending++;
-        c->tcp.data = c;
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    }
+    if (c->tcp_open)
+        shoal__pump_close(&c->pump); /* pump_closed() drops its count */
     if (c->timer_open) {
         c->timer_open = 0;
         c->handles_pending++;
@@ -506,69 +485,15 @@ static void schedule(shoal_uv_conn *c)
     uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
 }
 
-/* ---- writing ---- */
-
-typedef struct write_req {
-    uv_write_t req;
-    shoal_uv_conn *c;
-    size_t len;
-    uint8_t data[];
-} write_req;
-
-static void on_write(uv_write_t *req, int status)
-{
-    write_req *w = (write_req *)req;
-    shoal_uv_conn *c = w->c;
-    free(w);
-    if (c->freeing)
-        return;
-    if (status < 0 && status != UV_ECANCELED)
-        shoal__uv_fail(c, SHOAL_ERR_IO, "write failed: %s", uv_strerror(status));
-    flush(c);
-    maybe_close_handles(c);
-}
+/* ---- the socket (uv/pump.c) ---- */
 
 static void flush(shoal_uv_conn *c)
 {
-    if (!c->tcp_open || !c->started || c->closing_handles)
+    if (!c->started)
         return;
-    const uint8_t *p;
-    size_t n;
-    while ((n = shoal_session_output(c->s, &p)) > 0 && c->tcp.write_queue_size < SHOAL_UV_WRITE_QUEUE_MAX) {
-        if (c->tcp.write_queue_size == 0) {
-            /* Nothing queued: write straight from the session's buffer. */
-            uv_buf_t b = uv_buf_init((char *)p, (unsigned)(n > (1u << 30) ? (1u << 30) : n));
-            int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-            if (r > 0) {
-                shoal_session_output_consume(c->s, (size_t)r);
-                continue;
-            }
-            if (r != UV_EAGAIN && r != UV_ENOSYS) {
-                shoal_session_output_consume(c->s, n);
-                shoal__uv_fail(c, SHOAL_ERR_IO, "write failed: %s", uv_strerror(r));
-                return;
-            }
-        }
-        /* The kernel is full: copy into a queued write (bounded above). */
-        size_t chunk = n > (1u << 20) ? (1u << 20) : n;
-        write_req *w = malloc(sizeof(*w) + chunk);
-        if (!w) {
-            shoal__uv_fail(c, SHOAL_ERR_NOMEM, "out of memory");
-            return;
-        }
-        memcpy(w->data, p, chunk);
-        w->c = c;
-        w->len = chunk;
-        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)chunk);
-        int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-        if (r < 0) {
-            free(w);
-            shoal_session_output_consume(c->s, n);
-            shoal__uv_fail(c, SHOAL_ERR_IO, "write failed: %s", uv_strerror(r));
-            return;
-        }
-        shoal_session_output_consume(c->s, chunk);
-    }
+    int rc = shoal__pump_flush(&c->pump);
+    if (rc)
+        shoal__uv_fail(c, rc, "write failed: %s", shoal_strerror(rc));
 }
 
 void shoal_uv_conn_flush(shoal_uv_conn *c)
@@ -579,60 +504,9 @@ void shoal_uv_conn_flush(shoal_uv_conn *c)
     maybe_close_handles(c);
 }
 
-/* ---- reading ---- */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void pump_after_io(shoal_pump *p)
 {
-    /* The session copies what it is fed, so one buffer per thread serves
-     * every connection. */
-    static _Thread_local char rbuf[64 * 1024];
-    (void)h;
-    (void)suggested;
-    *buf = uv_buf_init(rbuf, sizeof(rbuf));
-}
-
-/* During the handshake and the first exchanges after it, acknowledge every
- * segment at once. Servers send some messages we never answer (OpenSSH's
- * hostkeys-00@openssh.com after authentication); with delayed ACKs their next
- * small message (the channel confirmation) then sits behind Nagle's
- * algorithm on the server for ~40 ms. TCP_QUICKACK is not sticky, hence per
- * read; bulk transfers later keep the kernel's delayed ACKs. */
-#define QUICKACK_READS 16
-
-static void quick_ack(shoal_uv_conn *c)
-{
-#ifdef TCP_QUICKACK
-    if (c->quickack_reads >= QUICKACK_READS)
-        return;
-    if (c->stage == SHOAL_STAGE_READY)
-        c->quickack_reads++;
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-    }
-#else
-    (void)c;
-#endif
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-    shoal_uv_conn *c = st->data;
-    uint64_t now = uv_now(c->loop);
-    if (nread > 0) {
-        quick_ack(c);
-        shoal_session_recv(c->s, (const uint8_t *)buf->base, (size_t)nread, now);
-    } else if (nread == UV_EOF) {
-        uv_read_stop(st);
-        c->reading = 0;
-        shoal_session_recv_eof(c->s, now);
-    } else if (nread < 0) {
-        uv_read_stop(st);
-        c->reading = 0;
-        shoal__uv_fail(c, nread == UV_ECONNRESET ? SHOAL_ERR_EOF : SHOAL_ERR_IO, "connection %s",
-                       nread == UV_ECONNRESET ? "reset by the server" : uv_strerror((int)nread));
-    }
+    shoal_uv_conn *c = p->owner;
     if (c->freeing)
         return;
     flush(c);
@@ -641,9 +515,29 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     maybe_close_handles(c);
 }
 
-/* ---- connecting ---- */
+static void pump_io_error(shoal_pump *p, int err, const char *message)
+{
+    shoal_uv_conn *c = p->owner;
+    if (err) /* a clean EOF went to the session already */
+        shoal__uv_fail(c, err, "connection %s", message);
+}
 
-static void try_connect(shoal_uv_conn *c);
+static void pump_closed(shoal_pump *p)
+{
+    shoal_uv_conn *c = p->owner;
+    c->tcp_open = 0;
+    if (c->retry_connect && !c->freeing && !c->closed_reported) {
+        c->retry_connect = 0;
+        try_connect(c);
+    }
+    uv_handle_t fake;
+    fake.data = c;
+    on_handle_closed(&fake);
+}
+
+static const shoal_pump_ops PUMP_OPS = {pump_after_io, pump_io_error, pump_closed};
+
+/* ---- connecting ---- */
 
 static void on_connect(uv_connect_t *req, int status)
 {
@@ -664,53 +558,51 @@ static void on_connect(uv_connect_t *req, int status)
                 uv_ip4_name((struct sockaddr_in *)c->ai_cur->ai_addr, addr, sizeof(addr));
         }
         shoal__uv_log(c, 1, "connect to %s failed: %s", addr, uv_strerror(status));
-        c->tcp_open = 0;
-        c->handles_pending++;
-        c->tcp.data = c;
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
         c->ai_cur = c->ai_cur ? c->ai_cur->ai_next : NULL;
         if (c->ai_cur) {
-            try_connect(c);
+            /* The handle must be closed before it can be used again: the
+             * next address is tried from pump_closed(). */
+            c->retry_connect = 1;
+            shoal__pump_close(&c->pump);
             return;
         }
         shoal__uv_fail(c, SHOAL_ERR_CONNECT, "%s", uv_strerror(status));
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    c->tcp.data = c;
     c->started = 1;
     set_stage(c, SHOAL_STAGE_BANNER);
     int rc = shoal_session_start(c->s, uv_now(c->loop));
-    if (rc == 0) {
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-        c->reading = 1;
-    }
+    if (rc == 0)
+        shoal__pump_start(&c->pump, c->s);
     flush(c);
     schedule(c);
 }
 
 static void try_connect(shoal_uv_conn *c)
 {
-    for (; c->ai_cur; c->ai_cur = c->ai_cur->ai_next) {
-        if (c->ai_cur->ai_family != AF_INET && c->ai_cur->ai_family != AF_INET6)
-            continue;
-        uv_tcp_init(c->loop, &c->tcp);
-        c->tcp.data = c;
-        c->tcp_open = 1;
-        c->creq.data = c;
-        int r = uv_tcp_connect(&c->creq, &c->tcp, c->ai_cur->ai_addr, on_connect);
-        if (r == 0) {
-            c->connecting = 1;
-            return;
-        }
-        c->tcp_open = 0;
-        c->handles_pending++;
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-        if (!c->ai_cur->ai_next) {
-            shoal__uv_fail(c, SHOAL_ERR_CONNECT, "%s", uv_strerror(r));
-            return;
-        }
+    while (c->ai_cur && c->ai_cur->ai_family != AF_INET && c->ai_cur->ai_family != AF_INET6)
+        c->ai_cur = c->ai_cur->ai_next;
+    if (!c->ai_cur) {
+        shoal__uv_fail(c, SHOAL_ERR_CONNECT, "no usable address");
+        return;
     }
+    if (shoal__pump_init(&c->pump, c->loop, &PUMP_OPS, c) != 0) {
+        shoal__uv_fail(c, SHOAL_ERR_CONNECT, "cannot create a socket");
+        return;
+    }
+    c->tcp_open = 1;
+    c->handles_pending++;
+    c->creq.data = c;
+    int r = uv_tcp_connect(&c->creq, &c->pump.tcp, c->ai_cur->ai_addr, on_connect);
+    if (r == 0) {
+        c->connecting = 1;
+        return;
+    }
+    c->ai_cur = c->ai_cur->ai_next;
+    c->retry_connect = c->ai_cur != NULL;
+    shoal__pump_close(&c->pump);
+    if (!c->retry_connect)
+        shoal__uv_fail(c, SHOAL_ERR_CONNECT, "%s", uv_strerror(r));
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)

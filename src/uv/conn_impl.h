@@ -3,9 +3,8 @@
 #define SHOAL_UV_CONN_IMPL_H
 
 #include "shoal/uv.h"
+#include "uv/pump.h"
 #include "wire/buf.h"
-
-#define SHOAL_UV_WRITE_QUEUE_MAX (4u << 20)
 
 typedef struct agent_client agent_client;
 
@@ -23,16 +22,16 @@ struct shoal_uv_conn {
 
     uv_getaddrinfo_t gai;
     struct addrinfo *ai, *ai_cur;
-    uv_tcp_t tcp;
+    shoal_pump pump;          /* the socket (uv/pump.c) */
     uv_connect_t creq;
     uv_timer_t timer;
     int tcp_open, timer_open, handles_pending;
-    int resolving, connecting, reading, started;
+    int resolving, connecting, started;
+    int retry_connect;        /* try the next address once the handle is closed */
 
     shoal_uv_stage stage;
     uint64_t stage_deadline;
     int ready_reported, closed_reported, freeing, closing_handles;
-    unsigned quickack_reads; /* reads since READY acknowledged at once */
     int err;
     char errmsg[768];
     char detail[512]; /* a better message from the driver (host key, timeout) */

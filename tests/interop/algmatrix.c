@@ -105,7 +105,6 @@ typedef struct job {
     int got_exit;
     int failed;
     char error[768];
-    const char *skip_reason;
     uint64_t t_start, t_end;
     struct job *next_reap;
 } job;
@@ -113,7 +112,6 @@ typedef struct job {
 typedef struct group {
     int total, finished, passed, failed, skipped;
     uint64_t ns_sum, ns_max;
-    int printed;
 } group;
 
 typedef struct matrix {
@@ -184,7 +182,6 @@ static void print_groups(matrix *m)
             printf("ok %d - kex=%s hostkey=%s # SKIP all %d combinations: not enabled by the server\n", m->tap_no,
                    KEX[m->next_print / N_HOSTKEY], HOSTKEY[m->next_print % N_HOSTKEY], g->total);
         }
-        g->printed = 1;
         m->next_print++;
     }
     fflush(stdout);

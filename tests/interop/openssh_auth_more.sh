@@ -23,6 +23,14 @@
 #
 # Failures must be exit 255 with a message naming the stage; runs that must
 # not reach authentication are checked in sshd's log.
+#
+# Two checks describe OpenSSH behaviour shoal does not have yet; they are
+# TAP "# TODO" items (reported, not counted as failures) until fixed:
+#   * a key @revoked in GlobalKnownHostsFile is accepted when the user's
+#     known_hosts has a plain entry for it (OpenSSH loads all files first);
+#   * with every method turned off (-o PubkeyAuthentication=no
+#     -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no) shoal
+#     refuses to start instead of still trying "none" as ssh does.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"

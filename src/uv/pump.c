@@ -1,0 +1,179 @@
+/* Socket <-> session byte pump: see pump.h. */
+#include "uv/pump.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "shoal/error.h"
+
+/* During the first exchanges, acknowledge every segment at once. Peers send
+ * some messages we never answer (OpenSSH's hostkeys-00@openssh.com after
+ * authentication, EXT_INFO); with delayed ACKs their next small message
+ * (the channel confirmation) then waits ~40 ms behind Nagle's algorithm on
+ * the peer. TCP_QUICKACK is not sticky, hence per read; later bulk
+ * transfers keep the kernel's delayed ACKs. */
+#define QUICKACK_READS 32
+
+typedef struct pump_write {
+    uv_write_t req;
+    shoal_pump *p;
+    uint8_t data[];
+} pump_write;
+
+static void quick_ack(shoal_pump *p)
+{
+#ifdef TCP_QUICKACK
+    if (p->reads >= QUICKACK_READS)
+        return;
+    p->reads++;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&p->tcp, &fd) == 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
+#else
+    (void)p;
+#endif
+}
+
+int shoal__pump_init(shoal_pump *p, uv_loop_t *loop, const shoal_pump_ops *ops, void *owner)
+{
+    memset(p, 0, sizeof(*p));
+    p->loop = loop;
+    p->ops = ops;
+    p->owner = owner;
+    if (uv_tcp_init(loop, &p->tcp) != 0)
+        return SHOAL_ERR_IO;
+    p->tcp.data = p;
+    p->open = 1;
+    return SHOAL_OK;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    /* The session copies what it is fed, so one buffer per thread serves
+     * every connection. */
+    static _Thread_local char rbuf[64 * 1024];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(rbuf, sizeof(rbuf));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    shoal_pump *p = st->data;
+    uint64_t now = uv_now(p->loop);
+    if (nread > 0) {
+        quick_ack(p);
+        shoal_session_recv(p->s, (const uint8_t *)buf->base, (size_t)nread, now);
+    } else if (nread == UV_EOF) {
+        uv_read_stop(st);
+        p->reading = 0;
+        shoal_session_recv_eof(p->s, now);
+        p->ops->io_error(p, 0, NULL);
+    } else if (nread < 0) {
+        uv_read_stop(st);
+        p->reading = 0;
+        if (nread == UV_ECONNRESET)
+            p->ops->io_error(p, SHOAL_ERR_EOF, "connection reset by peer");
+        else
+            p->ops->io_error(p, SHOAL_ERR_IO, uv_strerror((int)nread));
+    }
+    p->ops->after_io(p);
+}
+
+int shoal__pump_start(shoal_pump *p, shoal_session *s)
+{
+    p->s = s;
+    uv_tcp_nodelay(&p->tcp, 1);
+    if (uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read) != 0)
+        return SHOAL_ERR_IO;
+    p->reading = 1;
+    return SHOAL_OK;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    pump_write *w = (pump_write *)req;
+    shoal_pump *p = w->p;
+    free(w);
+    if (status < 0 && status != UV_ECANCELED && !p->closing)
+        p->ops->io_error(p, SHOAL_ERR_IO, uv_strerror(status));
+    if (!p->closing)
+        p->ops->after_io(p);
+}
+
+size_t shoal__pump_queued(const shoal_pump *p)
+{
+    return p->open ? p->tcp.write_queue_size : 0;
+}
+
+int shoal__pump_flush(shoal_pump *p)
+{
+    if (!p->open || p->closing || !p->s)
+        return SHOAL_OK;
+    const uint8_t *data;
+    size_t n;
+    while ((n = shoal_session_output(p->s, &data)) > 0 && p->tcp.write_queue_size < SHOAL_PUMP_QUEUE_MAX) {
+        if (p->tcp.write_queue_size == 0) {
+            /* Nothing queued: write straight from the session's buffer. */
+            uv_buf_t b = uv_buf_init((char *)data, (unsigned)(n > (1u << 30) ? (1u << 30) : n));
+            int r = uv_try_write((uv_stream_t *)&p->tcp, &b, 1);
+            if (r > 0) {
+                shoal_session_output_consume(p->s, (size_t)r);
+                continue;
+            }
+            if (r != UV_EAGAIN && r != UV_ENOSYS) {
+                shoal_session_output_consume(p->s, n);
+                return SHOAL_ERR_IO;
+            }
+        }
+        /* The kernel is full: copy into a queued write (bounded above). */
+        size_t chunk = n > (1u << 20) ? (1u << 20) : n;
+        pump_write *w = malloc(sizeof(*w) + chunk);
+        if (!w)
+            return SHOAL_ERR_NOMEM;
+        memcpy(w->data, data, chunk);
+        w->p = p;
+        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)chunk);
+        if (uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_write) < 0) {
+            free(w);
+            shoal_session_output_consume(p->s, n);
+            return SHOAL_ERR_IO;
+        }
+        shoal_session_output_consume(p->s, chunk);
+    }
+    return SHOAL_OK;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    shoal_pump *p = h->data;
+    p->ops->closed(p);
+}
+
+void shoal__pump_close(shoal_pump *p)
+{
+    if (!p->open)
+        return;
+    p->open = 0;
+    p->closing = 1;
+    p->reading = 0;
+    uv_close((uv_handle_t *)&p->tcp, on_closed);
+}
+
+int shoal__pump_close_when_drained(shoal_pump *p)
+{
+    if (!p->open)
+        return 1;
+    if (p->s)
+        shoal__pump_flush(p);
+    if (p->tcp.write_queue_size == 0) {
+        shoal__pump_close(p);
+        return 1;
+    }
+    return 0;
+}
