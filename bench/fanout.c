@@ -215,7 +215,7 @@ static void on_log(shoal_uv_conn *c, int level, const char *message, void *ud)
 
 static void start_more(bench *b)
 {
-    static const shoal_uv_callbacks cbs = {on_ready, on_closed, NULL, NULL, NULL, NULL, on_log};
+    static const shoal_uv_callbacks cbs = {.on_ready = on_ready, .on_closed = on_closed, .log = on_log};
     while (b->started < b->total && b->running < b->concurrency) {
         job *j = calloc(1, sizeof(*j));
         if (!j) {

@@ -33,7 +33,6 @@ typedef struct exec_state {
     shoal_channel *ch;
     const char *command;
     int batch;
-    int strict_ask;   /* StrictHostKeyChecking=ask */
     int verbose;
 
     int have_status, have_signal, channel_done, exec_refused;
@@ -387,6 +386,21 @@ static void on_banner(shoal_uv_conn *c, const char *text, void *ud)
         fputs(text, stderr);
 }
 
+static int on_confirm_hostkey(shoal_uv_conn *c, const char *host, const char *keytype, const char *fingerprint,
+                              void *ud)
+{
+    exec_state *st = ud;
+    (void)c;
+    if (st->batch)
+        return 0;
+    char q[1024];
+    snprintf(q, sizeof(q),
+             "The authenticity of host '%s' can't be established.\n%s key fingerprint is %s.\n"
+             "Are you sure you want to continue connecting (yes/no)? ",
+             host, keytype, fingerprint);
+    return prompt_yes_no(q);
+}
+
 static void on_log(shoal_uv_conn *c, int level, const char *message, void *ud)
 {
     (void)c;
@@ -569,19 +583,19 @@ int cmd_exec(int argc, char **argv)
         methods |= SHOAL_AUTH_KBDINT;
     if (o.password_auth != 0)
         methods |= SHOAL_AUTH_PASSWORD;
-    if (!methods) {
-        fprintf(stderr, "shoal: every authentication method is disabled\n");
-        free(command);
-        shoal_ssh_options_free(&o);
-        return EXIT_CONN_ERROR;
-    }
-    uo.ssh.auth_methods = methods;
+    /* With every method off, only "none" is tried (a server that needs no
+     * credentials), as with OpenSSH. */
+    uo.ssh.auth_methods = methods ? methods : SHOAL_AUTH_NONE_ONLY;
     uo.known_hosts = kh;
     uo.n_known_hosts = nkh;
     uo.host_key_alias = o.host_key_alias;
     int shkc = o.strict_host_key_checking < 0 ? 3 : o.strict_host_key_checking;
-    /* "ask" without a terminal to ask on (or in batch mode) is "yes". */
-    uo.hostkey_policy = shkc == 0 ? SHOAL_HOSTKEY_OFF : shkc == 2 ? SHOAL_HOSTKEY_ACCEPT_NEW : SHOAL_HOSTKEY_STRICT;
+    /* "ask" (the default) asks on the terminal; without one, or in batch
+     * mode, the answer is no (on_confirm_hostkey). */
+    uo.hostkey_policy = shkc == 0   ? SHOAL_HOSTKEY_OFF
+                        : shkc == 2 ? SHOAL_HOSTKEY_ACCEPT_NEW
+                        : shkc == 3 ? SHOAL_HOSTKEY_ASK
+                                    : SHOAL_HOSTKEY_STRICT;
     uo.hash_known_hosts = o.hash_known_hosts == 1;
     uo.agent_socket = agent;
     uo.identity_files = ids;
@@ -593,7 +607,8 @@ int cmd_exec(int argc, char **argv)
     uo.kex_timeout_ms = uo.connect_timeout_ms;
     uo.log_level = o.log_level >= 0 ? (verbose > o.log_level ? verbose : o.log_level) : verbose;
 
-    shoal_uv_callbacks cb = {on_ready, on_closed, on_passphrase, on_password, on_kbdint, on_banner, on_log};
+    shoal_uv_callbacks cb = {on_ready,  on_closed, on_passphrase,     on_password,
+                             on_kbdint, on_banner, on_log,            on_confirm_hostkey};
     int rc = shoal_uv_conn_new(st.loop, &uo, &cb, &st, &st.conn);
     if (rc) {
         fprintf(stderr, "shoal: %s\n", shoal_strerror(rc));

@@ -45,6 +45,9 @@ enum {
     SHOAL_AUTH_PUBLICKEY = 1u << 0,
     SHOAL_AUTH_KBDINT = 1u << 1,
     SHOAL_AUTH_PASSWORD = 1u << 2,
+    /* Alone: no method at all, only the "none" probe (a server that needs
+     * no credentials). 0 in auth_methods means every method. */
+    SHOAL_AUTH_NONE_ONLY = 1u << 3,
 };
 
 typedef struct shoal_client_config {

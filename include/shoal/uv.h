@@ -26,6 +26,7 @@ typedef enum shoal_hostkey_policy {
     SHOAL_HOSTKEY_STRICT = 0,  /* StrictHostKeyChecking yes: unknown keys fail */
     SHOAL_HOSTKEY_ACCEPT_NEW,  /* accept-new: unknown keys are added, changed keys fail */
     SHOAL_HOSTKEY_OFF,         /* no: unknown keys are added, changed keys still fail */
+    SHOAL_HOSTKEY_ASK,         /* ask: confirm_hostkey decides on unknown keys (no callback = refuse) */
 } shoal_hostkey_policy;
 
 /* Which phase failed, for classification (timeouts name it too). */
@@ -74,6 +75,10 @@ typedef struct shoal_uv_callbacks {
     int (*kbdint)(shoal_uv_conn *c, const shoal_kbdint_request *req, char **responses, void *ud);
     void (*banner)(shoal_uv_conn *c, const char *text, void *ud);
     void (*log)(shoal_uv_conn *c, int level, const char *message, void *ud);
+    /* SHOAL_HOSTKEY_ASK: an unknown host key; return 1 to accept (it is then
+     * added to the first known_hosts file). May be NULL. */
+    int (*confirm_hostkey)(shoal_uv_conn *c, const char *host, const char *keytype, const char *fingerprint,
+                           void *ud);
 } shoal_uv_callbacks;
 
 SHOAL_EXTERN int shoal_uv_conn_new(uv_loop_t *loop, const shoal_uv_options *opt, const shoal_uv_callbacks *cb,

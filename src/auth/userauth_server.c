@@ -142,8 +142,10 @@ static int send_info_request(shoal_session *s)
 static int apply_result(shoal_session *s, int result)
 {
     int method = s->sauth_method;
-    if (result == SHOAL_AUTH_SUCCESS && method == SHOAL_METHOD_PUBLICKEY && !s->sauth_proven) {
-        /* A probe the application likes: say the key would do (PK_OK). */
+    if ((result == SHOAL_AUTH_SUCCESS || result == SHOAL_AUTH_PARTIAL) && method == SHOAL_METHOD_PUBLICKEY &&
+        !s->sauth_proven) {
+        /* A probe the application likes: say the key would do (PK_OK).
+         * PARTIAL too: a probe must never pass a step of a multi-step login. */
         size_t mark;
         int rc = shoal__pkt_begin(s, SSH_MSG_USERAUTH_PK_OK, &mark);
         if (!rc)

@@ -49,7 +49,7 @@ static int session_alloc(shoal_session **out, const shoal_client_config *cfg, vo
     s->rekey_interval_ms = cfg->rekey_interval_ms;
     s->keepalive_ms = cfg->keepalive_interval_ms;
     s->keepalive_max = cfg->keepalive_count_max ? cfg->keepalive_count_max : 3;
-    s->auth_methods = cfg->auth_methods ? cfg->auth_methods
+    s->auth_methods = cfg->auth_methods ? cfg->auth_methods & ~(unsigned)SHOAL_AUTH_NONE_ONLY
                                         : (SHOAL_AUTH_PUBLICKEY | SHOAL_AUTH_KBDINT | SHOAL_AUTH_PASSWORD);
     char ver[300];
     snprintf(ver, sizeof(ver), "SSH-2.0-%s",
@@ -202,7 +202,7 @@ int shoal__fail(shoal_session *s, int err, int reason, const char *fmt, ...)
 {
     if (s->closed)
         return err;
-    char detail[400];
+    char detail[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);

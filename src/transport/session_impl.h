@@ -136,7 +136,7 @@ struct shoal_session {
     int closed;
     int close_reported;
     int err;
-    char errmsg[512];
+    char errmsg[1200];
     uint64_t now;
 
     /* version exchange */

@@ -248,8 +248,15 @@ int shoal_uv_conn_new(uv_loop_t *loop, const shoal_uv_options *opt, const shoal_
     sc.hostkey_algorithms = c->hka ? c->hka : order;
     sc.ciphers = c->ciphers;
     sc.macs = c->macs;
-    shoal_client_callbacks scb = {on_hostkey,  on_sign,          on_password,       on_kbdint,
-                                  on_banner,   on_authenticated, on_session_closed, on_session_log};
+    /* Methods the application cannot answer are not tried at all. */
+    shoal_client_callbacks scb = {on_hostkey,
+                                  on_sign,
+                                  c->cb.password ? on_password : NULL,
+                                  c->cb.kbdint ? on_kbdint : NULL,
+                                  on_banner,
+                                  on_authenticated,
+                                  on_session_closed,
+                                  on_session_log};
     int rc = shoal_session_new_client(&c->s, &sc, &scb, c);
     free(order);
     if (rc) {

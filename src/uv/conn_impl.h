@@ -33,8 +33,8 @@ struct shoal_uv_conn {
     uint64_t stage_deadline;
     int ready_reported, closed_reported, freeing, closing_handles;
     int err;
-    char errmsg[768];
-    char detail[512]; /* a better message from the driver (host key, timeout) */
+    char errmsg[1600];
+    char detail[1024]; /* a better message from the driver (host key, timeout) */
     char name[300];
 
     char **ident_paths; /* per session identity: key file needing a passphrase */

@@ -36,7 +36,11 @@ int shoal__uv_hostkey_check(shoal_uv_conn *c, const shoal_hostkey_info *info)
     const char *type = shoal_key_type_name(info->key);
     char shown[300];
     display_name(c, shown, sizeof(shown));
+    /* Read every file before deciding: a revocation anywhere wins over a
+     * match elsewhere (as OpenSSH), then a match, then a mismatch. */
     int known_other = 0;
+    const char *match_file = NULL, *bad_file = NULL;
+    unsigned match_line = 0, bad_line = 0;
     for (unsigned i = 0; i < c->opt.n_known_hosts; i++) {
         shoal_kh_result r;
         const char *file = c->kh_files[i];
@@ -51,20 +55,42 @@ int shoal__uv_hostkey_check(shoal_uv_conn *c, const shoal_hostkey_info *info)
                      info->fingerprint, shown, file, r.line);
             return SHOAL_ERR_HOSTKEY_REVOKED;
         case SHOAL_KH_MISMATCH:
-            snprintf(c->detail, sizeof(c->detail),
-                     "HOST KEY CHANGED for %s: server offers %s %s, which differs from the key in %s:%u "
-                     "(possible man-in-the-middle attack; if the change is expected, remove the old entry with "
-                     "ssh-keygen -R '%s' -f %s)",
-                     shown, type, info->fingerprint, file, r.line, shown, file);
-            return SHOAL_ERR_HOSTKEY_MISMATCH;
+            if (!bad_file) {
+                bad_file = file;
+                bad_line = r.line;
+            }
+            break;
         case SHOAL_KH_MATCH:
-            shoal__uv_log(c, 1, "host key found in %s:%u", file, r.line);
-            return SHOAL_OK;
+            if (!match_file) {
+                match_file = file;
+                match_line = r.line;
+            }
+            break;
         case SHOAL_KH_OTHER_TYPE:
             known_other = 1;
             break;
         case SHOAL_KH_NOT_FOUND:
             break;
+        }
+    }
+    if (match_file) {
+        shoal__uv_log(c, 1, "host key found in %s:%u", match_file, match_line);
+        return SHOAL_OK;
+    }
+    if (bad_file) {
+        snprintf(c->detail, sizeof(c->detail),
+                 "HOST KEY CHANGED for %s: server offers %s %s, which differs from the key in %s:%u "
+                 "(possible man-in-the-middle attack; if the change is expected, remove the old entry with "
+                 "ssh-keygen -R '%s' -f %s)",
+                 shown, type, info->fingerprint, bad_file, bad_line, shown, bad_file);
+        return SHOAL_ERR_HOSTKEY_MISMATCH;
+    }
+    if (c->opt.hostkey_policy == SHOAL_HOSTKEY_ASK) {
+        int yes = c->cb.confirm_hostkey && c->cb.confirm_hostkey(c, shown, type, info->fingerprint, c->ud) == 1;
+        if (!yes) {
+            snprintf(c->detail, sizeof(c->detail), "host key %s %s for %s is not known and was not accepted", type,
+                     info->fingerprint, shown);
+            return SHOAL_ERR_HOSTKEY_UNKNOWN;
         }
     }
     if (c->opt.hostkey_policy == SHOAL_HOSTKEY_STRICT) {

@@ -24,13 +24,9 @@
 # Failures must be exit 255 with a message naming the stage; runs that must
 # not reach authentication are checked in sshd's log.
 #
-# Two checks describe OpenSSH behaviour shoal does not have yet; they are
-# TAP "# TODO" items (reported, not counted as failures) until fixed:
-#   * a key @revoked in GlobalKnownHostsFile is accepted when the user's
-#     known_hosts has a plain entry for it (OpenSSH loads all files first);
-#   * with every method turned off (-o PubkeyAuthentication=no
-#     -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no) shoal
-#     refuses to start instead of still trying "none" as ssh does.
+# Also: a key @revoked in GlobalKnownHostsFile is refused even when the
+# user's known_hosts has a plain entry for it (every file is read first);
+# with every method turned off, only "none" is tried, as ssh does.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/peers.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../lib/peers.sh"
@@ -95,27 +91,6 @@ no_auth_since() {
 }
 _conn_over() { log_since "$1" "$2" | grep -Eq "Connection (closed|reset) by|Disconnected|disconnect|Unable to negotiate"; }
 
-# known_bug DESC CMD...: a check of the correct behaviour that shoal does not
-# meet yet (a reported bug). Printed as a TAP TODO, so a failure does not fail
-# the script; once it passes it says so, and should become a plain check.
-known_bug() {
-    local desc=$1
-    shift
-    if "$@" >"$T/check.out" 2>&1; then
-        ok "$desc # TODO passes now: make it a plain check"
-    else
-        echo "not ok - $desc # TODO known shoal bug"
-        sed 's/^/    /' "$T/check.out"
-    fi
-    return 0
-}
-
-# rc_was WANT: the last run_shoal exited with WANT (for known_bug).
-rc_was() {
-    [ "$RC" = "$1" ] && return 0
-    echo "exit code $RC, expected $1; stdout: $(head -c 200 "$T/out"); stderr: $(head -c 300 "$T/err")"
-    return 1
-}
 
 # kh_line KH NAME: the first entry ssh-keygen -F finds for NAME in KH.
 kh_line() { ssh-keygen -F "$2" -f "$1" 2>/dev/null | grep -v '^#' | head -n 1; }
@@ -247,7 +222,7 @@ echo "@revoked $HKP $ED25519_HOSTKEY" >"$T/kh_global_revoked"
 run_shoal -o "UserKnownHostsFile=$T/kh_user_plain" -o "GlobalKnownHostsFile=$T/kh_global_revoked" \
     -o StrictHostKeyChecking=yes -o BatchMode=yes \
     -p "$MAIN_PORT" -i "$KEY" "$DEST" 'echo should-not-run' </dev/null
-known_bug "@revoked in GlobalKnownHostsFile, plain entry in UserKnownHostsFile: exits 255" rc_was 255
+check_rc 255 "@revoked in GlobalKnownHostsFile, plain entry in UserKnownHostsFile: exits 255"
 
 # ================================================================ 6. ssh-rsa only
 start_sshd "HostKeyAlgorithms ssh-rsa"
@@ -310,7 +285,7 @@ check_err_has "$AUTH_FAILED_RE" "'none' refused: message names authentication"
 # As in OpenSSH, turning every method off still leaves "none" to try.
 HOME=$T/emptyhome SSH_AUTH_SOCK='' run_shoal "${NOKEYS[@]}" -o PasswordAuthentication=no \
     -o KbdInteractiveAuthentication=no noauth@127.0.0.1 'echo none-ok' </dev/null
-known_bug "'none' authentication with every other method turned off: exits 0" rc_was 0
+check_rc 0 "'none' authentication with every other method turned off: exits 0"
 # With keys available too, none still wins (it is tried first).
 HOME=$T/emptyhome SSH_AUTH_SOCK='' run_shoal -o "UserKnownHostsFile=$T/known_hosts" \
     -o StrictHostKeyChecking=yes -o BatchMode=yes -p "$ASYNCSSH_PORT" -i "$KEY" \
