@@ -3,5 +3,6 @@
 #define SHOAL_APP_COMMANDS_H
 
 int cmd_exec(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@ static void usage(FILE *f)
                "\n"
                "commands:\n"
                "  exec    run a command on one host, like ssh host command\n"
+               "  serve   a programmable SSH server for stock OpenSSH clients\n"
                "\n"
                "Run 'shoal <command> --help' for a command's options.\n");
 }
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "exec"))
         return cmd_exec(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "serve"))
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "shoal: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

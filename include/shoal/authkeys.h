@@ -22,9 +22,16 @@
  *   tunnel="n"             tun device number or "any"
  *
  * Flags apply in order: "pty,restrict" ends with no pty, "restrict,pty"
- * with a pty. A line with an unknown or malformed option is never used
- * (OpenSSH skips it too); shoal is stricter than OpenSSH in one corner:
- * empty list elements (",," or a leading comma) are malformed as well.
+ * with a pty. Empty list elements (",,", a leading or trailing comma) are
+ * ignored, as OpenSSH does. A line with an unknown or malformed option is
+ * never used (OpenSSH skips it too). shoal is stricter than OpenSSH in a
+ * few corners, each of which can only refuse a line OpenSSH would use:
+ *  - expiry-time must be a real calendar date and time (OpenSSH lets
+ *    mktime() roll "20230231" over into March);
+ *  - permitopen/permitlisten ports must be numbers (OpenSSH also looks
+ *    service names such as "http" up in /etc/services);
+ *  - local expiry times follow the zone's daylight saving rules (OpenSSH
+ *    always reads them as standard time).
  *
  * Lines longer than SHOAL_AUTHKEYS_MAX_LINE bytes, or containing NUL bytes,
  * are skipped. Only the key types shoal implements can match; lines with

@@ -39,6 +39,8 @@ typedef struct shoal_server_config {
     const char *banner;             /* USERAUTH_BANNER text, or NULL */
     const char *software_version;
     unsigned max_channels;          /* per connection; 0 = 10 */
+    uint64_t keepalive_interval_ms; /* ClientAliveInterval; 0 = off */
+    unsigned keepalive_count_max;   /* ClientAliveCountMax; 0 = 3 */
 } shoal_server_config;
 
 typedef enum shoal_auth_method {
@@ -116,6 +118,8 @@ SHOAL_EXTERN int shoal_session_kbdint_prompts(shoal_session *s, const char *name
  * (NULL if another method was used). */
 SHOAL_EXTERN const char *shoal_session_auth_user(const shoal_session *s);
 SHOAL_EXTERN const shoal_key *shoal_session_auth_key(const shoal_session *s);
+/* Channels the client may have open at once from now on (MaxSessions). */
+SHOAL_EXTERN void shoal_session_set_max_channels(shoal_session *s, unsigned n);
 /* Per-connection application data set at auth time (e.g. a backend id). */
 SHOAL_EXTERN void shoal_session_set_app_data(shoal_session *s, void *data);
 SHOAL_EXTERN void *shoal_session_app_data(const shoal_session *s);

@@ -267,6 +267,11 @@ const shoal_key *shoal_session_auth_key(const shoal_session *s)
     return s->auth == AUTH_DONE ? s->auth_key : NULL;
 }
 
+void shoal_session_set_max_channels(shoal_session *s, unsigned n)
+{
+    s->max_channels = n ? n : 1;
+}
+
 void shoal_session_set_app_data(shoal_session *s, void *data)
 {
     s->app_data = data;

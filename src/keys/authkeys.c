@@ -336,24 +336,33 @@ int shoal_authkey_opts_parse(const char *s, size_t len, shoal_authkey_opts *o, c
         why[0] = 0;
     if (!s && len)
         return SHOAL_ERR_INVALID_ARG;
-    if (len == 0) {
-        ak_why(why, whysz, "empty options");
-        return SHOAL_ERR_BAD_FORMAT;
-    }
-    const char *p = s, *end = s + len;
-    if (memchr(s, 0, len)) {
+    if (len && memchr(s, 0, len)) {
         ak_why(why, whysz, "NUL byte in options");
         return SHOAL_ERR_BAD_FORMAT;
     }
+    const char *p = s, *end = s + len;
     for (;;) {
+        if (p == end)
+            return SHOAL_OK;
+        if (ak_blank(*p)) {
+            /* Only blanks may follow: the caller cut the field already. */
+            while (p < end && ak_blank(*p))
+                p++;
+            if (p == end)
+                return SHOAL_OK;
+            ak_why(why, whysz, "blank inside options");
+            return SHOAL_ERR_BAD_FORMAT;
+        }
+        if (*p == ',') {
+            /* Empty list element (",,", leading or trailing comma): OpenSSH
+             * ignores them, and they carry no meaning either way. */
+            p++;
+            continue;
+        }
         const char *name = p;
         while (p < end && *p != ',' && *p != '=' && !ak_blank(*p))
             p++;
         size_t nlen = (size_t)(p - name);
-        if (nlen == 0) {
-            ak_why(why, whysz, "empty option");
-            return SHOAL_ERR_BAD_FORMAT;
-        }
         int rc;
         char shown[48];
         snprintf(shown, sizeof(shown), "%.*s", (int)(nlen > 40 ? 40 : nlen), name);
@@ -373,24 +382,8 @@ int shoal_authkey_opts_parse(const char *s, size_t len, shoal_authkey_opts *o, c
         }
         if (rc)
             return rc;
-        if (p == end)
-            return SHOAL_OK;
-        if (ak_blank(*p)) {
-            /* Only blanks may follow: the caller cut the field already. */
-            while (p < end && ak_blank(*p))
-                p++;
-            if (p == end)
-                return SHOAL_OK;
-            ak_why(why, whysz, "blank inside options");
-            return SHOAL_ERR_BAD_FORMAT;
-        }
-        if (*p != ',') {
+        if (p < end && *p != ',' && !ak_blank(*p)) {
             ak_why(why, whysz, "garbage after option \"%s\"", shown);
-            return SHOAL_ERR_BAD_FORMAT;
-        }
-        p++;
-        if (p == end || ak_blank(*p)) {
-            ak_why(why, whysz, "unexpected end of options");
             return SHOAL_ERR_BAD_FORMAT;
         }
     }

@@ -108,6 +108,8 @@ int shoal_session_new_server(shoal_session **out, const shoal_server_config *cfg
     cc.rekey_bytes = cfg->rekey_bytes;
     cc.rekey_interval_ms = cfg->rekey_interval_ms;
     cc.software_version = cfg->software_version;
+    cc.keepalive_interval_ms = cfg->keepalive_interval_ms;
+    cc.keepalive_count_max = cfg->keepalive_count_max;
     shoal_session *s;
     int rc = session_alloc(&s, &cc, ud);
     if (rc)
@@ -342,7 +344,8 @@ int shoal_session_tick(shoal_session *s, uint64_t now)
         if (now >= base + s->keepalive_ms) {
             if (s->keepalive_outstanding >= s->keepalive_max)
                 return shoal__fail(s, SHOAL_ERR_TIMEOUT, SSH_DISCONNECT_BY_APPLICATION,
-                                   "server did not answer %u keepalives", s->keepalive_outstanding);
+                                   "%s did not answer %u keepalives", s->is_server ? "client" : "server",
+                                   s->keepalive_outstanding);
             shoal__log(s, 2, "sending keepalive %u", s->keepalive_outstanding + 1);
             int rc = shoal__conn_keepalive(s);
             if (rc)

@@ -1,0 +1,494 @@
+/* shoal serve: authentication decisions.
+ *
+ * publickey: the user's AuthorizedKeysFile entries (checked for safe
+ * ownership and permissions when StrictModes is on), then the
+ * AuthorizedKeysCommand backend, run asynchronously as
+ * AuthorizedKeysCommandUser with the user, key type, base64 key and
+ * fingerprint as arguments; its output is read as authorized_keys lines.
+ * password / keyboard-interactive: the PasswordFile ("user:crypt-hash"
+ * lines, checked with crypt(3) and a constant-time comparison).
+ * AuthenticationMethods lists, PermitRootLogin and the account's existence
+ * are applied on top. Only keys whose signature verified (req->proven) can
+ * complete a login; probes only learn whether a key would do. */
+#include <crypt.h>
+#include <errno.h>
+#include <signal.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "keys/key.h"
+#include "serve.h"
+
+#define AKC_MAX_OUTPUT (1u << 20)
+#define AKC_TIMEOUT_MS 10000u
+
+static unsigned method_bit(shoal_serve_method m)
+{
+    switch (m) {
+    case SHOAL_SERVE_METHOD_PUBLICKEY:
+        return SHOAL_AUTH_PUBLICKEY;
+    case SHOAL_SERVE_METHOD_PASSWORD:
+        return SHOAL_AUTH_PASSWORD;
+    case SHOAL_SERVE_METHOD_KBDINT:
+        return SHOAL_AUTH_KBDINT;
+    }
+    return 0;
+}
+
+/* Methods enabled for this user at all. */
+static unsigned enabled_methods(const serve_conn *sc)
+{
+    unsigned m = 0;
+    if (sc->eff.pubkey_authentication)
+        m |= SHOAL_AUTH_PUBLICKEY;
+    if (sc->eff.password_authentication && sc->eff.password_file)
+        m |= SHOAL_AUTH_PASSWORD;
+    if (sc->eff.kbd_interactive_authentication && sc->eff.password_file)
+        m |= SHOAL_AUTH_KBDINT;
+    return m;
+}
+
+/* What may come next under AuthenticationMethods, given what succeeded:
+ * for each list whose methods so far all succeeded in order, its next one. */
+static unsigned next_methods(const serve_conn *sc, int *complete)
+{
+    unsigned enabled = enabled_methods(sc), next = 0;
+    *complete = 0;
+    if (sc->eff.n_auth_methods == 0) {
+        *complete = sc->done_methods != 0;
+        return enabled;
+    }
+    for (unsigned i = 0; i < sc->eff.n_auth_methods; i++) {
+        const shoal_serve_method_list *l = &sc->eff.auth_methods[i];
+        unsigned k = 0;
+        while (k < l->n && (sc->done_methods & method_bit(l->m[k])))
+            k++;
+        if (k == l->n) {
+            *complete = 1;
+            return 0;
+        }
+        int prefix_ok = 1; /* nothing done outside this list's prefix */
+        unsigned prefix = 0;
+        for (unsigned j = 0; j < k; j++)
+            prefix |= method_bit(l->m[j]);
+        if (sc->done_methods & ~prefix)
+            prefix_ok = 0;
+        if (prefix_ok)
+            next |= method_bit(l->m[k]) & enabled;
+    }
+    return next;
+}
+
+static int root_allowed(const serve_conn *sc, shoal_auth_method m, int forced_command)
+{
+    if (sc->uid != 0)
+        return 1;
+    switch (sc->eff.permit_root_login) {
+    case SHOAL_SERVE_ROOT_YES:
+        return 1;
+    case SHOAL_SERVE_ROOT_PROHIBIT_PASSWORD:
+        return m == SHOAL_METHOD_PUBLICKEY;
+    case SHOAL_SERVE_ROOT_FORCED_COMMANDS_ONLY:
+        return m == SHOAL_METHOD_PUBLICKEY && forced_command;
+    case SHOAL_SERVE_ROOT_NO:
+        return 0;
+    }
+    return 0;
+}
+
+/* Resolves the account and the per-user settings once per user name. */
+static void resolve_user(serve_conn *sc, const char *user)
+{
+    if (sc->have_user && strcmp(sc->user, user) == 0)
+        return;
+    sc->have_user = 1;
+    sc->user_ok = 0;
+    sc->done_methods = 0;
+    snprintf(sc->user, sizeof(sc->user), "%s", user);
+    if (strlen(user) >= sizeof(sc->user) || !shoal_serve_user_name_ok(user))
+        return;
+    if (shoal_serve_config_for(sc->ctx->cfg, user, shoal_uv_sconn_address(sc->sconn), &sc->eff) != 0)
+        return;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || !res)
+        return;
+    /* Not root: we can only run commands as ourselves. */
+    if (!sc->ctx->is_root && pw.pw_uid != sc->ctx->self_uid)
+        return;
+    sc->uid = pw.pw_uid;
+    sc->gid = pw.pw_gid;
+    snprintf(sc->home, sizeof(sc->home), "%s", pw.pw_dir);
+    snprintf(sc->shell, sizeof(sc->shell), "%s", pw.pw_shell && *pw.pw_shell ? pw.pw_shell : "/bin/sh");
+    sc->user_ok = 1;
+}
+
+/* StrictModes: the file and every directory up to the home (or /) must be
+ * owned by root or the user and not writable by group or others. */
+static int safe_path(const serve_conn *sc, const char *path, char *why, size_t whysz)
+{
+    char p[1024];
+    snprintf(p, sizeof(p), "%s", path);
+    for (;;) {
+        struct stat st;
+        if (stat(p, &st) != 0)
+            return 1; /* missing: nothing to trust or distrust */
+        if ((st.st_uid != 0 && st.st_uid != sc->uid) || (st.st_mode & 022)) {
+            snprintf(why, whysz, "bad ownership or modes for %s", p);
+            return 0;
+        }
+        if (strcmp(p, sc->home) == 0 || strcmp(p, "/") == 0)
+            return 1;
+        char *slash = strrchr(p, '/');
+        if (!slash)
+            return 1;
+        if (slash == p)
+            slash[1] = 0;
+        else
+            *slash = 0;
+    }
+}
+
+static int key_in_files(serve_conn *sc, const shoal_key *key, shoal_authkey_opts *opts)
+{
+    shoal_authkeys_peer peer = {shoal_uv_sconn_address(sc->sconn), NULL, (int64_t)time(NULL)};
+    for (unsigned i = 0; i < sc->eff.n_authorized_keys_files; i++) {
+        char *path = NULL;
+        if (shoal_serve_keys_file_path(sc->eff.authorized_keys_files[i], sc->user, sc->home, &path) != 0)
+            continue;
+        char why[300];
+        if (sc->ctx->g->strict_modes && !safe_path(sc, path, why, sizeof(why))) {
+            serve_log(sc->ctx, 1, "%s: authentication refused: %s", sc->user, why);
+            free(path);
+            continue;
+        }
+        shoal_authkeys_result res;
+        int found = shoal_authkeys_find_file(path, key, &peer, opts, &res);
+        if (found == 1) {
+            serve_log(sc->ctx, 2, "%s: key found at %s:%u", sc->user, path, res.line);
+            free(path);
+            return 1;
+        }
+        if (res.refused_line)
+            serve_log(sc->ctx, 1, "%s: %s:%u: key refused: %s", sc->user, path, res.refused_line, res.refused_why);
+        shoal_authkey_opts_free(opts);
+        free(path);
+    }
+    return 0;
+}
+
+/* ---- AuthorizedKeysCommand (asynchronous) ---- */
+
+typedef struct akc_job {
+    uv_process_t proc;
+    uv_pipe_t out;
+    uv_timer_t timer;
+    int handles;
+    serve_conn *sc; /* NULL once the connection is gone */
+    shoal_session *s;
+    shoal_key *key;
+    char *output;
+    size_t len;
+    int exited, eof, answered;
+    int64_t status;
+} akc_job;
+
+static void akc_handle_closed(uv_handle_t *h)
+{
+    akc_job *j = h->data;
+    if (--j->handles == 0) {
+        shoal_key_free(j->key);
+        free(j->output);
+        free(j);
+    }
+}
+
+static void akc_answer(akc_job *j, int result)
+{
+    if (j->answered)
+        return;
+    j->answered = 1;
+    if (j->sc) {
+        serve_conn *sc = j->sc;
+        sc->akc = NULL;
+        j->sc = NULL;
+        shoal_session_auth_reply(j->s, result);
+        shoal_uv_sconn_flush(sc->sconn);
+    }
+    uv_close((uv_handle_t *)&j->timer, akc_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&j->out))
+        uv_close((uv_handle_t *)&j->out, akc_handle_closed);
+}
+
+static int finish_publickey(serve_conn *sc, const shoal_auth_request *req, shoal_authkey_opts *opts);
+
+static void akc_maybe_done(akc_job *j)
+{
+    if (!j->exited || !j->eof || j->answered)
+        return;
+    int result = SHOAL_AUTH_DENY;
+    if (j->sc && j->status == 0) {
+        shoal_authkeys_peer peer = {shoal_uv_sconn_address(j->sc->sconn), NULL, (int64_t)time(NULL)};
+        shoal_authkey_opts opts;
+        if (shoal_authkeys_find(j->output ? j->output : "", j->len, j->key, &peer, &opts, NULL) == 1) {
+            shoal_auth_request req;
+            memset(&req, 0, sizeof(req));
+            req.method = SHOAL_METHOD_PUBLICKEY;
+            req.key = j->key;
+            req.proven = 1;
+            result = finish_publickey(j->sc, &req, &opts);
+        }
+        shoal_authkey_opts_free(&opts);
+    } else if (j->sc) {
+        serve_log(j->sc->ctx, 1, "AuthorizedKeysCommand exited with status %lld", (long long)j->status);
+    }
+    akc_answer(j, result);
+}
+
+static void akc_on_exit(uv_process_t *p, int64_t status, int sig)
+{
+    akc_job *j = p->data;
+    j->exited = 1;
+    j->status = sig ? 128 + sig : status;
+    uv_close((uv_handle_t *)p, akc_handle_closed);
+    akc_maybe_done(j);
+}
+
+static void akc_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    akc_job *j = h->data;
+    (void)sz;
+    if (!j->output)
+        j->output = malloc(AKC_MAX_OUTPUT + 1);
+    size_t room = j->output && j->len < AKC_MAX_OUTPUT ? AKC_MAX_OUTPUT - j->len : 0;
+    *b = uv_buf_init(j->output ? j->output + j->len : NULL, (unsigned)(room > 65536 ? 65536 : room));
+}
+
+static void akc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    akc_job *j = st->data;
+    (void)b;
+    if (n > 0) {
+        j->len += (size_t)n;
+        return;
+    }
+    if (n < 0 || j->len >= AKC_MAX_OUTPUT) {
+        uv_read_stop(st);
+        j->eof = 1;
+        akc_maybe_done(j);
+    }
+}
+
+static void akc_timeout(uv_timer_t *t)
+{
+    akc_job *j = t->data;
+    if (j->sc)
+        serve_log(j->sc->ctx, 0, "AuthorizedKeysCommand timed out; denying");
+    if (!j->exited)
+        uv_process_kill(&j->proc, SIGKILL);
+    akc_answer(j, SHOAL_AUTH_DENY);
+}
+
+static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key)
+{
+    struct passwd pw, *res = NULL;
+    char pwbuf[4096];
+    if (!sc->eff.authorized_keys_command_user ||
+        getpwnam_r(sc->eff.authorized_keys_command_user, &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res)
+        return SHOAL_AUTH_DENY;
+    shoal_buf blob;
+    shoal_buf_init(&blob, SHOAL_KEY_MAX_BLOB);
+    char b64[SHOAL_KEY_MAX_BLOB * 2], fp[128] = "";
+    if (shoal_key_to_blob(key, &blob) != 0 ||
+        shoal_base64_encode(shoal_buf_ptr(&blob), shoal_buf_len(&blob), b64, sizeof(b64), 1) != 0) {
+        shoal_buf_free(&blob);
+        return SHOAL_AUTH_DENY;
+    }
+    shoal_buf_free(&blob);
+    shoal_key_fingerprint(key, fp, sizeof(fp));
+    akc_job *j = calloc(1, sizeof(*j));
+    if (!j || shoal_key_dup_public(key, &j->key) != 0) {
+        free(j);
+        return SHOAL_AUTH_DENY;
+    }
+    j->sc = sc;
+    j->s = s;
+    uv_loop_t *loop = shoal_uv_server_loop(sc->ctx->srv);
+    uv_pipe_init(loop, &j->out, 0);
+    j->out.data = j;
+    uv_timer_init(loop, &j->timer);
+    j->timer.data = j;
+    j->handles = 2;
+    char *argv[] = {(char *)sc->eff.authorized_keys_command, sc->user, (char *)shoal_key_type_name(key), b64, fp,
+                    NULL};
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    uv_stdio_container_t stdio[3] = {{UV_IGNORE, {0}}, {UV_CREATE_PIPE | UV_WRITABLE_PIPE, {0}}, {UV_IGNORE, {0}}};
+    stdio[1].data.stream = (uv_stream_t *)&j->out;
+    uv_process_options_t po;
+    memset(&po, 0, sizeof(po));
+    po.file = argv[0];
+    po.args = argv;
+    po.env = env;
+    po.cwd = "/";
+    po.stdio = stdio;
+    po.stdio_count = 3;
+    po.exit_cb = akc_on_exit;
+    if (sc->ctx->is_root) {
+        po.flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        po.uid = pw.pw_uid;
+        po.gid = pw.pw_gid;
+    }
+    j->proc.data = j;
+    int r = uv_spawn(loop, &j->proc, &po);
+    if (r != 0) {
+        serve_log(sc->ctx, 0, "cannot run AuthorizedKeysCommand %s: %s", argv[0], uv_strerror(r));
+        j->answered = 1;
+        uv_close((uv_handle_t *)&j->timer, akc_handle_closed);
+        uv_close((uv_handle_t *)&j->out, akc_handle_closed);
+        return SHOAL_AUTH_DENY;
+    }
+    j->handles++;
+    uv_read_start((uv_stream_t *)&j->out, akc_alloc, akc_read);
+    uv_timer_start(&j->timer, akc_timeout, AKC_TIMEOUT_MS, 0);
+    sc->akc = j;
+    return SHOAL_ERR_DEFERRED;
+}
+
+/* ---- decisions ---- */
+
+static int method_done(serve_conn *sc, shoal_session *s, unsigned bit)
+{
+    sc->done_methods |= bit;
+    int complete;
+    unsigned next = next_methods(sc, &complete);
+    if (complete)
+        return SHOAL_AUTH_SUCCESS;
+    if (!next)
+        return SHOAL_AUTH_DENY;
+    shoal_session_set_auth_methods(s, next);
+    return SHOAL_AUTH_PARTIAL;
+}
+
+static int finish_publickey(serve_conn *sc, const shoal_auth_request *req, shoal_authkey_opts *opts)
+{
+    if (!root_allowed(sc, SHOAL_METHOD_PUBLICKEY, opts->command != NULL)) {
+        serve_log(sc->ctx, 1, "%s: root login refused by PermitRootLogin", sc->user);
+        return SHOAL_AUTH_DENY;
+    }
+    if (!req->proven)
+        return SHOAL_AUTH_SUCCESS; /* a probe: the key would do (PK_OK) */
+    if (sc->have_key_opts)
+        shoal_authkey_opts_free(&sc->key_opts);
+    sc->key_opts = *opts;
+    sc->have_key_opts = 1;
+    shoal_authkey_opts_init(opts); /* moved */
+    char fp[128] = "";
+    shoal_key_fingerprint(req->key, fp, sizeof(fp));
+    serve_log(sc->ctx, 1, "%s: accepted publickey %s %s from %s", sc->user, shoal_key_type_name(req->key), fp,
+              shoal_uv_sconn_peer(sc->sconn));
+    shoal_session *s = shoal_uv_sconn_session(sc->sconn);
+    return method_done(sc, s, SHOAL_AUTH_PUBLICKEY);
+}
+
+static int check_password(serve_conn *sc, const char *password)
+{
+    FILE *f = fopen(sc->eff.password_file, "r");
+    if (!f)
+        return 0;
+    char line[1024];
+    int ok = 0;
+    size_t ul = strlen(sc->user);
+    struct crypt_data cd;
+    while (!ok && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (strncmp(line, sc->user, ul) != 0 || line[ul] != ':')
+            continue;
+        const char *hash = line + ul + 1;
+        memset(&cd, 0, sizeof(cd));
+        const char *got = crypt_r(password, hash, &cd);
+        if (got && *got != '*' && strlen(got) == strlen(hash) && CRYPTO_memcmp(got, hash, strlen(hash)) == 0)
+            ok = 1;
+    }
+    OPENSSL_cleanse(&cd, sizeof(cd));
+    OPENSSL_cleanse(line, sizeof(line));
+    fclose(f);
+    return ok;
+}
+
+int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
+{
+    (void)ud;
+    serve_conn *sc = shoal_session_app_data(s);
+    resolve_user(sc, req->user);
+    unsigned enabled = sc->user_ok ? enabled_methods(sc) : 0;
+    int complete;
+    unsigned next = sc->user_ok ? next_methods(sc, &complete) : 0;
+    /* Advertise what this user may use next (as sshd does per user). */
+    shoal_session_set_auth_methods(s, next ? next : (enabled ? enabled : SHOAL_AUTH_PUBLICKEY));
+    if (!sc->user_ok) {
+        serve_log(sc->ctx, 1, "%s: invalid user \"%s\"", shoal_uv_sconn_peer(sc->sconn), sc->user);
+        return SHOAL_AUTH_DENY;
+    }
+    switch (req->method) {
+    case SHOAL_METHOD_NONE:
+        return SHOAL_AUTH_DENY;
+    case SHOAL_METHOD_PUBLICKEY: {
+        if (!(next & SHOAL_AUTH_PUBLICKEY))
+            return SHOAL_AUTH_DENY;
+        shoal_authkey_opts opts;
+        shoal_authkey_opts_init(&opts);
+        int result = SHOAL_AUTH_DENY;
+        if (key_in_files(sc, req->key, &opts))
+            result = finish_publickey(sc, req, &opts);
+        else if (sc->eff.authorized_keys_command)
+            result = run_akc(sc, s, req->key);
+        shoal_authkey_opts_free(&opts);
+        return result;
+    }
+    case SHOAL_METHOD_PASSWORD:
+        if (!(next & SHOAL_AUTH_PASSWORD) || !root_allowed(sc, SHOAL_METHOD_PASSWORD, 0))
+            return SHOAL_AUTH_DENY;
+        if (!check_password(sc, req->password)) {
+            serve_log(sc->ctx, 1, "%s: failed password from %s", sc->user, shoal_uv_sconn_peer(sc->sconn));
+            return SHOAL_AUTH_DENY;
+        }
+        serve_log(sc->ctx, 1, "%s: accepted password from %s", sc->user, shoal_uv_sconn_peer(sc->sconn));
+        return method_done(sc, s, SHOAL_AUTH_PASSWORD);
+    case SHOAL_METHOD_KBDINT:
+        if (!(next & SHOAL_AUTH_KBDINT) || !root_allowed(sc, SHOAL_METHOD_KBDINT, 0))
+            return SHOAL_AUTH_DENY;
+        if (req->n_responses == 0) {
+            shoal_kbdint_prompt pr = {"Password: ", 0};
+            shoal_session_kbdint_prompts(s, "", "", 1, &pr);
+            return SHOAL_AUTH_PROMPT;
+        }
+        if (req->n_responses != 1 || !check_password(sc, req->responses[0])) {
+            serve_log(sc->ctx, 1, "%s: failed keyboard-interactive from %s", sc->user,
+                      shoal_uv_sconn_peer(sc->sconn));
+            return SHOAL_AUTH_DENY;
+        }
+        return method_done(sc, s, SHOAL_AUTH_KBDINT);
+    }
+    return SHOAL_AUTH_DENY;
+}
+
+void serve_conn_free(serve_conn *sc)
+{
+    akc_job *j = sc->akc;
+    if (j) {
+        /* The connection is gone: the backend's answer has nowhere to go. */
+        j->sc = NULL;
+        if (!j->exited)
+            uv_process_kill(&j->proc, SIGKILL);
+    }
+    if (sc->have_key_opts)
+        shoal_authkey_opts_free(&sc->key_opts);
+    free(sc);
+}

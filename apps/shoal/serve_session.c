@@ -1,0 +1,221 @@
+/* shoal serve: session channels: pty-req, env, exec, shell, subsystem.
+ *
+ * What runs: ForceCommand, else an authorized_keys command=, else the
+ * client's command (with SSH_ORIGINAL_COMMAND set when forced), checked
+ * against the CommandPolicy (allow-list or the git preset); refusals reach
+ * the client as a message on stderr and exit status 1. Commands run through
+ * the user's shell (-c), as the user when we are root, in their home, with
+ * a clean environment: HOME USER LOGNAME SHELL PATH, SSH_CONNECTION,
+ * SSH_CLIENT, TERM with a pty, plus the variables AcceptEnv lets through. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve.h"
+#include "wire/match.h"
+
+#define MAX_ENV 64
+
+typedef struct sess {
+    serve_conn *sc;
+    shoal_channel *ch;
+    int pty;
+    char term[64];
+    uint32_t cols, rows;
+    uint8_t modes[512];
+    size_t modes_len;
+    char *env[MAX_ENV]; /* accepted "NAME=value" */
+    unsigned n_env;
+    int started;
+} sess;
+
+static void sess_free(sess *ss)
+{
+    for (unsigned i = 0; i < ss->n_env; i++)
+        free(ss->env[i]);
+    free(ss);
+}
+
+static int env_accepted(const shoal_serve_effective *e, const char *name)
+{
+    for (unsigned i = 0; i < e->n_accept_env; i++)
+        if (shoal_wildmatch(e->accept_env[i], strlen(e->accept_env[i]), name, strlen(name), 0))
+            return 1;
+    return 0;
+}
+
+static void refuse_with_message(sess *ss, const char *msg)
+{
+    size_t w;
+    char line[600];
+    snprintf(line, sizeof(line), "shoal: %s\r\n", msg);
+    shoal_channel_write_stderr(ss->ch, line, strlen(line), &w);
+    shoal_channel_exit_status(ss->ch, 1);
+    shoal_channel_send_eof(ss->ch);
+    shoal_channel_close(ss->ch);
+    shoal_uv_sconn_flush(ss->sc->sconn);
+}
+
+static char *env_pair(const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s=%s", name, value);
+    return s;
+}
+
+/* Starts command (NULL: a login shell). Returns 1 when the request should
+ * be answered with success. */
+static int start(sess *ss, const char *kind, const char *client_cmd)
+{
+    serve_conn *sc = ss->sc;
+    serve_ctx *ctx = sc->ctx;
+    const char *forced = sc->eff.force_command ? sc->eff.force_command
+                                               : (sc->have_key_opts ? sc->key_opts.command : NULL);
+    const char *cmd = forced ? forced : client_cmd;
+    shoal_serve_command policy;
+    memset(&policy, 0, sizeof(policy));
+    char why[300] = "";
+    if (!forced && strcmp(kind, "subsystem") != 0) {
+        int ok = shoal_serve_command_allowed(&sc->eff, client_cmd, &policy, why, sizeof(why));
+        if (ok != 1) {
+            serve_log(ctx, 1, "%s: refused %s \"%.100s\": %s", sc->user, kind, client_cmd ? client_cmd : "", why);
+            ss->started = 1;
+            refuse_with_message(ss, why[0] ? why : "command not allowed");
+            return 1;
+        }
+        if (policy.command)
+            cmd = policy.command;
+    }
+    /* Environment. */
+    char *envp[MAX_ENV + 16];
+    unsigned ne = 0;
+    char client[160], conn_s[200];
+    const char *peer_addr = shoal_uv_sconn_address(sc->sconn);
+    const char *peer = shoal_uv_sconn_peer(sc->sconn);
+    const char *port = strrchr(peer, ':');
+    snprintf(client, sizeof(client), "%s %s 22", peer_addr, port ? port + 1 : "0");
+    snprintf(conn_s, sizeof(conn_s), "%s %s 127.0.0.1 22", peer_addr, port ? port + 1 : "0");
+    envp[ne++] = env_pair("HOME", sc->home);
+    envp[ne++] = env_pair("USER", sc->user);
+    envp[ne++] = env_pair("LOGNAME", sc->user);
+    envp[ne++] = env_pair("SHELL", sc->shell);
+    envp[ne++] = env_pair("PATH", sc->uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                                                : "/usr/local/bin:/usr/bin:/bin");
+    envp[ne++] = env_pair("SSH_CLIENT", client);
+    envp[ne++] = env_pair("SSH_CONNECTION", conn_s);
+    if (ss->pty)
+        envp[ne++] = env_pair("TERM", ss->term[0] ? ss->term : "xterm");
+    if (forced && client_cmd)
+        envp[ne++] = env_pair("SSH_ORIGINAL_COMMAND", client_cmd);
+    for (unsigned i = 0; i < ss->n_env && ne < MAX_ENV + 14; i++)
+        envp[ne++] = strdup(ss->env[i]);
+    envp[ne] = NULL;
+
+    /* The user's shell: "-c cmd", or a login shell (argv[0] "-name"). */
+    char login_name[260];
+    const char *base = strrchr(sc->shell, '/');
+    snprintf(login_name, sizeof(login_name), "-%s", base ? base + 1 : sc->shell);
+    const char *argv_login[] = {login_name, NULL};
+    const char *argv_cmd[] = {sc->shell, "-c", cmd, NULL};
+    shoal_proc_options po;
+    memset(&po, 0, sizeof(po));
+    po.program = sc->shell;
+    po.argv = cmd ? argv_cmd : argv_login;
+    po.env = (const char *const *)envp;
+    po.cwd = sc->home;
+    po.switch_user = ctx->is_root;
+    po.uid = sc->uid;
+    po.gid = sc->gid;
+    po.user = sc->user;
+    po.pty = ss->pty;
+    po.cols = ss->cols;
+    po.rows = ss->rows;
+    po.pty_modes = ss->modes_len ? ss->modes : NULL;
+    po.pty_modes_len = ss->modes_len;
+    shoal_proc *proc = NULL;
+    int rc = shoal_proc_spawn(sc->sconn, ss->ch, &po, &proc, why, sizeof(why));
+    for (unsigned i = 0; i < ne; i++)
+        free(envp[i]);
+    shoal_serve_command_free(&policy);
+    if (rc) {
+        serve_log(ctx, 0, "%s: %s", sc->user, why);
+        return 0;
+    }
+    serve_log(ctx, 2, "%s: %s started (pid %d)%s", sc->user, kind, (int)shoal_proc_pid(proc), ss->pty ? " with a pty" : "");
+    ss->started = 1;
+    /* The process owns the channel's callbacks now; our state goes. */
+    sess_free(ss);
+    return 1;
+}
+
+static int on_request(shoal_channel *ch, const shoal_channel_request *req, void *ud)
+{
+    sess *ss = ud;
+    serve_conn *sc = ss->sc;
+    (void)ch;
+    if (ss->started)
+        return 0;
+    if (!strcmp(req->type, "pty-req")) {
+        int allowed = sc->eff.permit_tty && !(sc->have_key_opts && sc->key_opts.no_pty);
+        if (!allowed || ss->pty)
+            return 0;
+        ss->pty = 1;
+        snprintf(ss->term, sizeof(ss->term), "%s", req->term);
+        ss->cols = req->cols;
+        ss->rows = req->rows;
+        ss->modes_len = req->modes_len < sizeof(ss->modes) ? req->modes_len : 0;
+        if (ss->modes_len)
+            memcpy(ss->modes, req->modes, ss->modes_len);
+        return 1;
+    }
+    if (!strcmp(req->type, "env")) {
+        if (ss->n_env >= MAX_ENV || !env_accepted(&sc->eff, req->name) || strchr(req->name, '='))
+            return 0;
+        ss->env[ss->n_env] = env_pair(req->name, req->value);
+        if (!ss->env[ss->n_env])
+            return 0;
+        ss->n_env++;
+        return 1;
+    }
+    if (!strcmp(req->type, "exec"))
+        return start(ss, "exec", req->command);
+    if (!strcmp(req->type, "shell"))
+        return start(ss, "shell", NULL);
+    if (!strcmp(req->type, "subsystem")) {
+        for (unsigned i = 0; i < sc->ctx->g->n_subsystems; i++) {
+            if (!strcmp(sc->ctx->g->subsystems[i].name, req->subsystem)) {
+                if (!strcmp(sc->ctx->g->subsystems[i].command, "internal-sftp")) {
+                    serve_log(sc->ctx, 0, "internal-sftp is not available yet; configure an sftp-server path");
+                    return 0;
+                }
+                return start(ss, "subsystem", sc->ctx->g->subsystems[i].command);
+            }
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static void on_close(shoal_channel *ch, void *ud)
+{
+    (void)ch;
+    sess_free(ud); /* closed before anything ran */
+}
+
+int serve_channel_open(shoal_session *s, shoal_channel *ch, const char *type, void *ud)
+{
+    (void)ud;
+    serve_conn *sc = shoal_session_app_data(s);
+    if (strcmp(type, "session") != 0)
+        return 1; /* forwarding is not offered (yet): administratively prohibited */
+    sess *ss = calloc(1, sizeof(*ss));
+    if (!ss)
+        return 4;
+    ss->sc = sc;
+    ss->ch = ch;
+    static const shoal_server_channel_callbacks cb = {on_request, NULL, NULL, NULL, on_close};
+    shoal_channel_set_server_callbacks(ch, &cb, ss);
+    return 0;
+}

@@ -1,0 +1,83 @@
+/* shoal: the libuv server driver. Listens on any number of addresses (or
+ * adopts listening sockets handed over by a previous process), accepts
+ * connections, runs one sans-I/O server session per connection on the loop,
+ * and enforces the login grace time, the cap on unauthenticated connections
+ * (MaxStartups) and client keepalives.
+ *
+ * The session callbacks (server.h) are the application's; each connection's
+ * session has the shoal_uv_sconn as its user data (shoal_uv_sconn_of). */
+#ifndef SHOAL_UV_SERVER_H
+#define SHOAL_UV_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "shoal/server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shoal_uv_server shoal_uv_server;
+typedef struct shoal_uv_sconn shoal_uv_sconn;
+
+typedef struct shoal_uv_server_options {
+    const char *const *listen;   /* "addr", "addr:port", "[v6]:port"; none = 0.0.0.0 and :: */
+    unsigned n_listen;
+    unsigned port;               /* for entries without a port; 0 = 22 */
+    const int *inherit_fds;      /* listening sockets to adopt instead (graceful restart) */
+    unsigned n_inherit_fds;
+    shoal_server_config ssh;
+    uint64_t login_grace_ms;     /* unauthenticated connections are closed after this; 0 = 120 s */
+    unsigned max_startups;       /* unauthenticated connections at once; more are dropped; 0 = 100 */
+    int log_level;
+} shoal_uv_server_options;
+
+typedef struct shoal_uv_server_callbacks {
+    /* A client connected; its session exists but has not started: attach
+     * data with shoal_session_set_app_data(). Return 0 to serve it, negative
+     * to drop it. May be NULL. */
+    int (*on_connection)(shoal_uv_server *srv, shoal_uv_sconn *c, void *ud);
+    /* The session callbacks; their ud argument is the shoal_uv_sconn. */
+    shoal_server_callbacks ssh;
+    /* The connection is gone and its resources about to be freed. May be NULL. */
+    void (*on_sconn_free)(shoal_uv_sconn *c, void *ud);
+    /* Server-level log lines (listen, accept, drops). May be NULL. */
+    void (*log)(shoal_uv_server *srv, int level, const char *message, void *ud);
+} shoal_uv_server_callbacks;
+
+SHOAL_EXTERN int shoal_uv_server_new(uv_loop_t *loop, const shoal_uv_server_options *opt,
+                                     const shoal_uv_server_callbacks *cb, void *ud, shoal_uv_server **out);
+/* Binds and listens (or adopts the inherited sockets). The message names the
+ * address that failed. */
+SHOAL_EXTERN int shoal_uv_server_listen(shoal_uv_server *srv, char *err, size_t errsz);
+/* The listening sockets' descriptors (for handing over at a restart). */
+SHOAL_EXTERN unsigned shoal_uv_server_fds(const shoal_uv_server *srv, int *fds, unsigned max);
+/* The port the first listener is bound to (useful with port 0). */
+SHOAL_EXTERN unsigned shoal_uv_server_bound_port(const shoal_uv_server *srv);
+/* Stops accepting; running connections go on. */
+SHOAL_EXTERN void shoal_uv_server_stop(shoal_uv_server *srv);
+SHOAL_EXTERN unsigned shoal_uv_server_connections(const shoal_uv_server *srv);
+/* Closes listeners and every connection; memory is released asynchronously. */
+SHOAL_EXTERN void shoal_uv_server_free(shoal_uv_server *srv);
+SHOAL_EXTERN void *shoal_uv_server_userdata(const shoal_uv_server *srv);
+SHOAL_EXTERN uv_loop_t *shoal_uv_server_loop(const shoal_uv_server *srv);
+
+/* ---- one connection ---- */
+
+SHOAL_EXTERN shoal_uv_sconn *shoal_uv_sconn_of(const shoal_session *s);
+SHOAL_EXTERN shoal_session *shoal_uv_sconn_session(const shoal_uv_sconn *c);
+SHOAL_EXTERN shoal_uv_server *shoal_uv_sconn_server(const shoal_uv_sconn *c);
+/* "address:port" of the client ("[v6]:port" for IPv6), and the bare address. */
+SHOAL_EXTERN const char *shoal_uv_sconn_peer(const shoal_uv_sconn *c);
+SHOAL_EXTERN const char *shoal_uv_sconn_address(const shoal_uv_sconn *c);
+/* Sends what the session queued (after using the session or channel API
+ * outside the driver's callbacks). */
+SHOAL_EXTERN void shoal_uv_sconn_flush(shoal_uv_sconn *c);
+SHOAL_EXTERN void shoal_uv_sconn_close(shoal_uv_sconn *c, const char *reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

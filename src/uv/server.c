@@ -1,0 +1,567 @@
+/* libuv server driver: listeners, accepted connections, per-connection
+ * timers (login grace, the session's own deadlines). See uv_server.h. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shoal/uv_server.h"
+#include "uv/pump.h"
+
+#define DEFAULT_GRACE_MS 120000u
+#define DEFAULT_MAX_STARTUPS 100u
+#define LINGER_MS 2000u
+#define MAX_LISTENERS 16
+
+typedef struct listener {
+    uv_tcp_t tcp;
+    shoal_uv_server *srv;
+    int open;
+} listener;
+
+struct shoal_uv_server {
+    uv_loop_t *loop;
+    shoal_uv_server_options opt;
+    shoal_uv_server_callbacks cb;
+    void *ud;
+    shoal_key **host_keys;
+    char **listen;
+    listener ls[MAX_LISTENERS];
+    unsigned n_ls;
+    unsigned listeners_open;
+    shoal_uv_sconn *conns; /* doubly linked list */
+    unsigned n_conns, n_unauth;
+    int freeing;
+};
+
+struct shoal_uv_sconn {
+    shoal_uv_server *srv;
+    shoal_uv_sconn *prev, *next;
+    shoal_session *s;
+    shoal_pump pump;
+    uv_timer_t timer;
+    int timer_open, pump_open;
+    int authenticated, ended, freeing;
+    uint64_t grace_deadline;
+    char peer[80], addr[64];
+};
+
+static void srv_log(shoal_uv_server *srv, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void srv_log(shoal_uv_server *srv, int level, const char *fmt, ...)
+{
+    if (!srv->cb.log || level > srv->opt.log_level)
+        return;
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    srv->cb.log(srv, level, msg, srv->ud);
+}
+
+/* ---- per connection ---- */
+
+static void maybe_free_server(shoal_uv_server *srv);
+
+static void sconn_maybe_free(shoal_uv_sconn *c)
+{
+    if (!c->freeing || c->timer_open || c->pump_open)
+        return;
+    shoal_uv_server *srv = c->srv;
+    if (srv->cb.on_sconn_free)
+        srv->cb.on_sconn_free(c, srv->ud);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->n_conns--;
+    if (!c->authenticated)
+        srv->n_unauth--;
+    shoal_session_free(c->s);
+    free(c);
+    maybe_free_server(srv);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    shoal_uv_sconn *c = h->data;
+    c->timer_open = 0;
+    sconn_maybe_free(c);
+}
+
+static void close_timer(shoal_uv_sconn *c)
+{
+    if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->timer)) {
+        uv_timer_stop(&c->timer);
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    }
+}
+
+static void on_linger(uv_timer_t *t)
+{
+    shoal_uv_sconn *c = t->data;
+    shoal__pump_close(&c->pump); /* the client stopped reading: give up */
+}
+
+/* The session ended (or never started): close the socket once its last
+ * bytes are out (or after a linger time), then free. */
+static void sconn_finish(shoal_uv_sconn *c)
+{
+    if (c->freeing)
+        return;
+    c->freeing = 1;
+    if (c->pump_open && !c->pump.closing) {
+        if (!shoal__pump_close_when_drained(&c->pump) && c->timer_open) {
+            uv_timer_start(&c->timer, on_linger, LINGER_MS, 0);
+            return; /* the timer closes with the socket (pump_closed) */
+        }
+    }
+    if (!c->pump_open)
+        close_timer(c);
+    sconn_maybe_free(c);
+}
+
+static void schedule(shoal_uv_sconn *c);
+
+static void sconn_after_io(shoal_uv_sconn *c)
+{
+    if (c->freeing) {
+        /* Still draining the last bytes. */
+        if (c->pump_open && !c->pump.closing)
+            shoal__pump_close_when_drained(&c->pump);
+        return;
+    }
+    int rc = shoal__pump_flush(&c->pump);
+    if (rc)
+        shoal_session_abort(c->s, rc, "write failed");
+    if (shoal_session_is_closed(c->s)) {
+        sconn_finish(c);
+        return;
+    }
+    schedule(c);
+}
+
+static void pump_after_io(shoal_pump *p)
+{
+    sconn_after_io(p->owner);
+}
+
+static void pump_io_error(shoal_pump *p, int err, const char *message)
+{
+    shoal_uv_sconn *c = p->owner;
+    if (err && !c->freeing)
+        shoal_session_abort(c->s, err, message);
+}
+
+static void pump_closed(shoal_pump *p)
+{
+    shoal_uv_sconn *c = p->owner;
+    c->pump_open = 0;
+    c->freeing = 1;
+    close_timer(c);
+    sconn_maybe_free(c);
+}
+
+static const shoal_pump_ops PUMP_OPS = {pump_after_io, pump_io_error, pump_closed};
+
+static void on_sconn_timer(uv_timer_t *t)
+{
+    shoal_uv_sconn *c = t->data;
+    if (c->freeing)
+        return;
+    uint64_t now = uv_now(c->srv->loop);
+    if (!c->authenticated && now >= c->grace_deadline) {
+        srv_log(c->srv, 1, "%s: login grace time exceeded", c->peer);
+        shoal_session_abort(c->s, SHOAL_ERR_TIMEOUT, "login grace time exceeded");
+    } else {
+        shoal_session_tick(c->s, now);
+    }
+    sconn_after_io(c);
+}
+
+static void schedule(shoal_uv_sconn *c)
+{
+    if (c->freeing || !c->timer_open)
+        return;
+    uint64_t d = shoal_session_deadline(c->s);
+    if (!c->authenticated && c->grace_deadline < d)
+        d = c->grace_deadline;
+    if (d == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = uv_now(c->srv->loop);
+    uv_timer_start(&c->timer, on_sconn_timer, d > now ? d - now : 0, 0);
+}
+
+/* Session callbacks pass through to the application, plus our bookkeeping. */
+static void wrap_authenticated(shoal_session *s, const char *user, void *ud)
+{
+    shoal_uv_sconn *c = ud;
+    if (!c->authenticated) {
+        c->authenticated = 1;
+        c->srv->n_unauth--;
+    }
+    if (c->srv->cb.ssh.authenticated)
+        c->srv->cb.ssh.authenticated(s, user, ud);
+}
+
+static void wrap_closed(shoal_session *s, int err, const char *message, void *ud)
+{
+    shoal_uv_sconn *c = ud;
+    c->ended = 1;
+    if (c->srv->cb.ssh.closed)
+        c->srv->cb.ssh.closed(s, err, message, ud);
+}
+
+static void wrap_log(shoal_session *s, int level, const char *message, void *ud)
+{
+    shoal_uv_sconn *c = ud;
+    if (c->srv->cb.ssh.log)
+        c->srv->cb.ssh.log(s, level, message, ud);
+}
+
+static void format_peer(shoal_uv_sconn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    c->addr[0] = 0;
+    snprintf(c->peer, sizeof(c->peer), "unknown");
+    if (uv_tcp_getpeername(&c->pump.tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, c->addr, sizeof(c->addr));
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", c->addr, ntohs(a->sin6_port));
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, c->addr, sizeof(c->addr));
+        snprintf(c->peer, sizeof(c->peer), "%s:%u", c->addr, ntohs(a->sin_port));
+    }
+}
+
+static void on_accept(uv_stream_t *server, int status)
+{
+    listener *l = server->data;
+    shoal_uv_server *srv = l->srv;
+    if (status < 0) {
+        srv_log(srv, 0, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    shoal_uv_sconn *c = calloc(1, sizeof(*c));
+    if (!c || shoal__pump_init(&c->pump, srv->loop, &PUMP_OPS, c) != 0) {
+        free(c);
+        return; /* the pending connection stays in the backlog */
+    }
+    c->srv = srv;
+    c->pump_open = 1;
+    if (uv_accept(server, (uv_stream_t *)&c->pump.tcp) != 0) {
+        c->freeing = 1;
+        shoal__pump_close(&c->pump);
+        return;
+    }
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    srv->n_unauth++;
+    format_peer(c);
+    uv_timer_init(srv->loop, &c->timer);
+    c->timer.data = c;
+    c->timer_open = 1;
+    /* MaxStartups: unauthenticated connections are cheap for a client to
+     * open and hold; past the cap new ones are dropped at once. */
+    unsigned cap = srv->opt.max_startups ? srv->opt.max_startups : DEFAULT_MAX_STARTUPS;
+    if (srv->n_unauth > cap) {
+        srv_log(srv, 0, "%s: dropped: %u unauthenticated connections (MaxStartups %u)", c->peer, srv->n_unauth - 1,
+                cap);
+        sconn_finish(c);
+        return;
+    }
+    shoal_server_callbacks scb = srv->cb.ssh;
+    scb.authenticated = wrap_authenticated;
+    scb.closed = wrap_closed;
+    scb.log = wrap_log;
+    if (shoal_session_new_server(&c->s, &srv->opt.ssh, &scb, c) != 0) {
+        srv_log(srv, 0, "%s: cannot create a session", c->peer);
+        sconn_finish(c);
+        return;
+    }
+    shoal_session_set_log_level(c->s, srv->opt.log_level);
+    /* The session exists, not started: the application may attach its
+     * per-connection data (shoal_session_set_app_data) or refuse. */
+    if (srv->cb.on_connection && srv->cb.on_connection(srv, c, srv->ud) < 0) {
+        srv_log(srv, 1, "%s: refused by the application", c->peer);
+        sconn_finish(c);
+        return;
+    }
+    uint64_t now = uv_now(srv->loop);
+    c->grace_deadline = now + (srv->opt.login_grace_ms ? srv->opt.login_grace_ms : DEFAULT_GRACE_MS);
+    srv_log(srv, 1, "connection from %s", c->peer);
+    if (shoal_session_start(c->s, now) != 0 || shoal__pump_start(&c->pump, c->s) != 0) {
+        sconn_finish(c);
+        return;
+    }
+    sconn_after_io(c);
+}
+
+shoal_uv_sconn *shoal_uv_sconn_of(const shoal_session *s)
+{
+    return shoal_session_userdata(s);
+}
+
+shoal_session *shoal_uv_sconn_session(const shoal_uv_sconn *c)
+{
+    return c->s;
+}
+
+shoal_uv_server *shoal_uv_sconn_server(const shoal_uv_sconn *c)
+{
+    return c->srv;
+}
+
+const char *shoal_uv_sconn_peer(const shoal_uv_sconn *c)
+{
+    return c->peer;
+}
+
+const char *shoal_uv_sconn_address(const shoal_uv_sconn *c)
+{
+    return c->addr;
+}
+
+void shoal_uv_sconn_flush(shoal_uv_sconn *c)
+{
+    if (!c->freeing)
+        sconn_after_io(c);
+}
+
+void shoal_uv_sconn_close(shoal_uv_sconn *c, const char *reason)
+{
+    if (c->freeing)
+        return;
+    shoal_session_disconnect(c->s, reason ? reason : "closed by server");
+    sconn_after_io(c);
+}
+
+/* ---- the server ---- */
+
+int shoal_uv_server_new(uv_loop_t *loop, const shoal_uv_server_options *opt, const shoal_uv_server_callbacks *cb,
+                        void *ud, shoal_uv_server **out)
+{
+    *out = NULL;
+    if (!loop || !opt || !cb || !cb->ssh.auth || !cb->ssh.channel_open || !opt->ssh.n_host_keys)
+        return SHOAL_ERR_INVALID_ARG;
+    shoal_uv_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return SHOAL_ERR_NOMEM;
+    srv->loop = loop;
+    srv->opt = *opt;
+    srv->cb = *cb;
+    srv->ud = ud;
+    srv->host_keys = calloc(opt->ssh.n_host_keys, sizeof(shoal_key *));
+    srv->listen = calloc(opt->n_listen ? opt->n_listen : 1, sizeof(char *));
+    if (!srv->host_keys || !srv->listen) {
+        free(srv->host_keys);
+        free(srv->listen);
+        free(srv);
+        return SHOAL_ERR_NOMEM;
+    }
+    memcpy(srv->host_keys, opt->ssh.host_keys, opt->ssh.n_host_keys * sizeof(shoal_key *));
+    srv->opt.ssh.host_keys = srv->host_keys;
+    for (unsigned i = 0; i < opt->n_listen; i++)
+        srv->listen[i] = strdup(opt->listen[i]);
+    srv->opt.listen = (const char *const *)srv->listen;
+    *out = srv;
+    return SHOAL_OK;
+}
+
+/* "addr", "addr:port", "[v6]", "[v6]:port". */
+static int parse_listen(const char *spec, unsigned dflt_port, struct sockaddr_storage *ss)
+{
+    char host[128];
+    unsigned port = dflt_port;
+    const char *colon = strrchr(spec, ':');
+    if (spec[0] == '[') {
+        const char *rb = strchr(spec, ']');
+        if (!rb || (size_t)(rb - spec - 1) >= sizeof(host))
+            return -1;
+        memcpy(host, spec + 1, (size_t)(rb - spec - 1));
+        host[rb - spec - 1] = 0;
+        if (rb[1] == ':')
+            port = (unsigned)strtoul(rb + 2, NULL, 10);
+        else if (rb[1])
+            return -1;
+    } else if (colon && strchr(spec, ':') == colon) { /* exactly one colon: addr:port */
+        if ((size_t)(colon - spec) >= sizeof(host))
+            return -1;
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = 0;
+        port = (unsigned)strtoul(colon + 1, NULL, 10);
+    } else {
+        snprintf(host, sizeof(host), "%s", spec);
+    }
+    if (port > 65535)
+        return -1;
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
+        return 0;
+    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    return -1;
+}
+
+static int add_listener(shoal_uv_server *srv, listener **out)
+{
+    if (srv->n_ls >= MAX_LISTENERS)
+        return SHOAL_ERR_TOO_LARGE;
+    listener *l = &srv->ls[srv->n_ls];
+    if (uv_tcp_init(srv->loop, &l->tcp) != 0)
+        return SHOAL_ERR_IO;
+    l->srv = srv;
+    l->tcp.data = l;
+    l->open = 1;
+    srv->n_ls++;
+    srv->listeners_open++;
+    *out = l;
+    return SHOAL_OK;
+}
+
+int shoal_uv_server_listen(shoal_uv_server *srv, char *err, size_t errsz)
+{
+    unsigned port = srv->opt.port ? srv->opt.port : 22;
+    if (srv->opt.n_inherit_fds) {
+        for (unsigned i = 0; i < srv->opt.n_inherit_fds; i++) {
+            listener *l;
+            int rc = add_listener(srv, &l);
+            if (rc == 0 && uv_tcp_open(&l->tcp, srv->opt.inherit_fds[i]) != 0)
+                rc = SHOAL_ERR_IO;
+            if (rc == 0 && uv_listen((uv_stream_t *)&l->tcp, 511, on_accept) != 0)
+                rc = SHOAL_ERR_IO;
+            if (rc) {
+                snprintf(err, errsz, "cannot adopt inherited socket %d", srv->opt.inherit_fds[i]);
+                return rc;
+            }
+        }
+        return SHOAL_OK;
+    }
+    static const char *const any[] = {"0.0.0.0", "::"};
+    const char *const *addrs = srv->opt.n_listen ? srv->opt.listen : any;
+    unsigned n = srv->opt.n_listen ? srv->opt.n_listen : 2;
+    for (unsigned i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        if (parse_listen(addrs[i], port, &ss) != 0) {
+            snprintf(err, errsz, "bad listen address \"%s\"", addrs[i]);
+            return SHOAL_ERR_CONFIG;
+        }
+        listener *l;
+        int rc = add_listener(srv, &l);
+        if (rc) {
+            snprintf(err, errsz, "too many listen addresses");
+            return rc;
+        }
+        int r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+        if (r == 0)
+            r = uv_listen((uv_stream_t *)&l->tcp, 511, on_accept);
+        if (r != 0) {
+            snprintf(err, errsz, "cannot listen on %s (port %u): %s", addrs[i], port, uv_strerror(r));
+            return SHOAL_ERR_IO;
+        }
+        srv_log(srv, 1, "listening on %s port %u", addrs[i], shoal_uv_server_bound_port(srv));
+    }
+    return SHOAL_OK;
+}
+
+unsigned shoal_uv_server_fds(const shoal_uv_server *srv, int *fds, unsigned max)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < srv->n_ls && k < max; i++) {
+        uv_os_fd_t fd;
+        if (srv->ls[i].open && uv_fileno((const uv_handle_t *)&srv->ls[i].tcp, &fd) == 0)
+            fds[k++] = fd;
+    }
+    return k;
+}
+
+unsigned shoal_uv_server_bound_port(const shoal_uv_server *srv)
+{
+    for (unsigned i = 0; i < srv->n_ls; i++) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        if (!srv->ls[i].open || uv_tcp_getsockname(&srv->ls[i].tcp, (struct sockaddr *)&ss, &len) != 0)
+            continue;
+        if (ss.ss_family == AF_INET6)
+            return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return 0;
+}
+
+static void maybe_free_server(shoal_uv_server *srv)
+{
+    if (!srv->freeing || srv->listeners_open || srv->conns)
+        return;
+    for (unsigned i = 0; i < srv->opt.n_listen; i++)
+        free(srv->listen[i]);
+    free(srv->listen);
+    free(srv->host_keys);
+    free(srv);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    listener *l = h->data;
+    shoal_uv_server *srv = l->srv;
+    srv->listeners_open--;
+    maybe_free_server(srv);
+}
+
+void shoal_uv_server_stop(shoal_uv_server *srv)
+{
+    for (unsigned i = 0; i < srv->n_ls; i++) {
+        if (srv->ls[i].open) {
+            srv->ls[i].open = 0;
+            uv_close((uv_handle_t *)&srv->ls[i].tcp, on_listener_closed);
+        }
+    }
+}
+
+unsigned shoal_uv_server_connections(const shoal_uv_server *srv)
+{
+    return srv->n_conns;
+}
+
+void shoal_uv_server_free(shoal_uv_server *srv)
+{
+    if (!srv || srv->freeing)
+        return;
+    srv->freeing = 1;
+    shoal_uv_server_stop(srv);
+    for (shoal_uv_sconn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->freeing && c->s)
+            shoal_session_disconnect(c->s, "server shutting down");
+        /* No lingering at shutdown. While the socket is open the
+         * connection cannot have been freed by sconn_finish. */
+        int live = c->pump_open && !c->pump.closing;
+        sconn_finish(c);
+        if (live)
+            shoal__pump_close(&c->pump);
+    }
+    maybe_free_server(srv);
+}
+
+void *shoal_uv_server_userdata(const shoal_uv_server *srv)
+{
+    return srv->ud;
+}
+
+uv_loop_t *shoal_uv_server_loop(const shoal_uv_server *srv)
+{
+    return srv->loop;
+}
