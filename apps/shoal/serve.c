@@ -18,6 +18,7 @@
 
 #include "commands.h"
 #include "serve.h"
+#include "serve_restart.h"
 
 static void usage(FILE *f)
 {
@@ -106,6 +107,14 @@ static void on_server_log(shoal_uv_server *srv, int level, const char *message, 
 
 /* ---- signals ---- */
 
+static void on_hup(uv_signal_t *h, int signum)
+{
+    serve_ctx *ctx = h->data;
+    (void)signum;
+    if (serve_restart_begin(ctx) != 0)
+        serve_log(ctx, 0, "SIGHUP: a restart is already under way, or cannot start one");
+}
+
 static void on_stop_signal(uv_signal_t *h, int signum)
 {
     serve_ctx *ctx = h->data;
@@ -133,6 +142,8 @@ static char *read_small_file(const char *path)
 int cmd_serve(int argc, char **argv)
 {
     serve_ctx ctx;
+    /* argv here starts at "serve": the re-exec needs the program name. */
+    serve_restart_init(argv - 1);
     memset(&ctx, 0, sizeof(ctx));
     ctx.cfg = shoal_serve_config_new();
     if (!ctx.cfg) {
@@ -267,6 +278,9 @@ int cmd_serve(int argc, char **argv)
     so.login_grace_ms = ctx.g->login_grace_time ? (uint64_t)ctx.g->login_grace_time * 1000 : UINT32_MAX;
     so.max_startups = ctx.g->max_startups_full;
     so.log_level = ctx.log_level;
+    int inherited[32];
+    so.n_inherit_fds = serve_restart_inherited(inherited, 32);
+    so.inherit_fds = inherited;
     shoal_uv_server_callbacks cb;
     memset(&cb, 0, sizeof(cb));
     cb.on_connection = on_connection;
@@ -285,12 +299,15 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    uv_signal_t sig_int, sig_term;
+    uv_signal_t sig_int, sig_term, sig_hup;
     uv_signal_init(loop, &sig_int);
     uv_signal_init(loop, &sig_term);
-    sig_int.data = sig_term.data = &ctx;
+    uv_signal_init(loop, &sig_hup);
+    sig_int.data = sig_term.data = sig_hup.data = &ctx;
     uv_signal_start(&sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    serve_restart_ready();
     serve_log(&ctx, 0, "listening on port %u (%u host key%s)", shoal_uv_server_bound_port(ctx.srv), ctx.n_host_keys,
               ctx.n_host_keys == 1 ? "" : "s");
     uv_run(loop, UV_RUN_DEFAULT);
@@ -298,6 +315,7 @@ int cmd_serve(int argc, char **argv)
     /* Shut down: let handles close. */
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
     if (ctx.srv)
         shoal_uv_server_free(ctx.srv);
     uv_run(loop, UV_RUN_DEFAULT);

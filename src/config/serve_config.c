@@ -255,6 +255,8 @@ struct shoal_serve_config {
 
 static void free_list(char **l, unsigned n)
 {
+    if (!l)
+        return;
     for (unsigned i = 0; i < n; i++)
         free(l[i]);
     free(l);

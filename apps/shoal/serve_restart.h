@@ -1,0 +1,17 @@
+/* shoal serve: graceful restart (serve_restart.c). */
+#ifndef SHOAL_APP_SERVE_RESTART_H
+#define SHOAL_APP_SERVE_RESTART_H
+
+#include "serve.h"
+
+/* Remembers argv for the re-exec. */
+void serve_restart_init(char **argv);
+/* Listening sockets handed over by a previous process (from the
+ * environment); returns how many. */
+unsigned serve_restart_inherited(int *fds, unsigned max);
+/* Tells the previous process we are listening. */
+void serve_restart_ready(void);
+/* SIGHUP: starts the new process; 0 when under way. */
+int serve_restart_begin(serve_ctx *ctx);
+
+#endif
