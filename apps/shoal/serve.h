@@ -39,6 +39,7 @@ typedef struct serve_conn {
     int have_key_opts;
     int authenticated;
     void *akc;               /* AuthorizedKeysCommand run in flight (serve_auth.c) */
+    void *gateway;           /* upstream connection (serve_gateway.c) */
 } serve_conn;
 
 /* serve_auth.c */
