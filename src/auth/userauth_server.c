@@ -203,6 +203,8 @@ static int decide(shoal_session *s, const shoal_auth_request *req)
 {
     s->sauth_pending = 1;
     int result = s->scb.auth(s, req, s->ud);
+    if (s->closed)
+        return SHOAL_OK;
     if (result == SHOAL_ERR_DEFERRED)
         return SHOAL_OK;
     if (result < 0)
@@ -405,6 +407,8 @@ static int on_request(shoal_session *s, const uint8_t *p, size_t n)
         req.method = s->sauth_method = SHOAL_METHOD_NONE;
         s->sauth_pending = 1;
         int result = s->scb.auth(s, &req, s->ud);
+        if (s->closed)
+            return SHOAL_OK;
         if (result == SHOAL_ERR_DEFERRED)
             return SHOAL_OK;
         return apply_result(s, result == SHOAL_AUTH_SUCCESS ? result : SHOAL_AUTH_DENY);
@@ -513,6 +517,8 @@ int shoal__sauth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size
         return on_request(s, p, n);
     case SSH_MSG_USERAUTH_INFO_RESPONSE:
         return on_info_response(s, p, n);
+    case SSH_MSG_EXT_INFO:
+        return SHOAL_OK; /* no client extension is used */
     default:
         return shoal__fail(s, SHOAL_ERR_UNEXPECTED_MESSAGE, SSH_DISCONNECT_PROTOCOL_ERROR,
                            "client sent authentication message %u", type);

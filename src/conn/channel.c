@@ -517,6 +517,8 @@ static int on_data(shoal_session *s, shoal_channel *ch, int stream, shoal_rd *r)
         return SHOAL_OK; /* we are closing: discard */
     if (n)
         notify_data(ch, stream, d, n);
+    if (s->closed)
+        return SHOAL_OK;
     if (!ch->manual_window && s->chans[ch->local_id] == ch)
         shoal_channel_consume(ch, n);
     return SHOAL_OK;

@@ -108,6 +108,8 @@ int shoal__chan_server_open(shoal_session *s, const uint8_t *p, size_t n)
     ch->remote_maxpkt = maxpkt < SHOAL_MAX_PACKET - 1024 ? maxpkt : SHOAL_MAX_PACKET - 1024;
     ch->local_window = SHOAL_CHAN_WINDOW;
     int result = s->scb.channel_open(s, ch, tname, s->ud);
+    if (s->closed)
+        return SHOAL_OK;
     if (result == SHOAL_ERR_DEFERRED)
         return SHOAL_OK;
     return finish_open(ch, result < 0 ? 1 : result, NULL);
@@ -228,6 +230,10 @@ int shoal__chan_server_request(shoal_session *s, shoal_channel *ch, shoal_rd *r)
         rc = want_reply ? send_reply(ch, 0) : SHOAL_OK;
     } else {
         int ok = ch->scb.on_request ? ch->scb.on_request(ch, &req, ch->ud) : 0;
+        if (s->closed) {
+            free(big);
+            return SHOAL_OK;
+        }
         if (ok == SHOAL_ERR_DEFERRED) {
             if (want_reply)
                 ch->deferred_replies++;

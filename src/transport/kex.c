@@ -395,8 +395,10 @@ static int on_newkeys(shoal_session *s, const uint8_t *p, size_t n)
     shoal_buf_reset(&s->peer_kexinit);
     if (first) {
         s->phase = SHOAL_PHASE_AUTH;
-        if (s->is_server)
+        if (s->is_server) {
+            s->ext_info_next = 1; /* we offered ext-info-s */
             return SHOAL_OK; /* the client asks for the userauth service */
+        }
         s->ext_info_next = 1;
         return shoal__auth_start(s);
     }

@@ -197,7 +197,7 @@ static int message_allowed(shoal_session *s, uint8_t t)
         return 1;
     if (s->is_server) {
         if (s->phase == SHOAL_PHASE_AUTH)
-            return t == SSH_MSG_SERVICE_REQUEST || t == SSH_MSG_USERAUTH_REQUEST ||
+            return t == SSH_MSG_SERVICE_REQUEST || t == SSH_MSG_USERAUTH_REQUEST || t == SSH_MSG_EXT_INFO ||
                    t == SSH_MSG_USERAUTH_INFO_RESPONSE;
         if (s->phase == SHOAL_PHASE_OPEN)
             return t == SSH_MSG_USERAUTH_REQUEST || t == SSH_MSG_GLOBAL_REQUEST || t == SSH_MSG_REQUEST_SUCCESS ||

@@ -297,8 +297,8 @@ void shoal_session_recv_eof(shoal_session *s, uint64_t now)
     if (!s->version_done && s->line_len)
         shoal__fail(s, SHOAL_ERR_BANNER, 0, "connection closed before a complete version line");
     else
-        shoal__fail(s, SHOAL_ERR_EOF, 0, "connection closed by %s",
-                    s->version_done ? "the server" : "the server before sending its version");
+        shoal__fail(s, SHOAL_ERR_EOF, 0, "connection closed by the %s%s", s->is_server ? "client" : "server",
+                    s->version_done ? "" : " before sending its version");
 }
 
 size_t shoal_session_output(shoal_session *s, const uint8_t **p)
