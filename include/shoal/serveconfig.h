@@ -67,11 +67,15 @@
  *   (sshd would merge the lists of all matching blocks; keeping the first
  *   is never more permissive).
  *
- * Ignored, accepted for sshd_config compatibility (shoal has no such
- * feature, so ignoring them can never grant more than the file intends):
- *   UsePAM, PrintMotd, PrintLastLog, PrintLastLog, SyslogFacility, UseDNS,
- *   TCPKeepAlive, Compression, PidFile, DebianBanner, VersionAddendum,
- *   X11DisplayOffset, X11UseLocalhost, XAuthLocation.
+ * Ignored, accepted for sshd_config compatibility (any value; shoal has
+ * no such feature): PrintMotd, PrintLastLog, SyslogFacility, UseDNS (shoal
+ * never resolves client names), TCPKeepAlive, Compression (shoal never
+ * compresses), PidFile, DebianBanner, VersionAddendum, X11DisplayOffset,
+ * X11UseLocalhost, XAuthLocation, and UsePAM: shoal never uses PAM, so
+ * account or session rules configured in PAM do not apply to shoal serve.
+ * Other sshd keywords (AllowUsers, ChrootDirectory, PermitOpen, Ciphers...)
+ * are refused with "not supported by shoal serve", because silently
+ * dropping them could admit what the file means to refuse.
  *
  * Differences from sshd worth knowing: ForceCommand none clears a global
  * ForceCommand inside a Match block; AuthorizedKeysFile accepts "~/" as a
