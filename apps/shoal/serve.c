@@ -18,6 +18,7 @@
 
 #include "commands.h"
 #include "serve.h"
+#include "serve_gateway.h"
 #include "serve_restart.h"
 
 static void usage(FILE *f)
@@ -70,8 +71,10 @@ static void on_sconn_free(shoal_uv_sconn *c, void *ud)
     (void)ud;
     shoal_session *s = shoal_uv_sconn_session(c);
     serve_conn *sc = s ? shoal_session_app_data(s) : NULL;
-    if (sc)
+    if (sc) {
+        serve_gateway_free(sc);
         serve_conn_free(sc);
+    }
 }
 
 static void on_authenticated(shoal_session *s, const char *user, void *ud)

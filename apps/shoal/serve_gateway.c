@@ -14,8 +14,10 @@
 
 #include "serve_gateway.h"
 #include "shoal/uv.h"
+#include "wire/buf.h"
 
-#define BUF_MAX (256u * 1024u)
+/* Each side's window is 2 MiB: a buffer can hold what one window lets in. */
+#define BUF_MAX (4u << 20)
 #define MAX_QUEUED 16
 
 typedef struct gw_conn gw_conn;
@@ -36,8 +38,8 @@ typedef struct gw_chan {
     unsigned nq;
     int replies[32];          /* FIFO: 1 = answer the client when upstream answers */
     unsigned r_head, r_count;
-    uint8_t *to_up, *to_down; /* bytes waiting for window */
-    size_t up_len, down_len;
+    shoal_buf to_up;          /* client bytes waiting for the upstream window */
+    shoal_buf to_down[2];     /* upstream stdout / stderr waiting for the client's window */
     int down_eof_pending;     /* client EOF, to pass on once to_up drains */
     int up_eof_pending;       /* upstream EOF, to pass on once to_down drains */
     int up_close_pending;     /* upstream closed: close downstream once drained */
@@ -80,20 +82,22 @@ static void flush_both(gw_chan *c)
 }
 
 /* Writes buffered bytes to ch; returns how many went. */
-static size_t drain(shoal_channel *ch, uint8_t *buf, size_t *len, int stderr_stream)
+static size_t drain(shoal_channel *ch, shoal_buf *b, int stderr_stream)
 {
     size_t w = 0;
-    if (*len == 0 || !ch)
+    if (!ch || shoal_buf_len(b) == 0)
         return 0;
     if (stderr_stream)
-        shoal_channel_write_stderr(ch, buf, *len, &w);
+        shoal_channel_write_stderr(ch, shoal_buf_ptr(b), shoal_buf_len(b), &w);
     else
-        shoal_channel_write(ch, buf, *len, &w);
-    if (w) {
-        memmove(buf, buf + w, *len - w);
-        *len -= w;
-    }
+        shoal_channel_write(ch, shoal_buf_ptr(b), shoal_buf_len(b), &w);
+    shoal_buf_consume(b, w);
     return w;
+}
+
+static size_t down_pending(const gw_chan *c)
+{
+    return shoal_buf_len(&c->to_down[0]) + shoal_buf_len(&c->to_down[1]);
 }
 
 /* ---- upstream channel (our client side) ---- */
@@ -143,8 +147,10 @@ static void up_open(shoal_channel *ch, int err, const char *reason, void *ud)
         free_q(&c->q[i]);
     }
     c->nq = 0;
-    drain(c->up, c->to_up, &c->up_len, 0);
-    if (c->down_eof_pending && c->up_len == 0)
+    size_t w = drain(c->up, &c->to_up, 0);
+    if (w && c->down)
+        shoal_channel_consume(c->down, w);
+    if (c->down_eof_pending && shoal_buf_len(&c->to_up) == 0)
         shoal_channel_send_eof(c->up);
     flush_both(c);
 }
@@ -167,27 +173,25 @@ static void up_request(shoal_channel *ch, const char *request, int ok, void *ud)
 static void up_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n, void *ud)
 {
     gw_chan *c = ud;
+    int e = stream == SHOAL_STDERR;
     if (!c->down) {
         shoal_channel_consume(ch, n);
         return;
     }
-    /* Pass on what the client's window takes now; keep the rest (bounded
-     * by our upstream window, which stays closed meanwhile). */
+    /* Pass on what the client's window takes now; keep the rest. Our
+     * upstream window reopens only as the client takes the bytes, so the
+     * buffer never holds more than one window. */
     size_t w = 0;
-    if (c->down_len == 0) {
-        if (stream == SHOAL_STDERR)
+    if (down_pending(c) == 0) {
+        if (e)
             shoal_channel_write_stderr(c->down, d, n, &w);
         else
             shoal_channel_write(c->down, d, n, &w);
         shoal_channel_consume(ch, w);
     }
-    if (w < n) {
-        /* Extended data is rare enough to send it as stdout when it has to
-         * wait; ordering between the streams is kept. */
-        if (c->down_len + (n - w) <= BUF_MAX) {
-            memcpy(c->to_down + c->down_len, d + w, n - w);
-            c->down_len += n - w;
-        }
+    if (w < n && shoal_buf_put(&c->to_down[e], d + w, n - w) != 0) {
+        chan_fail(c, "gateway: buffer overflow");
+        return;
     }
     flush_both(c);
 }
@@ -197,7 +201,7 @@ static void up_eof(shoal_channel *ch, void *ud)
     gw_chan *c = ud;
     (void)ch;
     c->up_eof_pending = 1;
-    if (c->down && c->down_len == 0)
+    if (c->down && down_pending(c) == 0)
         shoal_channel_send_eof(c->down);
     flush_both(c);
 }
@@ -221,10 +225,10 @@ static void up_signal(shoal_channel *ch, const char *sig, int core, const char *
 static void up_writable(shoal_channel *ch, void *ud)
 {
     gw_chan *c = ud;
-    size_t w = drain(ch, c->to_up, &c->up_len, 0);
+    size_t w = drain(ch, &c->to_up, 0);
     if (w && c->down)
         shoal_channel_consume(c->down, w);
-    if (c->down_eof_pending && c->up_len == 0)
+    if (c->down_eof_pending && shoal_buf_len(&c->to_up) == 0)
         shoal_channel_send_eof(ch);
     flush_both(c);
 }
@@ -245,7 +249,7 @@ static void up_close(shoal_channel *ch, void *ud)
         chan_fail(c, m);
         return;
     }
-    if (c->down_len) {
+    if (down_pending(c)) {
         c->up_close_pending = 1; /* down_writable closes once drained */
         return;
     }
@@ -321,13 +325,13 @@ static void down_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n,
     gw_chan *c = ud;
     (void)stream;
     size_t w = 0;
-    if (c->up_open && c->up_len == 0)
+    if (c->up_open && shoal_buf_len(&c->to_up) == 0)
         shoal_channel_write(c->up, d, n, &w);
     if (w)
         shoal_channel_consume(ch, w);
-    if (w < n && c->up_len + (n - w) <= BUF_MAX) {
-        memcpy(c->to_up + c->up_len, d + w, n - w);
-        c->up_len += n - w;
+    if (w < n && shoal_buf_put(&c->to_up, d + w, n - w) != 0) {
+        chan_fail(c, "gateway: buffer overflow");
+        return;
     }
     flush_both(c);
 }
@@ -337,7 +341,7 @@ static void down_eof(shoal_channel *ch, void *ud)
     gw_chan *c = ud;
     (void)ch;
     c->down_eof_pending = 1;
-    if (c->up_open && c->up_len == 0)
+    if (c->up_open && shoal_buf_len(&c->to_up) == 0)
         shoal_channel_send_eof(c->up);
     flush_both(c);
 }
@@ -345,12 +349,16 @@ static void down_eof(shoal_channel *ch, void *ud)
 static void down_writable(shoal_channel *ch, void *ud)
 {
     gw_chan *c = ud;
-    size_t w = drain(ch, c->to_down, &c->down_len, 0);
+    /* Keep the order the upstream sent: stdout first (stderr waiting
+     * behind it is rare). */
+    size_t w = drain(ch, &c->to_down[0], 0);
+    if (shoal_buf_len(&c->to_down[0]) == 0)
+        w += drain(ch, &c->to_down[1], 1);
     if (w && c->up)
         shoal_channel_consume(c->up, w);
-    if (c->down_len == 0 && c->up_eof_pending)
+    if (down_pending(c) == 0 && c->up_eof_pending)
         shoal_channel_send_eof(ch);
-    if (c->down_len == 0 && c->up_close_pending)
+    if (down_pending(c) == 0 && c->up_close_pending)
         shoal_channel_close(ch);
     flush_both(c);
 }
@@ -380,8 +388,9 @@ static void down_close(shoal_channel *ch, void *ud)
     for (unsigned i = 0; i < c->nq; i++)
         free_q(&c->q[i]);
     unlink_chan(c);
-    free(c->to_up);
-    free(c->to_down);
+    shoal_buf_free(&c->to_up);
+    shoal_buf_free(&c->to_down[0]);
+    shoal_buf_free(&c->to_down[1]);
     free(c);
 }
 
@@ -394,13 +403,18 @@ static void chan_fail(gw_chan *c, const char *msg)
     size_t w;
     char line[700];
     snprintf(line, sizeof(line), "shoal: %s\r\n", msg);
-    /* Refuse the requests waiting for an answer, then end the channel. */
+    /* Answer the requests still waiting: exec/shell/subsystem "succeed" so
+     * the client reads the message and the exit status (255) instead of
+     * stopping at "request failed" without a reason. */
     for (unsigned i = 0; i < c->nq; i++) {
         if (c->q[i].want_reply)
-            shoal_channel_request_reply(c->down, 0);
+            shoal_channel_request_reply(c->down, strcmp(c->q[i].type, "pty-req") != 0);
         free_q(&c->q[i]);
     }
     c->nq = 0;
+    for (; c->r_count; c->r_count--, c->r_head = (c->r_head + 1) % 32)
+        if (c->replies[c->r_head])
+            shoal_channel_request_reply(c->down, 1);
     shoal_channel_write_stderr(c->down, line, strlen(line), &w);
     shoal_channel_exit_status(c->down, 255);
     shoal_channel_send_eof(c->down);
@@ -478,13 +492,11 @@ int serve_gateway_channel(serve_conn *sc, shoal_channel *ch, const serve_gateway
     if (g->failed)
         return 2; /* connect failed */
     gw_chan *c = calloc(1, sizeof(*c));
-    if (!c || !(c->to_up = malloc(BUF_MAX)) || !(c->to_down = malloc(BUF_MAX))) {
-        if (c) {
-            free(c->to_up);
-            free(c);
-        }
+    if (!c)
         return 4;
-    }
+    shoal_buf_init(&c->to_up, BUF_MAX);
+    shoal_buf_init(&c->to_down[0], BUF_MAX);
+    shoal_buf_init(&c->to_down[1], BUF_MAX);
     c->g = g;
     c->down = ch;
     c->next = g->chans;

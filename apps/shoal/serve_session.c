@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "serve.h"
+#include "serve_gateway.h"
+#include "shoal/uv.h"
 #include "wire/match.h"
 
 #define MAX_ENV 64
@@ -210,6 +212,19 @@ int serve_channel_open(shoal_session *s, shoal_channel *ch, const char *type, vo
     serve_conn *sc = shoal_session_app_data(s);
     if (strcmp(type, "session") != 0)
         return 1; /* forwarding is not offered (yet): administratively prohibited */
+    if (sc->eff.gateway) {
+        /* "host", "host:port" or "[v6]:port" */
+        char host[256] = "", user_unused[8];
+        unsigned port = 22;
+        if (shoal_parse_destination(sc->eff.gateway, user_unused, sizeof(user_unused), host, sizeof(host), &port) !=
+            0) {
+            serve_log(sc->ctx, 0, "bad Gateway \"%s\"", sc->eff.gateway);
+            return 2;
+        }
+        serve_gateway gw = {host, port, sc->eff.gateway_user, sc->eff.gateway_identity_file,
+                            sc->eff.gateway_known_hosts};
+        return serve_gateway_channel(sc, ch, &gw);
+    }
     sess *ss = calloc(1, sizeof(*ss));
     if (!ss)
         return 4;

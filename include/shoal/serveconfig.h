@@ -162,6 +162,10 @@ typedef struct shoal_serve_effective {
     const char *const *allow_commands;
     unsigned n_allow_commands;
     const char *git_root;                     /* NULL = unset */
+    const char *gateway;                      /* "host[:port]" or "[v6]:port"; NULL = none */
+    const char *gateway_user;                 /* NULL = the same user name */
+    const char *gateway_identity_file;
+    const char *gateway_known_hosts;
 } shoal_serve_effective;
 
 typedef struct shoal_serve_listen {

@@ -69,6 +69,10 @@ enum kw {
     KW_CMDPOLICY,
     KW_ALLOWCMDS,
     KW_GITROOT,
+    KW_GATEWAY,
+    KW_GATEWAYUSER,
+    KW_GATEWAYKEY,
+    KW_GATEWAYKNOWNHOSTS,
     KW_COUNT,
     /* handled apart, never stored */
     KW_MATCH = 100,
@@ -161,6 +165,12 @@ static const kwdef KEYWORDS[] = {
     {"CommandPolicy", KW_CMDPOLICY, V_ENUM, KF_MATCH, 0, 0, EV_POLICY},
     {"AllowCommands", KW_ALLOWCMDS, V_LIST, KF_MATCH, 0, 0, NULL},
     {"GitRoot", KW_GITROOT, V_ONE, KF_MATCH, 0, 0, NULL},
+    /* The gateway (shoal extension): sessions of matching users are
+     * forwarded to an upstream SSH server. */
+    {"Gateway", KW_GATEWAY, V_ONE, KF_MATCH | KF_NONE, 0, 0, NULL},
+    {"GatewayUser", KW_GATEWAYUSER, V_ONE, KF_MATCH, 0, 0, NULL},
+    {"GatewayIdentityFile", KW_GATEWAYKEY, V_ONE, KF_MATCH, 0, 0, NULL},
+    {"GatewayKnownHostsFile", KW_GATEWAYKNOWNHOSTS, V_ONE, KF_MATCH, 0, 0, NULL},
     {"Match", KW_MATCH, V_NONE, KF_MATCH, 0, 0, NULL},
     {"Include", KW_INCLUDE, V_NONE, KF_MATCH, 0, 0, NULL},
     /* Accepted and ignored: features shoal does not have, where ignoring
@@ -1261,6 +1271,14 @@ static void build_effective(const shoal_serve_config *cfg, const unsigned char *
     }
     s = pick(cfg, KW_GITROOT, matched);
     e->git_root = s ? s->str : NULL;
+    s = pick(cfg, KW_GATEWAY, matched);
+    e->gateway = s ? s->str : NULL;
+    s = pick(cfg, KW_GATEWAYUSER, matched);
+    e->gateway_user = s ? s->str : NULL;
+    s = pick(cfg, KW_GATEWAYKEY, matched);
+    e->gateway_identity_file = s ? s->str : NULL;
+    s = pick(cfg, KW_GATEWAYKNOWNHOSTS, matched);
+    e->gateway_known_hosts = s ? s->str : NULL;
 }
 
 static int block_matches(const block *b, const char *user, const char *address)
@@ -1388,6 +1406,9 @@ int shoal_serve_config_finish(shoal_serve_config *cfg, char *err, size_t errsz)
     /* Checks sshd makes at startup, on the global settings. */
     if (G->s[KW_AKCMD].set && G->s[KW_AKCMD].str && !G->s[KW_AKCMDUSER].set)
         return perr(&ps, "AuthorizedKeysCommand requires AuthorizedKeysCommandUser");
+    if (G->s[KW_GATEWAY].set && G->s[KW_GATEWAY].str &&
+        (!G->s[KW_GATEWAYKEY].set || !G->s[KW_GATEWAYKNOWNHOSTS].set))
+        return perr(&ps, "Gateway requires GatewayIdentityFile and GatewayKnownHostsFile");
     if (G->s[KW_CMDPOLICY].num == SHOAL_SERVE_POLICY_GIT && !G->s[KW_GITROOT].set)
         return perr(&ps, "CommandPolicy git requires GitRoot");
     for (unsigned i = 0; i < cfg->n_blocks; i++) {
