@@ -320,14 +320,41 @@ static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key)
     }
     j->sc = sc;
     j->s = s;
+    /* A bare program gets "user type key fingerprint" as arguments; a
+     * command line with arguments is split on blanks after its %-tokens
+     * are expanded (%u %h %U %t %k %f, as sshd). */
+    char *argv[32];
+    char *expanded = NULL;
+    unsigned argc = 0;
+    const char *cmd = sc->eff.authorized_keys_command;
+    if (!strchr(cmd, ' ') && !strchr(cmd, '\t')) {
+        argv[argc++] = (char *)cmd;
+        argv[argc++] = sc->user;
+        argv[argc++] = (char *)shoal_key_type_name(key);
+        argv[argc++] = b64;
+        argv[argc++] = fp;
+    } else {
+        char uid[32];
+        snprintf(uid, sizeof(uid), "%u", (unsigned)sc->uid);
+        shoal_serve_tokens tk = {sc->user, sc->home, uid, shoal_key_type_name(key), b64, fp};
+        if (shoal_serve_expand(cmd, &tk, &expanded) != 0) {
+            serve_log(sc->ctx, 0, "AuthorizedKeysCommand: cannot expand \"%s\"", cmd);
+            shoal_key_free(j->key);
+            free(j);
+            return SHOAL_AUTH_DENY;
+        }
+        char *save = NULL;
+        for (char *t = strtok_r(expanded, " \t", &save); t && argc < 31; t = strtok_r(NULL, " \t", &save))
+            argv[argc++] = t;
+    }
+    argv[argc] = NULL;
     uv_loop_t *loop = shoal_uv_server_loop(sc->ctx->srv);
     uv_pipe_init(loop, &j->out, 0);
     j->out.data = j;
     uv_timer_init(loop, &j->timer);
     j->timer.data = j;
     j->handles = 2;
-    char *argv[] = {(char *)sc->eff.authorized_keys_command, sc->user, (char *)shoal_key_type_name(key), b64, fp,
-                    NULL};
+
     char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
     uv_stdio_container_t stdio[3] = {{UV_IGNORE, {0}}, {UV_CREATE_PIPE | UV_WRITABLE_PIPE, {0}}, {UV_IGNORE, {0}}};
     stdio[1].data.stream = (uv_stream_t *)&j->out;
@@ -347,6 +374,7 @@ static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key)
     }
     j->proc.data = j;
     int r = uv_spawn(loop, &j->proc, &po);
+    free(expanded);
     if (r != 0) {
         serve_log(sc->ctx, 0, "cannot run AuthorizedKeysCommand %s: %s", argv[0], uv_strerror(r));
         j->answered = 1;

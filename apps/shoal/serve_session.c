@@ -79,7 +79,10 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
     shoal_serve_command policy;
     memset(&policy, 0, sizeof(policy));
     char why[300] = "";
-    if (!forced && strcmp(kind, "subsystem") != 0) {
+    /* Subsystems are checked too (by their command) unless the policy is
+     * "any": the git preset refuses them, an allow-list must name them. */
+    int check = !forced && (strcmp(kind, "subsystem") != 0 || sc->eff.command_policy != SHOAL_SERVE_POLICY_ANY);
+    if (check) {
         int ok = shoal_serve_command_allowed(&sc->eff, client_cmd, &policy, why, sizeof(why));
         if (ok != 1) {
             serve_log(ctx, 1, "%s: refused %s \"%.100s\": %s", sc->user, kind, client_cmd ? client_cmd : "", why);
@@ -113,6 +116,23 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
         envp[ne++] = env_pair("SSH_ORIGINAL_COMMAND", client_cmd);
     for (unsigned i = 0; i < ss->n_env && ne < MAX_ENV + 14; i++)
         envp[ne++] = strdup(ss->env[i]);
+    /* authorized_keys environment= options, when PermitUserEnvironment lets
+     * their names through. */
+    const char *pue = ctx->g->permit_user_environment;
+    for (unsigned i = 0; pue && sc->have_key_opts && i < sc->key_opts.n_environment && ne < MAX_ENV + 14; i++) {
+        const char *kv = sc->key_opts.environment[i];
+        const char *eq = strchr(kv, '=');
+        if (!eq)
+            continue;
+        char name[128];
+        size_t nl = (size_t)(eq - kv);
+        if (nl == 0 || nl >= sizeof(name))
+            continue;
+        memcpy(name, kv, nl);
+        name[nl] = 0;
+        if (strcmp(pue, "*") == 0 || shoal_wildmatch(pue, strlen(pue), name, nl, 0))
+            envp[ne++] = strdup(kv);
+    }
     envp[ne] = NULL;
 
     /* The user's shell: "-c cmd", or a login shell (argv[0] "-name"). */
