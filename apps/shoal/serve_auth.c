@@ -198,6 +198,7 @@ typedef struct akc_job {
     size_t len;
     int exited, eof, answered;
     int64_t status;
+    int proven; /* the request's signature verified (else: a probe) */
 } akc_job;
 
 static void akc_handle_closed(uv_handle_t *h)
@@ -242,7 +243,7 @@ static void akc_maybe_done(akc_job *j)
             memset(&req, 0, sizeof(req));
             req.method = SHOAL_METHOD_PUBLICKEY;
             req.key = j->key;
-            req.proven = 1;
+            req.proven = j->proven; /* a probe stays a probe */
             result = finish_publickey(j->sc, &req, &opts);
         }
         shoal_authkey_opts_free(&opts);
@@ -296,7 +297,7 @@ static void akc_timeout(uv_timer_t *t)
     akc_answer(j, SHOAL_AUTH_DENY);
 }
 
-static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key)
+static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key, int proven)
 {
     struct passwd pw, *res = NULL;
     char pwbuf[4096];
@@ -320,6 +321,7 @@ static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key)
     }
     j->sc = sc;
     j->s = s;
+    j->proven = proven;
     /* A bare program gets "user type key fingerprint" as arguments; a
      * command line with arguments is split on blanks after its %-tokens
      * are expanded (%u %h %U %t %k %f, as sshd). */
@@ -476,7 +478,7 @@ int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
         if (key_in_files(sc, req->key, &opts))
             result = finish_publickey(sc, req, &opts);
         else if (sc->eff.authorized_keys_command)
-            result = run_akc(sc, s, req->key);
+            result = run_akc(sc, s, req->key, req->proven);
         shoal_authkey_opts_free(&opts);
         return result;
     }
@@ -502,6 +504,7 @@ int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
                       shoal_uv_sconn_peer(sc->sconn));
             return SHOAL_AUTH_DENY;
         }
+        serve_log(sc->ctx, 1, "%s: accepted keyboard-interactive from %s", sc->user, shoal_uv_sconn_peer(sc->sconn));
         return method_done(sc, s, SHOAL_AUTH_KBDINT);
     }
     return SHOAL_AUTH_DENY;

@@ -50,12 +50,53 @@ static void refuse_with_message(sess *ss, const char *msg)
 {
     size_t w;
     char line[600];
-    snprintf(line, sizeof(line), "shoal: %s\r\n", msg);
+    snprintf(line, sizeof(line), "shoal: %s%s", msg, ss->pty ? "\r\n" : "\n");
     shoal_channel_write_stderr(ss->ch, line, strlen(line), &w);
     shoal_channel_exit_status(ss->ch, 1);
     shoal_channel_send_eof(ss->ch);
     shoal_channel_close(ss->ch);
     shoal_uv_sconn_flush(ss->sc->sconn);
+}
+
+/* Sets NAME=value in envp (replacing an earlier NAME), taking ownership of kv. */
+static void env_set(char **envp, unsigned *ne, unsigned max, char *kv)
+{
+    if (!kv)
+        return;
+    size_t nl = strcspn(kv, "=");
+    for (unsigned i = 0; i < *ne; i++) {
+        if (strncmp(envp[i], kv, nl) == 0 && envp[i][nl] == '=') {
+            free(envp[i]);
+            envp[i] = kv;
+            return;
+        }
+    }
+    if (*ne < max)
+        envp[(*ne)++] = kv;
+    else
+        free(kv);
+}
+
+/* PermitUserEnvironment: "yes"/"*" or a comma-separated pattern list with
+ * '!' negation (a negated match refuses). */
+static int user_env_allowed(const char *list, const char *name, size_t nl)
+{
+    if (!strcmp(list, "*") || !strcmp(list, "yes"))
+        return 1;
+    int ok = 0;
+    const char *p = list;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        int neg = len && *p == '!';
+        if (shoal_wildmatch(p + neg, len - (size_t)neg, name, nl, 0)) {
+            if (neg)
+                return 0;
+            ok = 1;
+        }
+        p += len + (end ? 1 : 0);
+    }
+    return ok;
 }
 
 static char *env_pair(const char *name, const char *value)
@@ -100,8 +141,10 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
     const char *peer_addr = shoal_uv_sconn_address(sc->sconn);
     const char *peer = shoal_uv_sconn_peer(sc->sconn);
     const char *port = strrchr(peer, ':');
-    snprintf(client, sizeof(client), "%s %s 22", peer_addr, port ? port + 1 : "0");
-    snprintf(conn_s, sizeof(conn_s), "%s %s 127.0.0.1 22", peer_addr, port ? port + 1 : "0");
+    unsigned lport = 0;
+    const char *laddr = shoal_uv_sconn_local_address(sc->sconn, &lport);
+    snprintf(client, sizeof(client), "%s %s %u", peer_addr, port ? port + 1 : "0", lport);
+    snprintf(conn_s, sizeof(conn_s), "%s %s %s %u", peer_addr, port ? port + 1 : "0", laddr, lport);
     envp[ne++] = env_pair("HOME", sc->home);
     envp[ne++] = env_pair("USER", sc->user);
     envp[ne++] = env_pair("LOGNAME", sc->user);
@@ -114,12 +157,12 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
         envp[ne++] = env_pair("TERM", ss->term[0] ? ss->term : "xterm");
     if (forced && client_cmd)
         envp[ne++] = env_pair("SSH_ORIGINAL_COMMAND", client_cmd);
-    for (unsigned i = 0; i < ss->n_env && ne < MAX_ENV + 14; i++)
-        envp[ne++] = strdup(ss->env[i]);
+    for (unsigned i = 0; i < ss->n_env; i++)
+        env_set(envp, &ne, MAX_ENV + 14, strdup(ss->env[i]));
     /* authorized_keys environment= options, when PermitUserEnvironment lets
      * their names through. */
     const char *pue = ctx->g->permit_user_environment;
-    for (unsigned i = 0; pue && sc->have_key_opts && i < sc->key_opts.n_environment && ne < MAX_ENV + 14; i++) {
+    for (unsigned i = 0; pue && sc->have_key_opts && i < sc->key_opts.n_environment; i++) {
         const char *kv = sc->key_opts.environment[i];
         const char *eq = strchr(kv, '=');
         if (!eq)
@@ -130,8 +173,8 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
             continue;
         memcpy(name, kv, nl);
         name[nl] = 0;
-        if (strcmp(pue, "*") == 0 || shoal_wildmatch(pue, strlen(pue), name, nl, 0))
-            envp[ne++] = strdup(kv);
+        if (user_env_allowed(pue, name, nl))
+            env_set(envp, &ne, MAX_ENV + 14, strdup(kv));
     }
     envp[ne] = NULL;
 

@@ -72,6 +72,8 @@ SHOAL_EXTERN shoal_uv_server *shoal_uv_sconn_server(const shoal_uv_sconn *c);
 /* "address:port" of the client ("[v6]:port" for IPv6), and the bare address. */
 SHOAL_EXTERN const char *shoal_uv_sconn_peer(const shoal_uv_sconn *c);
 SHOAL_EXTERN const char *shoal_uv_sconn_address(const shoal_uv_sconn *c);
+/* Our side of the connection: address and (in *port) port. */
+SHOAL_EXTERN const char *shoal_uv_sconn_local_address(const shoal_uv_sconn *c, unsigned *port);
 /* Sends what the session queued (after using the session or channel API
  * outside the driver's callbacks). */
 SHOAL_EXTERN void shoal_uv_sconn_flush(shoal_uv_sconn *c);

@@ -46,6 +46,8 @@ struct shoal_uv_sconn {
     int authenticated, ended, freeing;
     uint64_t grace_deadline;
     char peer[80], addr[64];
+    char local_addr[64];
+    unsigned local_port;
 };
 
 static void srv_log(shoal_uv_server *srv, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -175,7 +177,6 @@ static void on_sconn_timer(uv_timer_t *t)
         return;
     uint64_t now = uv_now(c->srv->loop);
     if (!c->authenticated && now >= c->grace_deadline) {
-        srv_log(c->srv, 1, "%s: login grace time exceeded", c->peer);
         shoal_session_abort(c->s, SHOAL_ERR_TIMEOUT, "login grace time exceeded");
     } else {
         shoal_session_tick(c->s, now);
@@ -229,6 +230,16 @@ static void format_peer(shoal_uv_sconn *c)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
+    if (uv_tcp_getsockname(&c->pump.tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->local_addr, sizeof(c->local_addr));
+            c->local_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, c->local_addr, sizeof(c->local_addr));
+            c->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    len = sizeof(ss);
     c->addr[0] = 0;
     snprintf(c->peer, sizeof(c->peer), "unknown");
     if (uv_tcp_getpeername(&c->pump.tcp, (struct sockaddr *)&ss, &len) != 0)
@@ -333,6 +344,13 @@ const char *shoal_uv_sconn_peer(const shoal_uv_sconn *c)
 const char *shoal_uv_sconn_address(const shoal_uv_sconn *c)
 {
     return c->addr;
+}
+
+const char *shoal_uv_sconn_local_address(const shoal_uv_sconn *c, unsigned *port)
+{
+    if (port)
+        *port = c->local_port;
+    return c->local_addr;
 }
 
 void shoal_uv_sconn_flush(shoal_uv_sconn *c)
@@ -469,7 +487,7 @@ int shoal_uv_server_listen(shoal_uv_server *srv, char *err, size_t errsz)
         if (r == 0)
             r = uv_listen((uv_stream_t *)&l->tcp, 511, on_accept);
         if (r != 0) {
-            snprintf(err, errsz, "cannot listen on %s (port %u): %s", addrs[i], port, uv_strerror(r));
+            snprintf(err, errsz, "cannot listen on %s: %s", addrs[i], uv_strerror(r));
             return SHOAL_ERR_IO;
         }
         srv_log(srv, 1, "listening on %s port %u", addrs[i], shoal_uv_server_bound_port(srv));

@@ -41,7 +41,7 @@ run_shoal "${COMMON[@]}" "$DEST" echo one two '  three' </dev/null
 check_out "one two three" "command words are joined with spaces (then split by the remote shell)"
 
 # ---- stdin
-printf 'a\nb\n' | run_shoal "${COMMON[@]}" "$DEST" cat
+run_shoal "${COMMON[@]}" "$DEST" cat < <(printf 'a\nb\n')
 check_rc 0 "cat of piped stdin exits 0"
 check_out $'a\nb' "stdin is forwarded"
 run_shoal "${COMMON[@]}" "$DEST" 'wc -c' </dev/null

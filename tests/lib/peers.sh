@@ -42,8 +42,10 @@ export PEER_USER
 PEERS_PIDS=()       # every peer process started (killed with its descendants)
 PEERS_LOGS=()       # logs printed on failure
 PEERS_SSHD_N=0      # sshd instances started so far (each gets $T/sshdN)
+PEERS_SERVE_INSTANCES=()  # "pid:log" of each shoal serve started (finish checks the logs)
 T_PASS=0
 T_FAIL=0
+T_TODO=0            # known bugs (check_known_bug), not counted as failures
 
 # ---------------------------------------------------------------- basics
 
@@ -660,6 +662,160 @@ _peers_py_ready() {
     return 1
 }
 
+# ---------------------------------------------------------------- shoal serve
+
+# require_shoal_serve: skip (77) unless $SHOAL_BIN has a `serve` command.
+require_shoal_serve() {
+    if [ -z "${SHOAL_BIN:-}" ] && [ -n "${SHOAL_BUILD:-}" ]; then
+        SHOAL_BIN=$SHOAL_BUILD/shoal
+    fi
+    [ -n "${SHOAL_BIN:-}" ] || skip "SHOAL_BIN is not set"
+    [ -x "$SHOAL_BIN" ] || skip "$SHOAL_BIN is not an executable"
+    local help
+    help=$("$SHOAL_BIN" serve --help 2>&1 </dev/null) || skip "'shoal serve --help' fails"
+    case $help in
+        *[Uu]sage*) ;;
+        *) skip "'shoal serve --help' prints no usage" ;;
+    esac
+}
+
+# start_shoal_serve [config lines...]: start `$SHOAL_BIN serve` in the
+# foreground (-d: its log goes to stderr, here $SERVE_LOG) on a free port of
+# 127.0.0.1, with the five shared host keys, and wait until it accepts
+# connections.
+#
+# How the configuration is put together (precedence as shoal serve's: the
+# command line beats the file entirely, Match blocks included):
+#   * command line: -p PORT, -h for each host key, -o ListenAddress=127.0.0.1
+#     (always: the tests stay on loopback), then every extra line before the
+#     first "Match" as -o "Keyword=value" (or "Keyword value");
+#   * a file ($SERVE_DIR/serve_config, given with -f): the defaults below
+#     whose keyword the extra lines do not mention anywhere, then the extra
+#     lines from the first "Match" on (Match blocks cannot be given as -o).
+#     A Match block can therefore override a default, but not a keyword
+#     given as an extra line before it.
+# Defaults: AuthorizedKeysFile $T/keys/authorized_keys, StrictModes no (the
+# files live in a temp dir), PermitRootLogin yes, and "Subsystem sftp
+# /usr/lib/openssh/sftp-server" when that program exists.
+#
+# Sets SERVE_PORT, SERVE_PID, SERVE_LOG, SERVE_DIR and SERVE_HOSTKEY_PUB
+# (the ed25519 host key as "ssh-ed25519 AAAA..."), and adds
+# "[127.0.0.1]:PORT type key" lines for all five host keys to $T/known_hosts.
+# Each call starts another instance ($T/serve1, $T/serve2, ...) sharing the
+# host keys; save the variables before the next call, and stop instances
+# that are no longer needed with stop_shoal_serve.
+start_shoal_serve() {
+    require_shoal_serve
+    _peers_host_keys
+    [ -f "$T/keys/authorized_keys" ] || gen_user_keys
+    PEERS_SERVE_N=$((${PEERS_SERVE_N:-0} + 1))
+    local d=$T/serve$PEERS_SERVE_N h=$T/hostkeys port pid _ line kw in_match=0 k
+    local -a opts=() tail=() hk=() defaults=()
+    for line in "$@"; do
+        case $line in [Mm]atch\ *) in_match=1 ;; esac
+        if [ "$in_match" = 1 ]; then tail+=("$line"); else opts+=(-o "$line"); fi
+    done
+    for k in ed25519 ecdsa256 ecdsa384 ecdsa521 rsa; do
+        hk+=(-h "$h/ssh_host_${k}_key")
+    done
+    defaults=("AuthorizedKeysFile $T/keys/authorized_keys" "StrictModes no" "PermitRootLogin yes")
+    if [ -x /usr/lib/openssh/sftp-server ]; then
+        defaults+=("Subsystem sftp /usr/lib/openssh/sftp-server")
+    fi
+    mkdir -p "$d"
+    {
+        echo "# written by tests/lib/peers.sh start_shoal_serve"
+        for line in "${defaults[@]}"; do
+            kw=${line%% *}
+            if [ "$#" -gt 0 ] && printf '%s\n' "$@" | sed 's/^[[:space:]]*//' |
+                grep -qiE "^${kw}([[:space:]=]|$)"; then
+                continue
+            fi
+            printf '%s\n' "$line"
+        done
+        if [ "${#tail[@]}" -gt 0 ]; then printf '%s\n' "${tail[@]}"; fi
+    } >"$d/serve_config"
+    for _ in 1 2 3; do
+        port=$(free_port) || die "start_shoal_serve: no free port"
+        : >"$d/serve.log"
+        # stdout/stderr to a file: a server must never hold the test's
+        # output pipes (ctest waits for them to close).
+        "$SHOAL_BIN" serve -f "$d/serve_config" -p "$port" "${hk[@]}" -o ListenAddress=127.0.0.1 \
+            ${opts[@]+"${opts[@]}"} -d </dev/null >>"$d/serve.log" 2>&1 &
+        pid=$!
+        _peers_add_pid "$pid"
+        PEERS_SERVE_INSTANCES+=("$pid:$d/serve.log")
+        if wait_for 20 _peers_serve_listening "$d/serve.log" "$port" "$pid" && kill -0 "$pid" 2>/dev/null; then
+            break
+        fi
+        if grep -qi "address already in use" "$d/serve.log"; then
+            echo "start_shoal_serve: port $port was taken, retrying" >&2
+            continue
+        fi
+        cat "$d/serve.log" >&2
+        die "start_shoal_serve: shoal serve did not start listening on 127.0.0.1:$port"
+    done
+    kill -0 "$pid" 2>/dev/null || die "start_shoal_serve: shoal serve could not bind a port"
+    wait_for 10 port_open "$port" || die "start_shoal_serve: 127.0.0.1:$port accepts no connection"
+    PEERS_LOGS+=("$d/serve.log")
+    _peers_known_host "$port" "$h"/ssh_host_*_key.pub
+    SERVE_PORT=$port
+    SERVE_PID=$pid
+    SERVE_LOG=$d/serve.log
+    SERVE_DIR=$d
+    SERVE_HOSTKEY_PUB=$(cut -d' ' -f1,2 "$h/ssh_host_ed25519_key.pub")
+    export SERVE_PORT SERVE_PID SERVE_LOG SERVE_DIR SERVE_HOSTKEY_PUB
+}
+
+_peers_serve_listening() {
+    # "listening on port N (K host keys)" is logged once every listener is up.
+    grep -q "listening on port $2 " "$1" && return 0
+    kill -0 "$3" 2>/dev/null || return 0   # died: stop waiting
+    return 1
+}
+
+# _peers_serve_sanitizers: (from finish) stop every shoal serve instance
+# (SIGTERM: it shuts down cleanly, so LeakSanitizer gets to run) and fail
+# the test for each log holding an ASan/LSan/UBSan report.
+_peers_serve_sanitizers() {
+    local inst pid log
+    for inst in ${PEERS_SERVE_INSTANCES[@]+"${PEERS_SERVE_INSTANCES[@]}"}; do
+        pid=${inst%%:*}
+        log=${inst#*:}
+        _peers_kill_tree "$pid"
+        [ -f "$log" ] || continue
+        if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer" "$log"; then
+            not_ok "shoal serve ($log): sanitizer report"
+            grep -m 1 -A 60 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$log" | sed 's/^/    | /'
+        fi
+    done
+}
+
+# stop_shoal_serve [PID]: stop an instance (default: the last one started)
+# and everything it runs.
+stop_shoal_serve() {
+    _peers_kill_tree "${1:-$SERVE_PID}"
+}
+
+# add_serve_password USER PASSWORD_FILE [FILE]: append "USER:crypt-hash" for
+# the password in PASSWORD_FILE (openssl passwd -6, i.e. SHA-512 crypt) to
+# FILE (default $T/serve_passwords), the format of shoal serve's PasswordFile.
+add_serve_password() {
+    local f=${3:-$T/serve_passwords} hash
+    hash=$(openssl passwd -6 -stdin <"$2") || die "add_serve_password: openssl passwd failed"
+    (umask 077 && printf '%s:%s\n' "$1" "$hash" >>"$f")
+}
+
+# run_cmd CMD...: like run_shoal for any client program: stdout to $T/out,
+# stderr to $T/err, exit code to $RC, bounded by $SHOAL_TIMEOUT seconds.
+run_cmd() {
+    RC=0
+    timeout -k 5 "$SHOAL_TIMEOUT" "$@" >"$T/out" 2>"$T/err" || RC=$?
+    if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
+        echo "note: timed out after ${SHOAL_TIMEOUT}s: $*" >&2
+    fi
+}
+
 # ---------------------------------------------------------------- checks
 
 # run_shoal ARGS...: run `$SHOAL_BIN exec ARGS` (bounded by $SHOAL_TIMEOUT
@@ -758,6 +914,22 @@ check() {
     return 0
 }
 
+# check_known_bug DESC CMD...: like check, for a behaviour that is known to
+# be wrong: a failure prints "not ok ... # TODO known bug" and does not fail
+# the test; a pass is reported so the mark can be removed.
+check_known_bug() {
+    local desc=$1
+    shift
+    if "$@" >"$T/check.out" 2>&1; then
+        ok "$desc (known bug no longer reproduces: make this a plain check)"
+    else
+        T_TODO=$((T_TODO + 1))
+        echo "not ok - $desc # TODO known bug"
+        sed 's/^/    /' "$T/check.out"
+    fi
+    return 0
+}
+
 # log_mark FILE: current size of FILE, for log_since.
 log_mark() { stat -c %s "$1"; }
 
@@ -791,7 +963,9 @@ check_exec_basics() {
     run_shoal "${c[@]}" "$dest" 'echo out1; echo err1 >&2; echo out2; echo err2 >&2' </dev/null
     check_out $'out1\nout2' "$label: stdout carries only stdout"
     check_err $'err1\nerr2' "$label: stderr carries only stderr"
-    printf 'a\nb\n' | run_shoal "${c[@]}" "$dest" cat
+    # Not "printf | run_shoal": run_shoal would run in a subshell, and $RC
+    # would not reach check_rc.
+    run_shoal "${c[@]}" "$dest" cat < <(printf 'a\nb\n')
     check_rc 0 "$label: cat of stdin exits 0"
     check_out $'a\nb' "$label: stdin is forwarded"
     run_shoal "${c[@]}" "$dest" 'wc -c' </dev/null
@@ -836,7 +1010,9 @@ check_password_login() {
 
 # finish: print the plain "N passed, N failed" line and exit accordingly.
 finish() {
+    _peers_serve_sanitizers
     echo "${0##*/}: $T_PASS passed, $T_FAIL failed"
+    if [ "$T_TODO" -gt 0 ]; then echo "${0##*/}: $T_TODO known bug(s) marked TODO"; fi
     [ "$T_FAIL" -eq 0 ] || exit 1
     exit 0
 }
