@@ -280,6 +280,8 @@ int cmd_serve(int argc, char **argv)
     so.ssh.keepalive_count_max = dflt.client_alive_count_max;
     so.login_grace_ms = ctx.g->login_grace_time ? (uint64_t)ctx.g->login_grace_time * 1000 : UINT32_MAX;
     so.max_startups = ctx.g->max_startups_full;
+    so.max_startups_begin = ctx.g->max_startups_begin;
+    so.max_startups_rate = ctx.g->max_startups_rate;
     so.log_level = ctx.log_level;
     int inherited[32];
     so.n_inherit_fds = serve_restart_inherited(inherited, 32);

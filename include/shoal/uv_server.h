@@ -31,6 +31,9 @@ typedef struct shoal_uv_server_options {
     shoal_server_config ssh;
     uint64_t login_grace_ms;     /* unauthenticated connections are closed after this; 0 = 120 s */
     unsigned max_startups;       /* unauthenticated connections at once; more are dropped; 0 = 100 */
+    unsigned max_startups_begin; /* sshd's MaxStartups start:rate:full: from `begin` on, a new */
+    unsigned max_startups_rate;  /* connection is dropped with a probability rising from rate% */
+                                 /* to 100% at max_startups (begin 0 = hard cap only) */
     int log_level;
 } shoal_uv_server_options;
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "shoal/uv_server.h"
+#include "crypto/kex.h"
 #include "uv/pump.h"
 
 #define DEFAULT_GRACE_MS 120000u
@@ -288,7 +289,17 @@ static void on_accept(uv_stream_t *server, int status)
     /* MaxStartups: unauthenticated connections are cheap for a client to
      * open and hold; past the cap new ones are dropped at once. */
     unsigned cap = srv->opt.max_startups ? srv->opt.max_startups : DEFAULT_MAX_STARTUPS;
-    if (srv->n_unauth > cap) {
+    unsigned begin = srv->opt.max_startups_begin;
+    int drop = srv->n_unauth > cap;
+    if (!drop && begin && begin < cap && srv->n_unauth > begin) {
+        /* Random early drop, as sshd: rate% at begin, rising to 100% at cap. */
+        unsigned span = cap - begin, over = srv->n_unauth - 1 - begin;
+        unsigned p = srv->opt.max_startups_rate + (100 - srv->opt.max_startups_rate) * over / span;
+        uint32_t r = 0;
+        shoal_random(&r, sizeof(r));
+        drop = r % 100 < p;
+    }
+    if (drop) {
         srv_log(srv, 0, "%s: dropped: %u unauthenticated connections (MaxStartups %u)", c->peer, srv->n_unauth - 1,
                 cap);
         sconn_finish(c);
