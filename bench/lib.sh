@@ -15,6 +15,8 @@
 BUILD_DIR=$(dirname -- "$SHOAL")
 FANOUT=$BUILD_DIR/bench/shoal_bench_fanout
 TIMER=$BUILD_DIR/bench/shoal_bench_time
+# bench/serve_run.sh: holds many idle connections open.
+HOLD=$BUILD_DIR/bench/shoal_bench_hold
 KEX=curve25519-sha256
 HKA=ssh-ed25519
 
