@@ -275,13 +275,19 @@ int serve_channel_open(shoal_session *s, shoal_channel *ch, const char *type, vo
     serve_conn *sc = shoal_session_app_data(s);
     if (strcmp(type, "session") != 0)
         return 1; /* forwarding is not offered (yet): administratively prohibited */
-    if (sc->eff.gateway) {
+    /* A gateway from the configuration, or chosen by the key's line (e.g.
+     * printed by the AuthorizedKeysCommand backend: gateway="host:port"). */
+    const char *gateway = sc->have_key_opts && sc->key_opts.gateway ? sc->key_opts.gateway : sc->eff.gateway;
+    if (gateway && (!sc->eff.gateway_identity_file || !sc->eff.gateway_known_hosts)) {
+        serve_log(sc->ctx, 0, "%s: gateway %s needs GatewayIdentityFile and GatewayKnownHostsFile", sc->user, gateway);
+        return 1;
+    }
+    if (gateway) {
         /* "host", "host:port" or "[v6]:port" */
         char host[256] = "", user_unused[8];
         unsigned port = 22;
-        if (shoal_parse_destination(sc->eff.gateway, user_unused, sizeof(user_unused), host, sizeof(host), &port) !=
-            0) {
-            serve_log(sc->ctx, 0, "bad Gateway \"%s\"", sc->eff.gateway);
+        if (shoal_parse_destination(gateway, user_unused, sizeof(user_unused), host, sizeof(host), &port) != 0) {
+            serve_log(sc->ctx, 0, "bad gateway \"%s\"", gateway);
             return 2;
         }
         serve_gateway gw = {host, port, sc->eff.gateway_user, sc->eff.gateway_identity_file,

@@ -78,6 +78,8 @@ typedef struct shoal_authkey_opts {
     char *command;    /* command="...", NULL when absent */
     char *from;       /* from="...", the raw pattern list, NULL when absent */
     char *principals; /* principals="...", NULL when absent */
+    char *gateway;    /* gateway="host[:port]" (shoal extension): the sessions of a
+                         login by this key go to that upstream host */
     char **environment; /* "NAME=value" strings */
     unsigned n_environment;
     char **permitopen;  /* "host:port" as written ("[::1]:22") */

@@ -68,6 +68,7 @@ void shoal_authkey_opts_free(shoal_authkey_opts *o)
     free(o->command);
     free(o->from);
     free(o->principals);
+    free(o->gateway);
     ak_free_list(o->environment, o->n_environment);
     ak_free_list(o->permitopen, o->n_permitopen);
     ak_free_list(o->permitlisten, o->n_permitlisten);
@@ -252,6 +253,10 @@ static int ak_value_option(shoal_authkey_opts *o, const char *name, size_t nlen,
     } else if (ak_name_is(name, nlen, "principals")) {
         single = &o->principals;
         what = "principals";
+    } else if (ak_name_is(name, nlen, "gateway")) {
+        /* shoal extension: forward this key's sessions to host[:port] */
+        single = &o->gateway;
+        what = "gateway";
     }
     if (single) {
         if (*single) {

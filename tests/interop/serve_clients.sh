@@ -35,7 +35,9 @@ gen_user_keys
 (umask 077 && _peers_random 20 >"$T/pw")
 add_serve_password "$PEER_USER" "$T/pw"
 printf 'not-the-password\n' >"$T/wrong"
-start_shoal_serve "PasswordFile $T/serve_passwords" "AcceptEnv SHOAL_*"
+# LoginGraceTime bounds the dbclient stranger case below: dbclient, unable to
+# prompt for a password without a terminal, spins without sending anything.
+start_shoal_serve "PasswordFile $T/serve_passwords" "AcceptEnv SHOAL_*" "LoginGraceTime 10"
 KEYS=(id_ed25519 id_ecdsa id_rsa)
 
 # run_CLIENT AUTH CMD [extra client args]: one command through that client;

@@ -91,4 +91,29 @@ check "upstream down: the command does not run" [ ! -s "$T/out" ]
 check "upstream down: ssh fails" [ "$RC" -ne 0 ]
 check_err_has "gateway|refused|connect" "upstream down: the client is told why"
 
+# ---- the backend decides: AuthorizedKeysCommand prints the key with a
+# gateway="host:port" option (no Gateway keyword in the configuration)
+cat >"$T/backend" <<SH
+#!/bin/sh
+# args: user type base64-key fingerprint
+echo "\$*" >>"$T/backend.log"
+echo "gateway=\"127.0.0.1:$UP_PORT\" \$(cat "$T/client_key.pub")"
+SH
+chmod 755 "$T/backend"
+GW3_PORT=$(free_port)
+"$SHOAL_BIN" serve -p "$GW3_PORT" -h "$T/gw_hostkey" -o ListenAddress=127.0.0.1 \
+    -o AuthorizedKeysFile=none -o "AuthorizedKeysCommand=$T/backend" -o AuthorizedKeysCommandUser=root \
+    -o StrictModes=no -o PermitRootLogin=yes \
+    -o "GatewayIdentityFile=$GW_KEY" -o "GatewayKnownHostsFile=$GW_KH" \
+    >"$T/gw3.log" 2>&1 &
+peers_track $! "$T/gw3.log"
+wait_for 10 port_open "$GW3_PORT" || die "third shoal serve did not start"
+echo "[127.0.0.1]:$GW3_PORT $(cat "$T/gw_hostkey.pub")" >>"$T/known_hosts_gw"
+SSH3=("${SSH[@]}")
+SSH3[${#SSH3[@]}-1]=$GW3_PORT
+run "${SSH3[@]}" "$DEST" 'echo "upstream sshd pid $PPID"; exit 5'
+check_rc 5 "gateway chosen by the backend (gateway= in its output): exit status passes through"
+check "gateway chosen by the backend: the command ran upstream" grep -q "upstream sshd pid" "$T/out"
+check "gateway chosen by the backend: the backend was asked" test -s "$T/backend.log"
+
 finish

@@ -212,4 +212,13 @@ printf 'get %s/no-such-file\n' "$R" >"$T/sftp-batch2"
 run_cmd "${SFTP[@]}" -b "$T/sftp-batch2" "$DEST" </dev/null
 check "sftp batch: a failing get makes sftp exit non-zero" test "$RC" -ne 0
 
+# ---- the client re-keys every 1 MiB (RekeyLimit) while data flows both ways
+RC=0
+timeout 120 "${SSH[@]}" -i "$KEY" -o RekeyLimit=1M "$DEST" 'head -c 33554432 /dev/zero' 2>"$T/err" | sha256sum | cut -d' ' -f1 >"$T/sum" || RC=$?
+check "32 MiB download with a re-key every 1 MiB: intact" [ "$(cat "$T/sum")" = "$(head -c 33554432 /dev/zero | sha256sum | cut -d' ' -f1)" ]
+head -c 16777216 /dev/urandom >"$T/rk_blob"
+RC=0
+timeout 120 "${SSH[@]}" -i "$KEY" -o RekeyLimit=1M "$DEST" sha256sum <"$T/rk_blob" >"$T/out" 2>"$T/err" || RC=$?
+check "16 MiB upload with a re-key every 1 MiB: intact" [ "$(cut -d' ' -f1 "$T/out")" = "$(sha256sum "$T/rk_blob" | cut -d' ' -f1)" ]
+
 finish
