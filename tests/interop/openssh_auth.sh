@@ -46,7 +46,7 @@ fp() { ssh-keygen -lf "$1.pub" | awk '{ print $2 }'; }
 # logged_in MARK PATTERN: sshd's log since MARK has "Accepted ..." matching
 # the fixed string PATTERN.
 logged_in() {
-    if log_since "$SSHD_LOG" "$1" | grep "Accepted " | grep -qF -- "$2"; then return 0; fi
+    if log_since "$SSHD_LOG" "$1" | grep "Accepted " | grep -F -- "$2" >/dev/null; then return 0; fi
     echo "no 'Accepted' line with '$2' in sshd's log; it says:"
     log_since "$SSHD_LOG" "$1" | grep -E "Accepted|Failed|Postponed|authenticating" | sed 's/^/| /'
     return 1

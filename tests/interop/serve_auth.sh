@@ -71,13 +71,13 @@ ssh_pw() {
 
 # served MARK PATTERN: the server's log since MARK has a line matching ERE.
 served() {
-    if log_since "$SERVE_LOG" "$1" | grep -qE -- "$2"; then return 0; fi
+    if log_since "$SERVE_LOG" "$1" | grep -E -- "$2" >/dev/null; then return 0; fi
     echo "no line matching /$2/ in the server's log; it says:"
     log_since "$SERVE_LOG" "$1" | tail -n 20 | sed 's/^/| /'
     return 1
 }
 not_served() {
-    if ! log_since "$SERVE_LOG" "$1" | grep -qE -- "$2"; then return 0; fi
+    if ! log_since "$SERVE_LOG" "$1" | grep -E -- "$2" >/dev/null; then return 0; fi
     echo "the server's log has a line matching /$2/:"
     log_since "$SERVE_LOG" "$1" | grep -E -- "$2" | sed 's/^/| /'
     return 1

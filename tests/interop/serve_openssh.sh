@@ -43,7 +43,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # served MARK PATTERN: the server's log since MARK has a line matching the
 # fixed string PATTERN.
 served() {
-    if log_since "$SERVE_LOG" "$1" | grep -qF -- "$2"; then return 0; fi
+    if log_since "$SERVE_LOG" "$1" | grep -F -- "$2" >/dev/null; then return 0; fi
     echo "no line with '$2' in the server's log; it says:"
     log_since "$SERVE_LOG" "$1" | tail -n 20 | sed 's/^/| /'
     return 1
