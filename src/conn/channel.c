@@ -300,7 +300,9 @@ size_t shoal_channel_writable(const shoal_channel *ch)
     return ch->remote_window;
 }
 
-int shoal_channel_write(shoal_channel *ch, const void *data, size_t len, size_t *written)
+/* Sends data (ext = 0) or extended data of type ext, as far as the peer's
+ * window and our output high-water mark allow. */
+int shoal__chan_write(shoal_channel *ch, uint32_t ext, const void *data, size_t len, size_t *written)
 {
     shoal_session *s = ch->s;
     const uint8_t *p = data;
@@ -317,9 +319,11 @@ int shoal_channel_write(shoal_channel *ch, const void *data, size_t len, size_t 
         if (n > ch->remote_maxpkt)
             n = ch->remote_maxpkt;
         size_t mark;
-        int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_DATA, &mark);
+        int rc = shoal__pkt_begin(s, ext ? SSH_MSG_CHANNEL_EXTENDED_DATA : SSH_MSG_CHANNEL_DATA, &mark);
         if (!rc)
             rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+        if (!rc && ext)
+            rc = shoal_buf_put_u32(&s->out, ext);
         if (!rc)
             rc = shoal_buf_put_string(&s->out, p, n);
         rc = shoal__chan_finish(s, mark, rc);
@@ -333,6 +337,11 @@ int shoal_channel_write(shoal_channel *ch, const void *data, size_t len, size_t 
     if (len > 0)
         ch->want_writable = 1;
     return SHOAL_OK;
+}
+
+int shoal_channel_write(shoal_channel *ch, const void *data, size_t len, size_t *written)
+{
+    return shoal__chan_write(ch, 0, data, len, written);
 }
 
 int shoal_channel_send_eof(shoal_channel *ch)

@@ -247,39 +247,7 @@ int shoal__chan_server_request(shoal_session *s, shoal_channel *ch, shoal_rd *r)
 
 int shoal_channel_write_stderr(shoal_channel *ch, const void *data, size_t len, size_t *written)
 {
-    shoal_session *s = ch->s;
-    const uint8_t *p = data;
-    *written = 0;
-    if (s->closed)
-        return SHOAL_ERR_CLOSED;
-    if (ch->state != CH_OPEN || ch->eof_sent || ch->close_sent)
-        return SHOAL_ERR_BAD_STATE;
-    while (len > 0) {
-        size_t room = shoal_channel_writable(ch);
-        if (room == 0)
-            break;
-        size_t n = len < room ? len : room;
-        if (n > ch->remote_maxpkt)
-            n = ch->remote_maxpkt;
-        size_t mark;
-        int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_EXTENDED_DATA, &mark);
-        if (!rc)
-            rc = shoal_buf_put_u32(&s->out, ch->remote_id);
-        if (!rc)
-            rc = shoal_buf_put_u32(&s->out, 1);
-        if (!rc)
-            rc = shoal_buf_put_string(&s->out, p, n);
-        rc = shoal__chan_finish(s, mark, rc);
-        if (rc)
-            return rc;
-        ch->remote_window -= (uint32_t)n;
-        p += n;
-        len -= n;
-        *written += n;
-    }
-    if (len > 0)
-        ch->want_writable = 1;
-    return SHOAL_OK;
+    return shoal__chan_write(ch, 1, data, len, written); /* SSH_EXTENDED_DATA_STDERR */
 }
 
 static int begin_exit_request(shoal_channel *ch, const char *name, size_t *mark)
