@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and tests need, when run as root.
 # Idempotent and quiet when everything is present.
 set -e
-PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev libcmocka-dev libcrypt-dev clang libclang-rt-14-dev
+PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev libcmocka-dev libcrypt-dev libjansson-dev pssh pdsh clang libclang-rt-14-dev
 openssh-server openssh-client dropbear-bin python3-asyncssh python3-paramiko git openssl"
 missing=""
 for p in $PKGS; do
