@@ -1,11 +1,14 @@
 #!/bin/sh
 # shellcheck shell=bash # (re-executes itself with bash right away)
 # Demo: `sh scripts/demo.sh path/to/shoal` (what `make demo` runs).
-# Starts a private OpenSSH sshd on 127.0.0.1 with throwaway keys, runs a few
-# commands through `shoal exec`, shows each command, its output and its exit
-# code, then stops sshd and removes every file it made. Touches nothing in
-# ~/.ssh. Needs openssh-server (`make deps`); meant to be run as root, as on a
-# fresh Debian 12 after `make` (as another user it logs in as that user).
+# Starts `shoal serve` on 200 loopback addresses (127.0.0.1-100 and
+# 127.0.1.1-100, one port) with throwaway host and user keys, then fans out
+# with `shoal run` and `shoal put` and prints the grouped results. Touches
+# nothing in ~/.ssh; every file lives in a temp dir removed at the end.
+# Run as root (as on a fresh Debian 12 after `make`), commands run as the
+# test account `shoaltest` (created if missing, as the tests do) so the
+# demo does not depend on root's shell start-up files; as another user they
+# run as that user.
 #
 # The work is done in bash with tests/lib/peers.sh, the same helpers the
 # interop tests use; `sh` is only the front door.
@@ -27,31 +30,51 @@ skip() { echo "demo: $*" >&2; exit 1; }
 
 if [ -t 1 ]; then B=$(printf '\033[1m'); D=$(printf '\033[2m'); N=$(printf '\033[0m'); else B='' D='' N=''; fi
 
-echo "${B}shoal demo${N}: a private sshd on 127.0.0.1, throwaway keys, $SHOAL_BIN"
 peers_init
 gen_user_keys
-start_sshd
-echo "${D}sshd (pid $SSHD_PID) listens on 127.0.0.1:$SSHD_PORT; keys and logs in $T${N}"
+LOGIN=$PEER_USER
+if make_test_user 2>/dev/null; then LOGIN=$TEST_USER; fi
+
+lines=()
+for i in $(seq 1 100); do lines+=("ListenAddress 127.0.0.$i" "ListenAddress 127.0.1.$i"); done
+echo "${B}shoal demo${N}: shoal serve on 200 loopback addresses, throwaway keys, $SHOAL_BIN"
+start_shoal_serve "${lines[@]}" "MaxStartups 1000" >/dev/null
+echo "${D}shoal serve (pid $SERVE_PID) listens on 127.0.0.[1-100]:$SERVE_PORT and 127.0.1.[1-100]:$SERVE_PORT;" \
+    "keys and logs in $T${N}"
 echo
 
-DEST=$PEER_USER@127.0.0.1
-OPTS=(-p "$SSHD_PORT" -i "$T/keys/id_ed25519" -o "UserKnownHostsFile=$T/known_hosts"
-    -o StrictHostKeyChecking=yes -o BatchMode=yes)
+OPTS=(-l "$LOGIN" -p "$SERVE_PORT" -i "$T/keys/id_ed25519" -o "UserKnownHostsFile=$T/demo_known_hosts")
+HOSTS=(-H '127.0.0.[1-100]' -H '127.0.1.[1-100]')
 
-# demo CMD: run CMD remotely, show stdout, stderr and the exit code.
-demo() {
-    local rc=0
-    echo "${B}\$ shoal exec -p $SSHD_PORT -i keys/id_ed25519 $DEST '$1'${N}"
-    "$SHOAL_BIN" exec "${OPTS[@]}" "$DEST" "$1" </dev/null >"$T/demo.out" 2>"$T/demo.err" || rc=$?
-    sed 's/^/  stdout | /' "$T/demo.out"
-    sed 's/^/  stderr | /' "$T/demo.err"
-    echo "  exit code: ${B}$rc${N}"
+# show TITLE CMD...: print the command line, run it, show its exit code.
+show() {
+    local title=$1 rc=0
+    shift
+    echo "${B}# $title${N}"
+    echo "${B}\$ shoal ${*}${N}"
+    "$SHOAL_BIN" "$@" </dev/null || rc=$?
+    echo "${D}exit code: $rc${N}"
     echo
 }
 
-demo 'uname -a'
 # shellcheck disable=SC2016 # expanded by the remote shell
-demo 'echo "hello from shoal, running as $(id -un) on $(hostname)"'
-demo 'echo "about to fail" >&2; exit 3'
-
-echo "${D}stopping sshd and cleaning up${N}"
+show "the same command on 200 hosts; identical output is folded into one group" \
+    run "${OPTS[@]}" "${HOSTS[@]}" -- 'echo "hello from $(hostname), running as $(id -un)"'
+# shellcheck disable=SC2016
+show "different results are grouped apart; failures are classified (127.0.2.1 has no server)" \
+    run "${OPTS[@]}" "${HOSTS[@]}" -H 127.0.2.1 -t 5 -- \
+    'case $(echo $SSH_CONNECTION | cut -d" " -f3) in 127.0.0.*) echo "in 127.0.0.0/24";; *) echo "in 127.0.1.0/24"; exit 3;; esac'
+head -c 1048576 /dev/urandom >"$T/payload"
+mkdir -p "$T/updir"
+chown "$LOGIN" "$T/updir"
+show "upload 1 MiB to 200 hosts (SFTP, temporary name, rename; %h = the host)" \
+    put "${OPTS[@]}" "${HOSTS[@]}" --verify "$T/payload" "$T/updir/payload.%h"
+echo "${D}$(find "$T/updir" -name 'payload.*' | wc -l) files written, sha256:" \
+    "$(sha256sum "$T"/updir/payload.* | cut -d' ' -f1 | sort -u | wc -l) distinct value(s)${N}"
+echo
+echo "${B}# for programs: the agent's JSON lines${N}"
+echo "${B}\$ echo '{\"Action\":\"ssh\",\"Cmd\":\"uptime -p\",\"Hosts\":[\"127.0.0.1:$SERVE_PORT\"]}' | shoal agent ...${N}"
+echo "{\"Action\":\"ssh\",\"Cmd\":\"uptime -p\",\"Hosts\":[\"127.0.0.1:$SERVE_PORT\",\"127.0.0.2:$SERVE_PORT\"]}" |
+    "$SHOAL_BIN" agent -l "$LOGIN" -i "$T/keys/id_ed25519" -o "UserKnownHostsFile=$T/demo_known_hosts"
+echo
+echo "${D}stopping shoal serve and cleaning up${N}"

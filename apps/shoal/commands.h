@@ -4,5 +4,8 @@
 
 int cmd_exec(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_put(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 
 #endif

@@ -239,10 +239,17 @@ int cmd_serve(int argc, char **argv)
     if (dflt.banner && strcmp(dflt.banner, "none") != 0)
         ctx.banner_text = read_small_file(dflt.banner);
 
-    char *listen_specs[32];
-    const char *listen_ptrs[32];
+    /* Up to two sockets per ListenAddress (IPv4 and IPv6 wildcards). */
+    enum { MAX_LISTEN = 1024 };
+    if (ctx.g->n_listen * 2 > MAX_LISTEN) {
+        fprintf(stderr, "shoal serve: too many ListenAddress entries (%u; at most %u)\n", ctx.g->n_listen,
+                MAX_LISTEN / 2);
+        return 1;
+    }
+    static char *listen_specs[MAX_LISTEN];
+    static const char *listen_ptrs[MAX_LISTEN];
     unsigned nl = 0;
-    for (unsigned i = 0; i < ctx.g->n_listen && nl + 2 <= 32; i++) {
+    for (unsigned i = 0; i < ctx.g->n_listen && nl + 2 <= MAX_LISTEN; i++) {
         const shoal_serve_listen *l = &ctx.g->listen[i];
         const char *hosts[2] = {l->host, NULL};
         unsigned nh = 1;

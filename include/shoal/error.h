@@ -54,7 +54,10 @@ extern "C" {
     X(BAD_STATE, -34, "call not valid in the current state")                        \
     X(BANNER, -35, "invalid or missing SSH version banner")                         \
     X(CALLBACK, -36, "application callback failed")                                 \
-    X(REQUEST_DENIED, -37, "peer denied the request")
+    X(REQUEST_DENIED, -37, "peer denied the request")                               \
+    X(CANCELLED, -38, "operation cancelled")                                        \
+    X(PERMISSION, -39, "permission denied")                                         \
+    X(SFTP, -40, "SFTP server reported a failure")
 
 typedef enum shoal_err {
     SHOAL_OK = 0,

@@ -41,7 +41,15 @@ SHOAL_EXTERN int shoal_key_load_private(const uint8_t *data, size_t len, const c
 SHOAL_EXTERN int shoal_key_file_is_encrypted(const uint8_t *data, size_t len);
 /* Reads a whole file (capped at 1 MiB) and loads it. */
 SHOAL_EXTERN int shoal_key_load_private_file(const char *path, const char *passphrase, shoal_key **out);
+/* Drops one reference; the key is freed (and its secrets wiped) when the
+ * last one goes. */
 SHOAL_EXTERN void shoal_key_free(shoal_key *key);
+/* Takes another reference and returns key (NULL stays NULL): each
+ * shoal_key_ref needs its own shoal_key_free. Counting is atomic, so the
+ * owners may live on different threads. A key is never modified after it
+ * is loaded, so one key may sign on several threads at once (each
+ * signature uses its own libcrypto context). */
+SHOAL_EXTERN shoal_key *shoal_key_ref(shoal_key *key);
 
 SHOAL_EXTERN shoal_keytype shoal_key_type(const shoal_key *key);
 SHOAL_EXTERN int shoal_key_has_private(const shoal_key *key);

@@ -55,6 +55,59 @@ SHOAL_EXTERN int shoal_knownhosts_append(const char *path, const char *host, uns
  * semantics: any negated match makes the whole list fail). */
 SHOAL_EXTERN int shoal_knownhosts_match_patterns(const char *patterns, size_t len, const char *host_or_bracketed);
 
+/* ---- in-memory database ----
+ *
+ * For programs that check many connections against the same files: the
+ * files are read and parsed once, and a lookup costs O(1) for plain host
+ * names and "[host]:port" names (hash table), plus one pass over the lines
+ * that cannot be indexed: wildcard patterns, negations, "|1|" hashed
+ * entries (one HMAC-SHA1 each per lookup) and @revoked lines.
+ * @cert-authority lines are dropped at load (they never decide a plain key,
+ * exactly as in the file checker). Answers are the same as running
+ * shoal_knownhosts_check_file over the files in order and combining them as
+ * the uv driver does (see shoal_kh_db_check).
+ *
+ * Thread-safe: lookups take a shared lock, shoal_kh_db_add an exclusive
+ * one, so one database may serve several loops on several threads. The
+ * files are not watched: lines other processes add later are not seen. */
+typedef struct shoal_kh_db shoal_kh_db;
+
+/* Reads files[0..n) (same limits and parsing as the file checker: lines over
+ * 64 KiB and malformed lines are skipped, files over 64 MiB refused). A
+ * missing file counts as empty; /dev/null and pipes are fine. Any other
+ * read error fails the whole open (SHOAL_ERR_IO / SHOAL_ERR_TOO_LARGE), so a
+ * file that cannot be read is never silently ignored. n may be 0 (an empty,
+ * memory-only database). The first file receives shoal_kh_db_add's lines. */
+SHOAL_EXTERN int shoal_kh_db_open(const char *const *files, unsigned n, shoal_kh_db **out);
+SHOAL_EXTERN void shoal_kh_db_free(shoal_kh_db *db);
+
+/* Checks (host, port) with the key blob against all files at once, with the
+ * precedence the uv driver applies across files: REVOKED in any file wins,
+ * then the first MATCH (in file order, then line order), then the first
+ * MISMATCH, then OTHER_TYPE. r->line and *file (when file is not NULL)
+ * name the deciding line; *file points into the database (valid until
+ * shoal_kh_db_free) and is NULL for NOT_FOUND or a line that only exists in
+ * memory (a database without files). An empty blob never matches, as in
+ * shoal_knownhosts_check_buf. */
+SHOAL_EXTERN int shoal_kh_db_check(shoal_kh_db *db, const char *host, unsigned port, const char *keytype,
+                                   const uint8_t *blob, size_t bloblen, shoal_kh_result *r, const char **file);
+
+/* For each of the ntypes key type names, known[i] = 1 when a line that is
+ * not @revoked names (host, port) with that key type, else 0. One pass for
+ * all types (what the driver needs to order host key algorithms). */
+SHOAL_EXTERN int shoal_kh_db_known_types(shoal_kh_db *db, const char *host, unsigned port,
+                                         const char *const *types, unsigned ntypes, int *known);
+
+/* Records a newly accepted key: appends it to the first file exactly as
+ * shoal_knownhosts_append does (hashed when hash is non-zero), and adds it
+ * to memory, so later lookups in this process see it without re-reading.
+ * If the key already matches (another thread added it meanwhile), nothing
+ * is written and SHOAL_OK is returned. When writing the file fails, the key
+ * is still added to memory (it was accepted for this run) and the write
+ * error is returned. */
+SHOAL_EXTERN int shoal_kh_db_add(shoal_kh_db *db, const char *host, unsigned port, const char *keytype,
+                                 const uint8_t *blob, size_t bloblen, int hash);
+
 #ifdef __cplusplus
 }
 #endif

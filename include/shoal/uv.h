@@ -14,6 +14,8 @@
 #include <uv.h>
 
 #include "shoal/channel.h"
+#include "shoal/keys.h"
+#include "shoal/knownhosts.h"
 #include "shoal/session.h"
 
 #ifdef __cplusplus
@@ -21,6 +23,19 @@ extern "C" {
 #endif
 
 typedef struct shoal_uv_conn shoal_uv_conn;
+
+/* Caps how many connections of one loop talk to ssh-agent at once (see
+ * shoal_uv_options.agent_limiter). NOT thread-safe, by design: use one
+ * limiter per loop, only from that loop's thread. */
+typedef struct shoal_uv_limiter shoal_uv_limiter;
+
+/* max >= 1: connections allowed to hold an agent connection at once. */
+SHOAL_EXTERN int shoal_uv_limiter_new(unsigned max, shoal_uv_limiter **out);
+/* Call only once every connection that used it has reported on_closed
+ * (connections hold no slot and are no longer queued after that). */
+SHOAL_EXTERN void shoal_uv_limiter_free(shoal_uv_limiter *l);
+/* Slots held now; *waiting (may be NULL) gets the number of queued connections. */
+SHOAL_EXTERN unsigned shoal_uv_limiter_in_use(const shoal_uv_limiter *l, unsigned *waiting);
 
 typedef enum shoal_hostkey_policy {
     SHOAL_HOSTKEY_STRICT = 0,  /* StrictHostKeyChecking yes: unknown keys fail */
@@ -58,6 +73,29 @@ typedef struct shoal_uv_options {
     uint64_t kex_timeout_ms;          /* 0 = 30 s */
     uint64_t auth_timeout_ms;         /* 0 = 60 s */
     int log_level;
+    /* Shared state for programs that open many connections (fan-out). All
+     * three are optional; zeroed they change nothing. */
+    /* Host keys are looked up in (and accepted keys added to) this database
+     * instead of reading the files: known_hosts then only names files in
+     * messages. Thread-safe, may serve several loops; must outlive the
+     * connection. Policies work as with files. */
+    shoal_kh_db *known_hosts_db;
+    /* Already-loaded (decrypted) private keys, offered after the agent's
+     * keys and before identity_files. The connection takes a reference on
+     * each (shoal_key_ref) for its lifetime and drops it when freed, so it
+     * never frees a key the caller still holds; keys without a private
+     * part are skipped. The same keys may be used by connections on several
+     * threads at once. */
+    shoal_key *const *keys;
+    unsigned n_keys;
+    /* When set, the connection waits for a slot of this limiter before it
+     * connects to agent_socket, and gives the slot back as soon as its
+     * agent connection is closed (after authentication, when the agent
+     * fails, or when the connection ends, also while still waiting). Time
+     * spent waiting counts against no deadline (holders release within
+     * their own deadlines); stages are timed from the moment the slot is
+     * granted. Must belong to this connection's loop. */
+    shoal_uv_limiter *agent_limiter;
 } shoal_uv_options;
 
 typedef struct shoal_uv_callbacks {

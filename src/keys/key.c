@@ -393,10 +393,27 @@ int shoal_key_from_public_text(const char *text, size_t len, shoal_key **out)
     return SHOAL_OK;
 }
 
+shoal_key *shoal_key_ref(shoal_key *key)
+{
+    if (key)
+        atomic_fetch_add_explicit(&key->extra_refs, 1, memory_order_relaxed);
+    return key;
+}
+
 void shoal_key_free(shoal_key *key)
 {
     if (!key)
         return;
+    /* Drop one extra reference if there is one; only the last owner frees.
+     * A compare-and-swap loop, so two threads dropping the last two
+     * references at once cannot both see "one left". */
+    unsigned refs = atomic_load_explicit(&key->extra_refs, memory_order_relaxed);
+    while (refs > 0)
+        if (atomic_compare_exchange_weak_explicit(&key->extra_refs, &refs, refs - 1, memory_order_release,
+                                                  memory_order_relaxed))
+            return;
+    /* Everything other owners did with the key happens before the free. */
+    atomic_thread_fence(memory_order_acquire);
     EVP_PKEY_free(key->pkey); /* libcrypto clears private numbers on free */
     free(key->blob);
     shoal_wipe(key, sizeof(*key));

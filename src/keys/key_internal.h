@@ -3,6 +3,8 @@
 #ifndef SHOAL_KEYS_KEY_INTERNAL_H
 #define SHOAL_KEYS_KEY_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include <openssl/evp.h>
 
 #include "keys/key.h"
@@ -17,6 +19,9 @@
 #define SHOAL_RSA_MAX_E_BITS 64
 
 struct shoal_key {
+    /* References beyond the first (shoal_key_ref); 0 = one owner. Counting
+     * the extra ones keeps calloc'd keys correct without an initializer. */
+    atomic_uint extra_refs;
     shoal_keytype type;
     int has_private;
     EVP_PKEY *pkey;  /* public, or the key pair when has_private */

@@ -31,24 +31,12 @@
 #include <openssl/rand.h>
 
 #include "keys/key.h"
+#include "keys/knownhosts_internal.h"
 #include "wire/buf.h"
 #include "wire/match.h"
 
-/* Longest line we look at; OpenSSH itself stops at 8 KiB, but certificates
- * and large RSA keys in the wild justify some headroom. */
-#define KH_MAX_LINE (64u * 1024u)
-/* Largest file check_file reads. */
-#define KH_MAX_FILE (64u * 1024u * 1024u)
-/* Longest host name we build a query from (DNS allows 253; aliases are free-form). */
-#define KH_MAX_HOST 1024u
-/* Room for "[" host "]:" port and a NUL. */
-#define KH_MAX_QUERY (KH_MAX_HOST + 16u)
-/* HMAC-SHA1 salt and output length used by "|1|" hashed entries. */
-#define KH_HASH_LEN 20u
 /* Largest key blob append accepts (keeps the written line under KH_MAX_LINE). */
 #define KH_MAX_APPEND_BLOB (32u * 1024u)
-
-enum kh_marker { KH_MARK_NONE, KH_MARK_REVOKED, KH_MARK_CA };
 
 /* ASCII-only lowercase: host names are compared byte-wise and the C locale
  * functions could fold non-ASCII bytes differently depending on LC_CTYPE. */
@@ -66,7 +54,7 @@ static int kh_is_space(char c)
 /* OpenSSH match_hostname() semantics over a comma-separated list: a matching
  * negated pattern rejects the whole list, otherwise one positive match is
  * enough. q must already be lowercase. */
-static int kh_match_plain_list(const char *pat, size_t plen, const char *q, size_t qlen)
+int shoal__kh_match_plain_list(const char *pat, size_t plen, const char *q, size_t qlen)
 {
     int positive = 0;
     size_t i = 0;
@@ -93,14 +81,10 @@ static int kh_match_plain_list(const char *pat, size_t plen, const char *q, size
 
 /* ---- hashed entries ---- */
 
-/* One HMAC-SHA1 context reused for every hashed line of a scan: fetching the
- * algorithm per line would dominate the cost on a large hashed file. */
-typedef struct kh_hasher {
-    EVP_MAC *mac;
-    EVP_MAC_CTX *ctx;
-} kh_hasher;
-
-static void kh_hasher_free(kh_hasher *h)
+/* The HMAC-SHA1 context is reused for every hashed line of a scan:
+ * fetching the algorithm per line would dominate the cost on a large hashed
+ * file. */
+void shoal__kh_hasher_free(shoal__kh_hasher *h)
 {
     EVP_MAC_CTX_free(h->ctx);
     EVP_MAC_free(h->mac);
@@ -108,14 +92,14 @@ static void kh_hasher_free(kh_hasher *h)
     h->mac = NULL;
 }
 
-static int kh_hmac_sha1(kh_hasher *h, const uint8_t *salt, size_t saltlen, const char *msg, size_t msglen,
+static int kh_hmac_sha1(shoal__kh_hasher *h, const uint8_t *salt, size_t saltlen, const char *msg, size_t msglen,
                         uint8_t out[KH_HASH_LEN])
 {
     if (!h->ctx) {
         h->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
         h->ctx = h->mac ? EVP_MAC_CTX_new(h->mac) : NULL;
         if (!h->ctx) {
-            kh_hasher_free(h);
+            shoal__kh_hasher_free(h);
             return SHOAL_ERR_CRYPTO;
         }
     }
@@ -146,9 +130,7 @@ static int kh_decode20(const char *p, size_t n, uint8_t out[KH_HASH_LEN])
     return rc;
 }
 
-/* "|1|base64(salt)|base64(hmac)": 1 on match, 0 on no match,
- * SHOAL_ERR_BAD_FORMAT when the field is not a valid hashed entry. */
-static int kh_match_hashed(kh_hasher *h, const char *f, size_t flen, const char *q, size_t qlen)
+int shoal__kh_hashed_parse(const char *f, size_t flen, uint8_t salt[KH_HASH_LEN], uint8_t want[KH_HASH_LEN])
 {
     if (flen < 3 || memcmp(f, "|1|", 3) != 0)
         return SHOAL_ERR_BAD_FORMAT;
@@ -156,11 +138,17 @@ static int kh_match_hashed(kh_hasher *h, const char *f, size_t flen, const char 
     const char *bar = memchr(salt64, '|', flen - 3);
     if (!bar)
         return SHOAL_ERR_BAD_FORMAT;
-    uint8_t salt[KH_HASH_LEN], want[KH_HASH_LEN], got[KH_HASH_LEN];
     if (kh_decode20(salt64, (size_t)(bar - salt64), salt) != SHOAL_OK ||
         kh_decode20(bar + 1, flen - (size_t)(bar + 1 - f), want) != SHOAL_OK)
         return SHOAL_ERR_BAD_FORMAT;
-    int rc = kh_hmac_sha1(h, salt, sizeof(salt), q, qlen, got);
+    return SHOAL_OK;
+}
+
+int shoal__kh_hashed_check(shoal__kh_hasher *h, const uint8_t salt[KH_HASH_LEN], const uint8_t want[KH_HASH_LEN],
+                           const char *q, size_t qlen)
+{
+    uint8_t got[KH_HASH_LEN];
+    int rc = kh_hmac_sha1(h, salt, KH_HASH_LEN, q, qlen, got);
     if (rc)
         return rc;
     /* Constant time: the stored hash is the secret a file reader should not
@@ -168,16 +156,26 @@ static int kh_match_hashed(kh_hasher *h, const char *f, size_t flen, const char 
     return CRYPTO_memcmp(got, want, KH_HASH_LEN) == 0;
 }
 
+/* "|1|base64(salt)|base64(hmac)": 1 on match, 0 on no match,
+ * SHOAL_ERR_BAD_FORMAT when the field is not a valid hashed entry. */
+static int kh_match_hashed(shoal__kh_hasher *h, const char *f, size_t flen, const char *q, size_t qlen)
+{
+    uint8_t salt[KH_HASH_LEN], want[KH_HASH_LEN];
+    int rc = shoal__kh_hashed_parse(f, flen, salt, want);
+    if (rc)
+        return rc;
+    return shoal__kh_hashed_check(h, salt, want, q, qlen);
+}
+
 /* Whole hosts field: hashed entry or plain pattern list. 1 / 0 / negative. */
-static int kh_match_field(kh_hasher *h, const char *f, size_t flen, const char *q, size_t qlen)
+static int kh_match_field(shoal__kh_hasher *h, const char *f, size_t flen, const char *q, size_t qlen)
 {
     if (flen > 0 && f[0] == '|')
         return kh_match_hashed(h, f, flen, q, qlen);
-    return kh_match_plain_list(f, flen, q, qlen);
+    return shoal__kh_match_plain_list(f, flen, q, qlen);
 }
 
-/* Builds the lowercased query "host" or "[host]:port" into out. */
-static int kh_make_query(const char *host, unsigned port, char *out, size_t outsz, size_t *outlen)
+int shoal__kh_make_query(const char *host, unsigned port, char *out, size_t outsz, size_t *outlen)
 {
     if (!host)
         return SHOAL_ERR_INVALID_ARG;
@@ -211,9 +209,9 @@ int shoal_knownhosts_match_patterns(const char *patterns, size_t len, const char
     for (size_t i = 0; i < qlen; i++)
         q[i] = (char)kh_lower((unsigned char)host_or_bracketed[i]);
     q[qlen] = 0;
-    kh_hasher h = {NULL, NULL};
+    shoal__kh_hasher h = {NULL, NULL};
     int rc = kh_match_field(&h, patterns, len, q, qlen);
-    kh_hasher_free(&h);
+    shoal__kh_hasher_free(&h);
     return rc == 1;
 }
 
@@ -234,6 +232,80 @@ static int kh_next_token(const char *line, size_t len, size_t *pos, const char *
     return i > start;
 }
 
+int shoal__kh_parse_line(const char *line, size_t len, shoal__kh_line *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len > KH_MAX_LINE || memchr(line, 0, len))
+        return 0;
+    if (len > 0 && line[len - 1] == '\r') /* files edited on Windows */
+        len--;
+    size_t pos = 0;
+    const char *tok;
+    size_t toklen;
+    if (!kh_next_token(line, len, &pos, &tok, &toklen) || tok[0] == '#')
+        return 0; /* blank line or comment */
+
+    out->marker = KH_MARK_NONE;
+    if (tok[0] == '@') {
+        if (toklen == 8 && memcmp(tok, "@revoked", 8) == 0)
+            out->marker = KH_MARK_REVOKED;
+        else if (toklen == 15 && memcmp(tok, "@cert-authority", 15) == 0)
+            out->marker = KH_MARK_CA;
+        else
+            return 0; /* unknown marker: OpenSSH skips the line */
+        if (!kh_next_token(line, len, &pos, &tok, &toklen))
+            return 0;
+    }
+    out->hosts = tok;
+    out->hostslen = toklen;
+    if (!kh_next_token(line, len, &pos, &out->type, &out->typelen) ||
+        !kh_next_token(line, len, &pos, &out->b64, &out->b64len))
+        return 0;
+    if (out->typelen >= KH_MAX_TYPE || out->type[0] == '#' || out->b64[0] == '#')
+        return 0;
+    /* The rest of the line is a comment. */
+    return 1;
+}
+
+int shoal__kh_foreach_line(const char *buf, size_t len, shoal__kh_line_fn fn, void *ud, unsigned *nlines)
+{
+    unsigned lineno = 0;
+    size_t off = 0;
+    int rc = SHOAL_OK;
+    while (off < len) {
+        const char *nl = memchr(buf + off, '\n', len - off);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        /* Saturate instead of wrapping on absurd inputs (> 4G lines). */
+        if (lineno < UINT32_MAX)
+            lineno++;
+        shoal__kh_line l;
+        if (shoal__kh_parse_line(buf + off, end - off, &l)) {
+            rc = fn(ud, &l, lineno);
+            if (rc)
+                break;
+        }
+        off = end + 1;
+    }
+    if (nlines)
+        *nlines = lineno;
+    return rc;
+}
+
+enum shoal__kh_class shoal__kh_classify(enum shoal__kh_marker marker, const char *type, size_t typelen,
+                                        const uint8_t *key, size_t keylen, const char *want_type,
+                                        size_t want_typelen, const uint8_t *blob, size_t bloblen)
+{
+    if (marker == KH_MARK_CA || keylen == 0)
+        return KH_CLASS_NONE; /* CA lines only matter for certificates; an empty key is no key */
+    int same_type = typelen == want_typelen && memcmp(type, want_type, typelen) == 0;
+    int same_key = same_type && keylen == bloblen && memcmp(key, blob, bloblen) == 0;
+    if (marker == KH_MARK_REVOKED) /* a revoked line never counts as knowing the host */
+        return same_key ? KH_CLASS_REVOKED : KH_CLASS_NONE;
+    if (same_key)
+        return KH_CLASS_MATCH;
+    return same_type ? KH_CLASS_MISMATCH : KH_CLASS_OTHER;
+}
+
 typedef struct kh_scan {
     const char *q; /* lowercased query */
     size_t qlen;
@@ -241,59 +313,28 @@ typedef struct kh_scan {
     size_t keytype_len;
     const uint8_t *blob;
     size_t bloblen;
-    kh_hasher hasher;
+    shoal__kh_hasher hasher;
     shoal_buf keybuf; /* scratch for decoded key blobs */
     /* First deciding line of each kind (0 = none seen). */
     unsigned revoked, match, mismatch, other;
-    char revoked_type[64], match_type[64], mismatch_type[64], other_type[64];
+    char revoked_type[KH_MAX_TYPE], match_type[KH_MAX_TYPE], mismatch_type[KH_MAX_TYPE], other_type[KH_MAX_TYPE];
 } kh_scan;
 
-static void kh_set_type(char dst[64], const char *t, size_t n)
+static void kh_set_type(char dst[KH_MAX_TYPE], const char *t, size_t n)
 {
     memcpy(dst, t, n);
     dst[n] = 0;
 }
 
-/* Handles one line (without its newline). Returns 0 or a fatal error
- * (crypto / memory); malformed content is simply ignored. */
-static int kh_scan_line(kh_scan *s, const char *line, size_t len, unsigned lineno)
+/* Handles one parsed line. Returns 0 or a fatal error (crypto / memory);
+ * malformed content is simply ignored. */
+static int kh_scan_line(void *ud, const shoal__kh_line *l, unsigned lineno)
 {
-    if (len > KH_MAX_LINE || memchr(line, 0, len))
-        return SHOAL_OK;
-    if (len > 0 && line[len - 1] == '\r') /* files edited on Windows */
-        len--;
-    size_t pos = 0;
-    const char *tok;
-    size_t toklen;
-    if (!kh_next_token(line, len, &pos, &tok, &toklen) || tok[0] == '#')
-        return SHOAL_OK; /* blank line or comment */
-
-    enum kh_marker marker = KH_MARK_NONE;
-    if (tok[0] == '@') {
-        if (toklen == 8 && memcmp(tok, "@revoked", 8) == 0)
-            marker = KH_MARK_REVOKED;
-        else if (toklen == 15 && memcmp(tok, "@cert-authority", 15) == 0)
-            marker = KH_MARK_CA;
-        else
-            return SHOAL_OK; /* unknown marker: OpenSSH skips the line */
-        if (!kh_next_token(line, len, &pos, &tok, &toklen))
-            return SHOAL_OK;
-    }
-    const char *hosts = tok;
-    size_t hostslen = toklen;
-
-    const char *type, *b64;
-    size_t typelen, b64len;
-    if (!kh_next_token(line, len, &pos, &type, &typelen) || !kh_next_token(line, len, &pos, &b64, &b64len))
-        return SHOAL_OK;
-    if (typelen >= sizeof(s->match_type) || type[0] == '#' || b64[0] == '#')
-        return SHOAL_OK;
-    /* The rest of the line is a comment. */
-
-    if (marker == KH_MARK_CA)
+    kh_scan *s = ud;
+    if (l->marker == KH_MARK_CA)
         return SHOAL_OK; /* only meaningful for certificates; never decides a plain key */
 
-    int m = kh_match_field(&s->hasher, hosts, hostslen, s->q, s->qlen);
+    int m = kh_match_field(&s->hasher, l->hosts, l->hostslen, s->q, s->qlen);
     if (m == SHOAL_ERR_CRYPTO || m == SHOAL_ERR_NOMEM)
         return m;
     if (m != 1)
@@ -301,37 +342,40 @@ static int kh_scan_line(kh_scan *s, const char *line, size_t len, unsigned linen
 
     /* Decode only lines naming our host: base64 of every line would be waste. */
     shoal_buf_reset(&s->keybuf);
-    int rc = shoal_base64_decode(b64, b64len, &s->keybuf);
+    int rc = shoal_base64_decode(l->b64, l->b64len, &s->keybuf);
     if (rc == SHOAL_ERR_NOMEM)
         return rc;
-    if (rc != SHOAL_OK || shoal_buf_len(&s->keybuf) == 0)
+    if (rc != SHOAL_OK)
         return SHOAL_OK;
 
-    int same_type = typelen == s->keytype_len && memcmp(type, s->keytype, typelen) == 0;
-    int same_key = same_type && shoal_buf_len(&s->keybuf) == s->bloblen &&
-                   memcmp(shoal_buf_ptr(&s->keybuf), s->blob, s->bloblen) == 0;
-
-    if (marker == KH_MARK_REVOKED) {
-        if (same_key && !s->revoked) {
+    switch (shoal__kh_classify(l->marker, l->type, l->typelen, shoal_buf_ptr(&s->keybuf),
+                               shoal_buf_len(&s->keybuf), s->keytype, s->keytype_len, s->blob, s->bloblen)) {
+    case KH_CLASS_REVOKED:
+        if (!s->revoked) {
             s->revoked = lineno;
-            kh_set_type(s->revoked_type, type, typelen);
+            kh_set_type(s->revoked_type, l->type, l->typelen);
         }
-        /* A revoked line never counts as knowing the host. */
-        return SHOAL_OK;
-    }
-    if (same_key) {
+        break;
+    case KH_CLASS_MATCH:
         if (!s->match) {
             s->match = lineno;
-            kh_set_type(s->match_type, type, typelen);
+            kh_set_type(s->match_type, l->type, l->typelen);
         }
-    } else if (same_type) {
+        break;
+    case KH_CLASS_MISMATCH:
         if (!s->mismatch) {
             s->mismatch = lineno;
-            kh_set_type(s->mismatch_type, type, typelen);
+            kh_set_type(s->mismatch_type, l->type, l->typelen);
         }
-    } else if (!s->other) {
-        s->other = lineno;
-        kh_set_type(s->other_type, type, typelen);
+        break;
+    case KH_CLASS_OTHER:
+        if (!s->other) {
+            s->other = lineno;
+            kh_set_type(s->other_type, l->type, l->typelen);
+        }
+        break;
+    case KH_CLASS_NONE:
+        break;
     }
     return SHOAL_OK;
 }
@@ -375,7 +419,7 @@ int shoal_knownhosts_check_buf(const char *buf, size_t len, const char *host, un
     char q[KH_MAX_QUERY + 1];
     kh_scan s;
     memset(&s, 0, sizeof(s));
-    int rc = kh_make_query(host, port, q, sizeof(q), &s.qlen);
+    int rc = shoal__kh_make_query(host, port, q, sizeof(q), &s.qlen);
     if (rc)
         return rc;
     s.q = q;
@@ -385,29 +429,16 @@ int shoal_knownhosts_check_buf(const char *buf, size_t len, const char *host, un
     s.bloblen = bloblen;
     shoal_buf_init(&s.keybuf, KH_MAX_LINE);
 
-    unsigned lineno = 0;
-    size_t off = 0;
-    while (off < len) {
-        const char *nl = memchr(buf + off, '\n', len - off);
-        size_t end = nl ? (size_t)(nl - buf) : len;
-        /* Saturate instead of wrapping on absurd inputs (> 4G lines). */
-        if (lineno < UINT32_MAX)
-            lineno++;
-        rc = kh_scan_line(&s, buf + off, end - off, lineno);
-        if (rc)
-            break;
-        off = end + 1;
-    }
+    rc = shoal__kh_foreach_line(buf, len, kh_scan_line, &s, NULL);
     if (rc == SHOAL_OK)
         kh_decide(&s, res);
-    kh_hasher_free(&s.hasher);
+    shoal__kh_hasher_free(&s.hasher);
     shoal_buf_free(&s.keybuf);
     return rc;
 }
 
-/* Reads the whole file (at most KH_MAX_FILE bytes). *data is NULL with rc 0
- * when the file does not exist. */
-static int kh_read_file(const char *path, char **data, size_t *len)
+/* Reads the whole file: see knownhosts_internal.h. */
+int shoal__kh_read_file(const char *path, char **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
@@ -475,7 +506,7 @@ int shoal_knownhosts_check_file(const char *path, const char *host, unsigned por
         return SHOAL_ERR_INVALID_ARG;
     char *data;
     size_t len;
-    int rc = kh_read_file(path, &data, &len);
+    int rc = shoal__kh_read_file(path, &data, &len);
     if (rc)
         return rc;
     /* A missing file still validates the arguments, then reports NOT_FOUND. */
@@ -543,9 +574,9 @@ static int kh_hash_host(const char *q, size_t qlen, shoal_buf *out)
     char salt64[64], mac64[64];
     if (RAND_bytes(salt, sizeof(salt)) != 1)
         return SHOAL_ERR_CRYPTO;
-    kh_hasher h = {NULL, NULL};
+    shoal__kh_hasher h = {NULL, NULL};
     int rc = kh_hmac_sha1(&h, salt, sizeof(salt), q, qlen, mac);
-    kh_hasher_free(&h);
+    shoal__kh_hasher_free(&h);
     if (rc == SHOAL_OK)
         rc = shoal_base64_encode(salt, sizeof(salt), salt64, sizeof(salt64), 1);
     if (rc == SHOAL_OK)
@@ -568,7 +599,7 @@ static int kh_build_line(const char *host, unsigned port, const char *keytype, c
 {
     char q[KH_MAX_QUERY + 1];
     size_t qlen;
-    int rc = kh_make_query(host, port, q, sizeof(q), &qlen);
+    int rc = shoal__kh_make_query(host, port, q, sizeof(q), &qlen);
     if (rc)
         return rc;
     rc = hash ? kh_hash_host(q, qlen, line) : shoal_buf_put(line, q, qlen);
@@ -608,21 +639,32 @@ static int kh_write_all(int fd, const uint8_t *p, size_t n)
     return SHOAL_OK;
 }
 
-int shoal_knownhosts_append(const char *path, const char *host, unsigned port, const char *keytype,
-                            const uint8_t *blob, size_t bloblen, int hash)
+int shoal__kh_append_check(const char *host, unsigned port, const char *keytype, const uint8_t *blob,
+                           size_t bloblen)
 {
-    if (!path || !*path || !host || !keytype || !blob || bloblen == 0)
+    if (!host || !keytype || !blob || bloblen == 0)
         return SHOAL_ERR_INVALID_ARG;
     if (!kh_host_ok(host) || !kh_keytype_ok(keytype) || port > 65535)
         return SHOAL_ERR_INVALID_ARG;
     if (bloblen > KH_MAX_APPEND_BLOB)
         return SHOAL_ERR_TOO_LARGE;
+    return SHOAL_OK;
+}
+
+int shoal_knownhosts_append(const char *path, const char *host, unsigned port, const char *keytype,
+                            const uint8_t *blob, size_t bloblen, int hash)
+{
+    if (!path || !*path)
+        return SHOAL_ERR_INVALID_ARG;
+    int rc = shoal__kh_append_check(host, port, keytype, blob, bloblen);
+    if (rc)
+        return rc;
 
     shoal_buf line;
     shoal_buf_init(&line, KH_MAX_LINE + 2);
     /* Reserve the first byte for a newline that repairs a file whose last
      * line was not terminated; it is dropped again when not needed. */
-    int rc = shoal_buf_put_u8(&line, '\n');
+    rc = shoal_buf_put_u8(&line, '\n');
     if (!rc)
         rc = kh_build_line(host, port, keytype, blob, bloblen, hash, &line);
     if (!rc)

@@ -1,7 +1,14 @@
 /* ssh-agent over SSH_AUTH_SOCK for one connection: list the agent's keys
  * before connecting (they are offered first, as OpenSSH does) and ask it to
  * sign when the server accepts one of them. Messages are built and parsed by
- * src/auth/agent_proto.c; this file only moves bytes. */
+ * src/auth/agent_proto.c; this file only moves bytes.
+ *
+ * With an agent limiter (shoal_uv_options.agent_limiter) the connection
+ * first waits for a slot (AG_WAITING); the slot is held exactly as long as
+ * the agent_client exists, and shoal__uv_agent_free() is the one place that
+ * gives it back (or leaves the queue): after authentication, when the
+ * agent fails, when the connection ends. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +17,7 @@
 
 int shoal__uv_remember_agent_identity(shoal_uv_conn *c, int ident, int agent_index);
 
-enum { AG_CONNECTING, AG_LISTING, AG_IDLE, AG_SIGNING, AG_DEAD };
+enum { AG_WAITING, AG_CONNECTING, AG_LISTING, AG_IDLE, AG_SIGNING, AG_DEAD };
 
 struct agent_client {
     shoal_uv_conn *c;
@@ -23,6 +30,7 @@ struct agent_client {
     uint8_t **blobs;
     size_t *blob_lens;
     unsigned nkeys;
+    shoal__lim_node slot; /* place in c->opt.agent_limiter */
 };
 
 typedef struct agent_write {
@@ -49,6 +57,7 @@ void shoal__uv_agent_free(shoal_uv_conn *c)
     c->agent = NULL;
     a->c = NULL;
     a->state = AG_DEAD;
+    shoal__lim_release(&a->slot);
     if (a->pipe_open) {
         a->pipe_open = 0;
         uv_close((uv_handle_t *)&a->pipe, on_pipe_closed);
@@ -59,18 +68,22 @@ void shoal__uv_agent_free(shoal_uv_conn *c)
     }
 }
 
-/* The agent failed: carry on without it. */
+/* The agent failed: carry on without it. Its socket and limiter slot are
+ * let go of at once (a is still valid until the pipe's close callback, so
+ * the libuv callback that called us may look at it after we return). */
 static void agent_give_up(agent_client *a, const char *why)
 {
     shoal_uv_conn *c = a->c;
     int was = a->state;
+    void (*done)(shoal_uv_conn *c) = a->done;
     a->state = AG_DEAD;
     if (!c)
         return;
     shoal__uv_log(c, 1, "ssh-agent: %s", why);
-    if (was == AG_CONNECTING || was == AG_LISTING) {
-        if (a->done)
-            a->done(c);
+    shoal__uv_agent_free(c);
+    if (was == AG_WAITING || was == AG_CONNECTING || was == AG_LISTING) {
+        if (done)
+            done(c);
     } else if (was == AG_SIGNING) {
         shoal_session_sign_reply(c->s, NULL, 0);
         shoal_uv_conn_flush(c);
@@ -226,6 +239,36 @@ static void on_agent_connect(uv_connect_t *req, int status)
     uv_read_start((uv_stream_t *)&a->pipe, on_agent_alloc, on_agent_read);
 }
 
+static int agent_connect(agent_client *a)
+{
+    shoal_uv_conn *c = a->c;
+    if (uv_pipe_init(c->loop, &a->pipe, 0) < 0)
+        return SHOAL_ERR_AGENT;
+    a->state = AG_CONNECTING;
+    a->pipe.data = a;
+    a->pipe_open = 1;
+    a->creq.data = a;
+    uv_pipe_connect(&a->creq, &a->pipe, c->agent_path, on_agent_connect);
+    return SHOAL_OK;
+}
+
+/* Called by the limiter inside whatever released a slot: only schedule. */
+static void on_slot_granted(shoal__lim_node *n)
+{
+    agent_client *a = (agent_client *)(void *)((char *)n - offsetof(agent_client, slot));
+    if (a->c)
+        shoal__uv_agent_wake(a->c);
+}
+
+void shoal__uv_agent_granted(shoal_uv_conn *c)
+{
+    agent_client *a = c->agent;
+    if (!a || a->state != AG_WAITING)
+        return;
+    if (agent_connect(a) != SHOAL_OK)
+        agent_give_up(a, "cannot create a socket");
+}
+
 int shoal__uv_agent_start(shoal_uv_conn *c, void (*done)(shoal_uv_conn *c))
 {
     agent_client *a = calloc(1, sizeof(*a));
@@ -233,18 +276,19 @@ int shoal__uv_agent_start(shoal_uv_conn *c, void (*done)(shoal_uv_conn *c))
         return SHOAL_ERR_NOMEM;
     a->c = c;
     a->done = done;
-    a->state = AG_CONNECTING;
+    a->state = AG_WAITING;
     shoal_buf_init(&a->rx, SHOAL_AGENT_MAX_MSG + 4);
-    if (uv_pipe_init(c->loop, &a->pipe, 0) < 0) {
-        free(a);
-        return SHOAL_ERR_AGENT;
-    }
-    a->pipe.data = a;
-    a->pipe_open = 1;
-    a->creq.data = a;
     c->agent = a;
-    uv_pipe_connect(&a->creq, &a->pipe, c->agent_path, on_agent_connect);
-    return SHOAL_OK;
+    if (c->opt.agent_limiter && !shoal__lim_acquire(c->opt.agent_limiter, &a->slot, on_slot_granted)) {
+        /* Queued: no deadline runs while waiting (see shoal/uv.h). */
+        shoal__uv_log(c, 2, "ssh-agent: waiting for a free agent connection slot");
+        c->stage_deadline = UINT64_MAX;
+        return SHOAL_OK;
+    }
+    int rc = agent_connect(a);
+    if (rc)
+        shoal__uv_agent_free(c); /* releases the slot too */
+    return rc;
 }
 
 int shoal__uv_agent_sign(shoal_uv_conn *c, unsigned ident, const uint8_t *blob, size_t blob_len, const char *sigalg,

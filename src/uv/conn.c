@@ -235,6 +235,21 @@ int shoal_uv_conn_new(uv_loop_t *loop, const shoal_uv_options *opt, const shoal_
     c->opt.agent_socket = c->agent_path;
     c->opt.known_hosts = (const char *const *)c->kh_files;
     c->opt.identity_files = (const char *const *)c->id_files;
+    /* Preloaded keys: our own array and a reference on each, so the
+     * caller's array and keys need not outlive the connection. */
+    c->opt.keys = NULL;
+    c->opt.n_keys = 0;
+    if (opt->n_keys && opt->keys) {
+        c->keys = calloc(opt->n_keys, sizeof(shoal_key *));
+        if (!c->keys) {
+            shoal_uv_conn_free(c);
+            return SHOAL_ERR_NOMEM;
+        }
+        for (unsigned i = 0; i < opt->n_keys; i++)
+            c->keys[i] = shoal_key_ref(opt->keys[i]);
+        c->opt.keys = (shoal_key *const *)c->keys;
+        c->opt.n_keys = opt->n_keys;
+    }
     if (strchr(c->host, ':'))
         snprintf(c->name, sizeof(c->name), "[%s]:%u", c->host, c->opt.port);
     else
@@ -291,6 +306,9 @@ static void on_handle_closed(uv_handle_t *h)
         free(c->hka);
         free(c->ciphers);
         free(c->macs);
+        for (unsigned i = 0; c->keys && i < c->opt.n_keys; i++)
+            shoal_key_free(c->keys[i]); /* our reference only */
+        free(c->keys);
         free(c);
     }
 }
@@ -458,6 +476,16 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = uv_now(c->loop);
     if (c->closed_reported)
         return;
+    if (c->agent_wake) {
+        /* An agent slot was granted: the wait had no deadline, the stage is
+         * timed from now. */
+        c->agent_wake = 0;
+        c->stage_deadline = 0;
+        set_stage(c, SHOAL_STAGE_RESOLVE);
+        shoal__uv_agent_granted(c);
+        schedule(c);
+        return;
+    }
     if (now >= c->stage_deadline) {
         shoal__uv_fail(c, SHOAL_ERR_TIMEOUT, "timed out after %.1f s: %s",
                        (double)stage_timeout(c, c->stage) / 1000.0, stage_wait_text(c->stage));
@@ -474,10 +502,20 @@ static void on_timer(uv_timer_t *t)
     maybe_close_handles(c);
 }
 
+void shoal__uv_agent_wake(shoal_uv_conn *c)
+{
+    c->agent_wake = 1;
+    schedule(c);
+}
+
 static void schedule(shoal_uv_conn *c)
 {
     if (c->closed_reported || !c->timer_open)
         return;
+    if (c->agent_wake) {
+        uv_timer_start(&c->timer, on_timer, 0, 0);
+        return;
+    }
     uint64_t d = c->stage_deadline;
     if (c->started) {
         uint64_t sd = shoal_session_deadline(c->s);
@@ -669,8 +707,10 @@ int shoal_uv_conn_start(shoal_uv_conn *c)
     set_stage(c, SHOAL_STAGE_RESOLVE);
     schedule(c);
     if (c->agent_path && *c->agent_path && (c->opt.ssh.auth_methods == 0 || (c->opt.ssh.auth_methods & SHOAL_AUTH_PUBLICKEY))) {
-        if (shoal__uv_agent_start(c, agent_done) == 0)
+        if (shoal__uv_agent_start(c, agent_done) == 0) {
+            schedule(c); /* waiting for an agent slot: no deadline */
             return SHOAL_OK;
+        }
     }
     shoal__uv_begin_connect(c);
     return SHOAL_OK;

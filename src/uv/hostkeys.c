@@ -1,6 +1,8 @@
 /* Host key decision against known_hosts files, by policy (OpenSSH's
  * StrictHostKeyChecking). Decided before any authentication data is sent:
- * the session asks during key exchange and waits for the answer. */
+ * the session asks during key exchange and waits for the answer.
+ * With shoal_uv_options.known_hosts_db the lookups and additions go to that
+ * shared in-memory database instead of the files (same answers). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,39 @@ int shoal__uv_hostkey_check(shoal_uv_conn *c, const shoal_hostkey_info *info)
     int known_other = 0;
     const char *match_file = NULL, *bad_file = NULL;
     unsigned match_line = 0, bad_line = 0;
-    for (unsigned i = 0; i < c->opt.n_known_hosts; i++) {
+    shoal_kh_db *db = c->opt.known_hosts_db;
+    if (db) {
+        /* The database combines its files exactly as the loop below does. */
+        shoal_kh_result r;
+        const char *file = NULL;
+        int rc = shoal_kh_db_check(db, host, port, type, info->blob, info->blob_len, &r, &file);
+        if (rc) {
+            snprintf(c->detail, sizeof(c->detail), "cannot look up host key for %s: %s", shown, shoal_strerror(rc));
+            return rc;
+        }
+        if (!file)
+            file = "known hosts database";
+        switch (r.status) {
+        case SHOAL_KH_REVOKED:
+            snprintf(c->detail, sizeof(c->detail), "host key %s %s for %s is marked @revoked in %s:%u", type,
+                     info->fingerprint, shown, file, r.line);
+            return SHOAL_ERR_HOSTKEY_REVOKED;
+        case SHOAL_KH_MATCH:
+            match_file = file;
+            match_line = r.line;
+            break;
+        case SHOAL_KH_MISMATCH:
+            bad_file = file;
+            bad_line = r.line;
+            break;
+        case SHOAL_KH_OTHER_TYPE:
+            known_other = 1;
+            break;
+        case SHOAL_KH_NOT_FOUND:
+            break;
+        }
+    }
+    for (unsigned i = 0; !db && i < c->opt.n_known_hosts; i++) {
         shoal_kh_result r;
         const char *file = c->kh_files[i];
         int rc = shoal_knownhosts_check_file(file, host, port, type, info->blob, info->blob_len, &r);
@@ -99,7 +133,17 @@ int shoal__uv_hostkey_check(shoal_uv_conn *c, const shoal_hostkey_info *info)
                  known_other ? "; only keys of other types are known" : "");
         return SHOAL_ERR_HOSTKEY_UNKNOWN;
     }
-    if (c->opt.n_known_hosts) {
+    if (db) {
+        /* Written to the database's first file, and seen at once by every
+         * other connection using it. */
+        const char *where = c->opt.n_known_hosts ? c->kh_files[0] : "the known hosts database";
+        int rc = shoal_kh_db_add(db, host, port, type, info->blob, info->blob_len, c->opt.hash_known_hosts);
+        if (rc)
+            shoal__uv_log(c, 0, "warning: could not add the host key to %s: %s", where, shoal_strerror(rc));
+        else
+            shoal__uv_log(c, 0, "Permanently added '%s' (%s) to the list of known hosts (%s).", shown, type,
+                          where);
+    } else if (c->opt.n_known_hosts) {
         int rc = shoal_knownhosts_append(c->kh_files[0], host, port, type, info->blob, info->blob_len,
                                          c->opt.hash_known_hosts);
         if (rc)
@@ -130,7 +174,16 @@ char *shoal__uv_hostkey_order(shoal_uv_conn *c)
     int any = 0;
     unsigned port;
     const char *host = lookup_name(c, &port);
-    for (size_t k = 0; k < n; k++) {
+    if (c->opt.known_hosts_db) {
+        const char *types[sizeof(map) / sizeof(map[0])];
+        for (size_t k = 0; k < n; k++)
+            types[k] = map[k].type;
+        if (shoal_kh_db_known_types(c->opt.known_hosts_db, host, port, types, (unsigned)n, known) != 0)
+            return NULL;
+        for (size_t k = 0; k < n; k++)
+            any |= known[k];
+    }
+    for (size_t k = 0; !c->opt.known_hosts_db && k < n; k++) {
         for (unsigned i = 0; i < c->opt.n_known_hosts && !known[k]; i++) {
             shoal_kh_result r;
             /* An empty blob never matches: MISMATCH means "known with this type". */

@@ -1,4 +1,6 @@
-/* Key-file identities for publickey authentication.
+/* Key-file identities for publickey authentication, and preloaded keys
+ * (shoal_uv_options.keys), which go first: each identity holds a reference
+ * to the shared key (shoal_key_ref), dropped when the session is freed.
  *
  * An unencrypted key is loaded at once. For an encrypted key we only need
  * its public half to ask the server (from "<file>.pub"); the passphrase is
@@ -103,6 +105,16 @@ int shoal__uv_add_file_identities(shoal_uv_conn *c)
 {
     if (c->opt.ssh.auth_methods && !(c->opt.ssh.auth_methods & SHOAL_AUTH_PUBLICKEY))
         return SHOAL_OK;
+    for (unsigned i = 0; i < c->opt.n_keys; i++) {
+        shoal_key *key = c->opt.keys[i];
+        if (!shoal_key_has_private(key)) {
+            shoal__uv_log(c, 1, "skipping preloaded key %u: no private key", i);
+            continue;
+        }
+        int rc = add_key(c, shoal_key_ref(key), NULL);
+        if (rc)
+            return rc;
+    }
     for (unsigned i = 0; i < c->opt.n_identity_files; i++) {
         const char *path = c->id_files[i];
         shoal_key *key = NULL;

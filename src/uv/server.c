@@ -14,7 +14,7 @@
 #define DEFAULT_GRACE_MS 120000u
 #define DEFAULT_MAX_STARTUPS 100u
 #define LINGER_MS 2000u
-#define MAX_LISTENERS 16
+#define MAX_LISTENERS 1024 /* e.g. one per loopback address for fan-out demos and tests */
 
 typedef struct listener {
     uv_tcp_t tcp;

@@ -1,0 +1,837 @@
+/* `shoal agent`: the GoSSHa JSON-lines protocol on stdin/stdout, done
+ * right, plus optional extensions (Id, concurrent requests, streaming,
+ * exit status fields, base64 output, cancel, per-host user/port/key,
+ * output caps, SFTP/SCP uploads with temp-name + rename).
+ *
+ * stdin is read by its own thread (any kind of file, lines of any length)
+ * and lines reach the loop through an async handle; stdout lines are
+ * written whole and flushed one at a time by the loop thread. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "commands.h"
+#include "fleet.h"
+#include "ratelimit.h"
+#include "fleetopts.h"
+#include "replyjson.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_OUTPUT_CAP (64u << 20)
+
+/* ---- stdin lines ---- */
+
+typedef struct line {
+    char *text;
+    size_t len;
+    struct line *next;
+} line;
+
+typedef struct reader {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    line *head, *tail;
+    int eof;
+    uv_async_t *async; /* set once the loop takes over */
+} reader;
+
+static void reader_push(reader *r, char *text, size_t len)
+{
+    line *l = malloc(sizeof(*l));
+    if (!l) {
+        free(text);
+        return;
+    }
+    l->text = text;
+    l->len = len;
+    l->next = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->tail)
+        r->tail->next = l;
+    else
+        r->head = l;
+    r->tail = l;
+    pthread_cond_signal(&r->cond);
+    if (r->async)
+        uv_async_send(r->async);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void *reader_main(void *arg)
+{
+    reader *r = arg;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    char chunk[1 << 16];
+    for (;;) {
+        ssize_t n = read(0, chunk, sizeof(chunk));
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            if (chunk[i] == '\n') {
+                if (buf) {
+                    char *text = malloc(len + 1);
+                    if (text) {
+                        memcpy(text, buf, len);
+                        text[len] = 0;
+                        reader_push(r, text, len);
+                    }
+                }
+                len = 0;
+                continue;
+            }
+            if (buf && len + 1 >= cap) {
+                /* No limit on line length but memory itself. */
+                char *nb = realloc(buf, cap * 2);
+                if (!nb) {
+                    free(buf);
+                    buf = NULL;
+                } else {
+                    buf = nb;
+                    cap *= 2;
+                }
+            }
+            if (buf)
+                buf[len++] = chunk[i];
+        }
+    }
+    if (buf && len) {
+        char *text = malloc(len + 1);
+        if (text) {
+            memcpy(text, buf, len);
+            text[len] = 0;
+            reader_push(r, text, len);
+        }
+    }
+    free(buf);
+    pthread_mutex_lock(&r->mu);
+    r->eof = 1;
+    pthread_cond_signal(&r->cond);
+    if (r->async)
+        uv_async_send(r->async);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Blocks for the next line (initialisation only). NULL at EOF. */
+static line *reader_wait(reader *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->head && !r->eof)
+        pthread_cond_wait(&r->cond, &r->mu);
+    line *l = r->head;
+    if (l) {
+        r->head = l->next;
+        if (!r->head)
+            r->tail = NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return l;
+}
+
+static void line_free(line *l)
+{
+    if (l) {
+        free(l->text);
+        free(l);
+    }
+}
+
+/* ---- JSON helpers ---- */
+
+/* Field lookup ignoring case, as GoSSHa's decoder does. */
+static json_t *field(json_t *o, const char *name)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        if (!strcasecmp(k, name))
+            return v;
+    }
+    return NULL;
+}
+
+static const char *field_str(json_t *o, const char *name)
+{
+    json_t *v = field(o, name);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static FILE *out;
+
+static void user_error(int critical, json_t *id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void user_error(int critical, json_t *id, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *o = json_object();
+    json_object_set_new(o, "Type", json_string("UserError"));
+    json_object_set_new(o, "IsCritical", json_boolean(critical));
+    json_object_set_new(o, "ErrorMsg", replyjson_text((const uint8_t *)msg, strlen(msg)));
+    if (id)
+        json_object_set(o, "Id", id);
+    replyjson_emit(out, o);
+}
+
+/* ---- state ---- */
+
+typedef struct keycache {
+    char *path;
+    shoal_key *key;
+    struct keycache *next;
+} keycache;
+
+typedef struct agent_req agent_req;
+
+typedef struct agent {
+    uv_loop_t *loop;
+    reader rd;
+    uv_async_t lines;
+    fleet *f;
+    fleetopts opts;
+    unsigned max_per_request; /* -m */
+    int disconnect;           /* -d */
+    agent_req *reqs;
+    keycache *keys;
+    int eof;
+    int in_init;
+    line *held, *held_tail;   /* request lines read while asking passphrases */
+} agent;
+
+struct agent_req {
+    agent *a;
+    fleet_request *fr;
+    json_t *id;
+    char **names;             /* Hostname as requested */
+    fleet_host *hosts;
+    char **users, **hostnames;
+    size_t n, next, inflight, done;
+    uint64_t t0;
+    uv_timer_t *timer;
+    json_t *timed_out;
+    int base64;
+    int cancelled;
+    agent_req *link;
+};
+
+
+/* ---- passphrases: PasswordRequest / {"Password":...} ---- */
+
+static int ask_passphrase(const char *path, char *buf, size_t sz, void *ud)
+{
+    agent *a = ud;
+    json_t *o = json_object();
+    json_object_set_new(o, "Type", json_string("PasswordRequest"));
+    json_object_set_new(o, "PasswordFor", json_string(path));
+    replyjson_emit(out, o);
+    for (;;) {
+        line *l = reader_wait(&a->rd);
+        if (!l)
+            return -1;
+        json_error_t jerr;
+        json_t *j = json_loadb(l->text, l->len, 0, &jerr);
+        /* Only a password answer answers: {"Password":"..."} or {}.
+         * Anything else (an early request) waits its turn. */
+        if (j && json_is_object(j) && (json_object_size(j) == 0 || field(j, "Password")) && !field(j, "Action")) {
+            const char *p = field_str(j, "Password");
+            int rc = -1;
+            if (p && *p && strlen(p) < sz) {
+                snprintf(buf, sz, "%s", p);
+                rc = 0;
+            }
+            json_decref(j);
+            OPENSSL_cleanse(l->text, l->len);
+            line_free(l);
+            return rc;
+        }
+        json_decref(j);
+        l->next = NULL;
+        if (a->held_tail)
+            a->held_tail->next = l;
+        else
+            a->held = l;
+        a->held_tail = l;
+    }
+}
+
+static void warn_key(const char *msg, void *ud)
+{
+    (void)ud;
+    user_error(0, NULL, "%s", msg);
+}
+
+static shoal_key *key_for(agent *a, const char *path, json_t *id)
+{
+    for (keycache *k = a->keys; k; k = k->next)
+        if (!strcmp(k->path, path))
+            return k->key;
+    shoal_key *key = NULL;
+    char err[600];
+    if (fleetopts_load_key(path, ask_passphrase, a, &key, err, sizeof(err)) != 0) {
+        user_error(0, id, "%s", err);
+        return NULL;
+    }
+    keycache *k = calloc(1, sizeof(*k));
+    if (!k) {
+        shoal_key_free(key);
+        return NULL;
+    }
+    k->path = strdup(path);
+    k->key = key;
+    k->next = a->keys;
+    a->keys = k;
+    return key;
+}
+
+/* ---- requests ---- */
+
+static void req_free(agent_req *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->names[i]);
+        free(r->users[i]);
+        free(r->hostnames[i]);
+    }
+    free(r->names);
+    free(r->users);
+    free(r->hostnames);
+    free(r->hosts);
+    json_decref(r->id);
+    json_decref(r->timed_out);
+    r->fr->ud = NULL;
+    fleet_request_unref(r->fr);
+    free(r);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void maybe_exit(agent *a);
+
+static void req_final(agent_req *r)
+{
+    agent *a = r->a;
+    json_t *o = json_object();
+    json_object_set_new(o, "Type", json_string("FinalReply"));
+    json_object_set_new(o, "TotalTime", json_real((double)(uv_hrtime() - r->t0) / 1e9));
+    json_object_set(o, "TimedOutHosts", r->timed_out);
+    if (r->id)
+        json_object_set(o, "Id", r->id);
+    if (r->cancelled)
+        json_object_set_new(o, "Cancelled", json_true());
+    replyjson_emit(out, o);
+    if (r->timer) {
+        uv_close((uv_handle_t *)r->timer, on_timer_closed);
+        r->timer = NULL;
+    }
+    for (agent_req **pp = &a->reqs; *pp; pp = &(*pp)->link) {
+        if (*pp == r) {
+            *pp = r->link;
+            break;
+        }
+    }
+    req_free(r);
+    if (a->disconnect && a->f)
+        fleet_drop_idle(a->f);
+    maybe_exit(a);
+}
+
+/* Starts hosts while the request's in-progress limit (-m) allows. */
+static void req_pump(agent_req *r)
+{
+    unsigned max = r->a->max_per_request;
+    while (r->next < r->n && (!max || r->inflight < max)) {
+        size_t i = r->next++;
+        if (fleet_submit(r->a->f, r->fr, &r->hosts[i], i) == 0) {
+            r->inflight++;
+        } else {
+            fleet_event ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.cls = FLEET_FAIL_LOCAL;
+            ev.message = (char *)"out of memory";
+            replyjson_emit(out, replyjson_reply(&ev, r->names[i], r->id, r->base64));
+            r->done++;
+        }
+    }
+    if (r->done == r->n)
+        req_final(r);
+}
+
+/* Deadline of the whole request (GoSSHa's Timeout): what is not done is
+ * listed in TimedOutHosts and its work is cancelled. */
+static void on_req_timeout(uv_timer_t *t)
+{
+    agent_req *r = t->data;
+    /* Hosts not started yet are timed out without being dialled. */
+    while (r->next < r->n) {
+        json_object_set_new(r->timed_out, r->names[r->next], json_true());
+        r->next++;
+        r->done++;
+    }
+    fleet_stop(r->a->f, r->fr, FLEET_STOP_TIMEOUT);
+    if (r->done == r->n)
+        req_final(r);
+}
+
+static void on_event(fleet *f, fleet_event *ev, void *ud)
+{
+    agent *a = ud;
+    (void)f;
+    agent_req *r = ev->req->ud;
+    if (!r) {
+        fleet_event_free(ev);
+        return;
+    }
+    switch (ev->type) {
+    case FLEET_EV_CONNECTED: {
+        json_t *o = json_object();
+        json_object_set_new(o, "Type", json_string("ConnectionProgress"));
+        json_object_set_new(o, "ConnectedHost", json_string(r->hostnames[ev->index]));
+        if (r->id)
+            json_object_set(o, "Id", r->id);
+        replyjson_emit(out, o);
+        break;
+    }
+    case FLEET_EV_OUTPUT: {
+        json_t *o = json_object();
+        json_object_set_new(o, "Type", json_string("Output"));
+        json_object_set_new(o, "Hostname", json_string(r->names[ev->index]));
+        json_object_set_new(o, "Stream", json_string(ev->stream == SHOAL_STDERR ? "stderr" : "stdout"));
+        json_object_set_new(o, "Data", r->base64 ? replyjson_base64(ev->data, ev->len) : replyjson_text(ev->data, ev->len));
+        if (r->id)
+            json_object_set(o, "Id", r->id);
+        replyjson_emit(out, o);
+        break;
+    }
+    case FLEET_EV_RESULT:
+        r->inflight--;
+        r->done++;
+        if (ev->stopped == FLEET_STOP_TIMEOUT)
+            json_object_set_new(r->timed_out, r->names[ev->index], json_true());
+        else
+            replyjson_emit(out, replyjson_reply(ev, r->names[ev->index], r->id, r->base64));
+        fleet_event_free(ev);
+        if (atomic_load(&r->fr->stop) == FLEET_RUNNING)
+            req_pump(r);
+        else if (r->done == r->n)
+            req_final(r);
+        (void)a;
+        return;
+    }
+    fleet_event_free(ev);
+}
+
+static int host_entry(agent *a, agent_req *r, size_t i, json_t *h, const char *req_user, unsigned req_port,
+                      shoal_key *req_key)
+{
+    const char *spec = NULL, *user = req_user, *keypath = NULL;
+    unsigned port = req_port;
+    if (json_is_string(h)) {
+        spec = json_string_value(h);
+    } else if (json_is_object(h)) {
+        spec = field_str(h, "Host");
+        if (field_str(h, "User"))
+            user = field_str(h, "User");
+        json_t *p = field(h, "Port");
+        if (json_is_integer(p) && json_integer_value(p) > 0 && json_integer_value(p) < 65536)
+            port = (unsigned)json_integer_value(p);
+        keypath = field_str(h, "Key");
+    }
+    if (!spec || !*spec) {
+        user_error(1, r->id, "Hosts[%zu]: expected a host name or an object with \"Host\"", i);
+        return -1;
+    }
+    char u[256] = "", host[1024];
+    unsigned pp = 0;
+    if (shoal_parse_destination(spec, u, sizeof(u), host, sizeof(host), &pp) != 0) {
+        user_error(1, r->id, "Hosts[%zu]: invalid host \"%s\" (expected [user@]host[:port] or [v6]:port)", i, spec);
+        return -1;
+    }
+    r->names[i] = strdup(spec);
+    r->users[i] = strdup(*u ? u : (user ? user : ""));
+    r->hostnames[i] = strdup(host);
+    if (!r->names[i] || !r->users[i] || !r->hostnames[i])
+        return -1;
+    r->hosts[i].spec = r->names[i];
+    r->hosts[i].user = *r->users[i] ? r->users[i] : NULL;
+    r->hosts[i].host = r->hostnames[i];
+    r->hosts[i].port = pp ? pp : port;
+    r->hosts[i].key = keypath ? key_for(a, keypath, r->id) : req_key;
+    return 0;
+}
+
+static void handle_cancel(agent *a, json_t *id)
+{
+    int found = 0;
+    for (agent_req *r = a->reqs; r; r = r->link) {
+        if (!id || !r->id || !json_equal(id, r->id))
+            continue;
+        found = 1;
+        r->cancelled = 1;
+        while (r->next < r->n) {
+            fleet_event ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.cls = FLEET_FAIL_CANCELLED;
+            ev.phase = "queued";
+            ev.message = (char *)"cancelled";
+            replyjson_emit(out, replyjson_reply(&ev, r->names[r->next], r->id, r->base64));
+            r->next++;
+            r->done++;
+        }
+        fleet_stop(a->f, r->fr, FLEET_STOP_CANCEL);
+        if (r->done == r->n) {
+            req_final(r);
+            break;
+        }
+    }
+    if (!found)
+        user_error(0, id, "cancel: no request in progress with this Id");
+}
+
+static void handle_line(agent *a, const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r'))
+        i++;
+    if (i == len)
+        return; /* blank lines are ignored */
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j || !json_is_object(j)) {
+        user_error(1, NULL, "Cannot parse JSON: %s", j ? "expected an object" : jerr.text);
+        json_decref(j);
+        return;
+    }
+    json_t *id = field(j, "Id");
+    const char *action = field_str(j, "Action");
+    if (!action) {
+        if (field(j, "Password")) {
+            json_decref(j); /* a late passphrase answer: nothing asked */
+            return;
+        }
+        user_error(1, id, "Unsupported action: %s", "");
+        json_decref(j);
+        return;
+    }
+    if (!strcasecmp(action, "cancel")) {
+        handle_cancel(a, id);
+        json_decref(j);
+        return;
+    }
+    fleet_kind kind;
+    if (!strcmp(action, "ssh"))
+        kind = FLEET_EXEC;
+    else if (!strcmp(action, "scp"))
+        kind = FLEET_UPLOAD;
+    else {
+        user_error(1, id, "Unsupported action: %s", action);
+        json_decref(j);
+        return;
+    }
+    json_t *to = field(j, "Timeout");
+    uint64_t timeout = DEFAULT_TIMEOUT_MS;
+    if (to && !json_is_null(to)) {
+        if (!json_is_number(to) || json_number_value(to) < 0) {
+            user_error(1, id, "Cannot parse JSON: Timeout must be a non-negative number of milliseconds");
+            json_decref(j);
+            return;
+        }
+        if (json_number_value(to) >= 1)
+            timeout = (uint64_t)json_number_value(to);
+    }
+    json_t *mt = field(j, "MaxThroughput");
+    if (mt && !json_is_null(mt) && (!json_is_number(mt) || json_number_value(mt) < 0)) {
+        user_error(1, id, "Cannot parse JSON: MaxThroughput must be a non-negative number of bytes per second");
+        json_decref(j);
+        return;
+    }
+    json_t *hosts = field(j, "Hosts");
+    if (hosts && !json_is_array(hosts)) {
+        user_error(1, id, "Cannot parse JSON: Hosts must be an array");
+        json_decref(j);
+        return;
+    }
+    fleet_request *fr = fleet_request_new(kind);
+    agent_req *r = calloc(1, sizeof(*r));
+    if (!fr || !r) {
+        free(r);
+        fleet_request_unref(fr);
+        json_decref(j);
+        user_error(1, id, "out of memory");
+        return;
+    }
+    r->a = a;
+    r->fr = fr;
+    fr->ud = r;
+    r->id = id ? json_incref(id) : NULL;
+    r->timed_out = json_object();
+    r->t0 = uv_hrtime();
+    json_t *b64 = field(j, "Base64");
+    r->base64 = json_is_true(b64);
+    fr->stream = json_is_true(field(j, "Stream"));
+    fr->keep_conn = !a->disconnect;
+    json_t *cap = field(j, "OutputLimit");
+    fr->out_cap = json_is_integer(cap) && json_integer_value(cap) > 0 ? (size_t)json_integer_value(cap)
+                                                                      : DEFAULT_OUTPUT_CAP;
+    int bad = 0;
+    if (kind == FLEET_EXEC) {
+        const char *cmd = field_str(j, "Cmd");
+        if (!cmd || !*cmd) {
+            user_error(1, id, "Empty 'Cmd' passed");
+            bad = 1;
+        } else {
+            fr->command = strdup(cmd);
+        }
+    } else {
+        const char *src = field_str(j, "Source"), *dst = field_str(j, "Target");
+        if (!src || !*src || !dst || !*dst) {
+            user_error(1, id, "Empty 'Source' or 'Target' passed");
+            bad = 1;
+        } else {
+            char err[600];
+            if (fleet_source_open(src, &fr->source, err, sizeof(err)) != 0) {
+                user_error(1, id, "Cannot read source file: %s", err);
+                bad = 1;
+            }
+            fr->target = strdup(dst);
+            json_t *mode = field(j, "Mode");
+            if (json_is_integer(mode))
+                fr->mode = (uint32_t)json_integer_value(mode) & 07777;
+            else if (json_is_string(mode))
+                fr->mode = (uint32_t)strtoul(json_string_value(mode), NULL, 8) & 07777;
+            fr->verify = json_is_true(field(j, "Verify"));
+            const char *via = field_str(j, "Via");
+            fr->xfer = !via ? FLEET_XFER_AUTO
+                       : !strcasecmp(via, "sftp") ? FLEET_XFER_SFTP
+                       : !strcasecmp(via, "scp")  ? FLEET_XFER_SCP
+                       : !strcasecmp(via, "cat")  ? FLEET_XFER_CAT
+                                                  : FLEET_XFER_AUTO;
+            uint64_t rate = mt && json_is_number(mt) ? (uint64_t)json_number_value(mt) : 0;
+            json_t *hr = field(j, "HostThroughput");
+            fr->host_rate = json_is_number(hr) && json_number_value(hr) > 0 ? (uint64_t)json_number_value(hr) : 0;
+            if (rate) {
+                fr->global_rate = calloc(1, sizeof(fleet_bucket));
+                if (fr->global_rate)
+                    fleet_bucket_init(fr->global_rate, rate, 1, uv_now(a->loop));
+            }
+        }
+    }
+    const char *req_user = field_str(j, "User");
+    json_t *rp = field(j, "Port");
+    unsigned req_port = json_is_integer(rp) && json_integer_value(rp) > 0 && json_integer_value(rp) < 65536
+                            ? (unsigned)json_integer_value(rp)
+                            : 0;
+    shoal_key *req_key = NULL;
+    const char *kp = field_str(j, "Key");
+    if (!bad && kp)
+        req_key = key_for(a, kp, id);
+    size_t n = hosts ? json_array_size(hosts) : 0;
+    if (!bad) {
+        r->n = n;
+        r->names = calloc(n + 1, sizeof(char *));
+        r->users = calloc(n + 1, sizeof(char *));
+        r->hostnames = calloc(n + 1, sizeof(char *));
+        r->hosts = calloc(n + 1, sizeof(fleet_host));
+        if (!r->names || !r->users || !r->hostnames || !r->hosts)
+            bad = 1;
+        for (size_t k = 0; !bad && k < n; k++)
+            if (host_entry(a, r, k, json_array_get(hosts, k), req_user, req_port, req_key) != 0)
+                bad = 1;
+    }
+    json_decref(j);
+    if (bad) {
+        req_free(r);
+        return;
+    }
+    r->link = a->reqs;
+    a->reqs = r;
+    r->timer = malloc(sizeof(uv_timer_t));
+    if (r->timer) {
+        uv_timer_init(a->loop, r->timer);
+        r->timer->data = r;
+        uv_timer_start(r->timer, on_req_timeout, timeout, 0);
+    }
+    req_pump(r);
+}
+
+static void maybe_exit(agent *a)
+{
+    if (a->eof && !a->reqs && !a->in_init) {
+        uv_close((uv_handle_t *)&a->lines, NULL);
+        if (a->f) {
+            fleet_free(a->f);
+            a->f = NULL;
+        }
+    }
+}
+
+static void on_lines(uv_async_t *h)
+{
+    agent *a = h->data;
+    for (;;) {
+        pthread_mutex_lock(&a->rd.mu);
+        line *l = a->rd.head;
+        if (l) {
+            a->rd.head = l->next;
+            if (!a->rd.head)
+                a->rd.tail = NULL;
+        }
+        int eof = a->rd.eof;
+        pthread_mutex_unlock(&a->rd.mu);
+        if (!l) {
+            if (eof && !a->eof) {
+                a->eof = 1;
+                maybe_exit(a);
+            }
+            return;
+        }
+        handle_line(a, l->text, l->len);
+        line_free(l);
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: shoal agent [-i key] [-l user] [-c N] [-m N] [-d] [-o Option=value]...\n"
+               "  JSON lines on stdin and stdout (GoSSHa's protocol; see docs/AGENT.md)\n"
+               "  -i key   an extra private key (with ~/.ssh/id_ed25519, id_ecdsa, id_rsa, id_dsa)\n"
+               "  -l user  login name (default $LOGNAME, then $USER)\n"
+               "  -c N     ssh-agent connections at once (default 128)\n"
+               "  -m N     hosts in progress per request (default 0: no limit)\n"
+               "  -d       disconnect after each request (default: connections are reused)\n"
+               "  -o opt   OpenSSH-style option (StrictHostKeyChecking, UserKnownHostsFile, Ciphers...)\n"
+               "  -w N     worker threads (default: one per CPU)\n");
+}
+
+int cmd_agent(int argc, char **argv)
+{
+    static agent a;
+    memset(&a, 0, sizeof(a));
+    out = stdout;
+    fleetopts_init(&a.opts);
+    a.opts.include_dsa = 1;
+    unsigned agent_conns = 128, workers = 0;
+    char err[1024];
+    int c;
+    optind = 1;
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
+    while ((c = getopt_long(argc, argv, "i:l:c:m:do:w:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i': {
+            size_t l = strlen(optarg);
+            char *p = strdup(optarg);
+            if (p && l > 4 && !strcmp(p + l - 4, ".pub"))
+                p[l - 4] = 0; /* as GoSSHa: the public half names the key */
+            if (p && a.opts.n_extra_keys < SHOAL_OPT_MAX_FILES)
+                a.opts.extra_keys[a.opts.n_extra_keys++] = p;
+            else
+                free(p);
+            break;
+        }
+        case 'l':
+            free(a.opts.user);
+            a.opts.user = strdup(optarg);
+            break;
+        case 'c':
+            agent_conns = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'm':
+            a.max_per_request = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            a.disconnect = 1;
+            break;
+        case 'w':
+            workers = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'o':
+            if (shoal_ssh_options_apply(&a.opts.ssh, optarg, err, sizeof(err)) != 0) {
+                fprintf(stderr, "shoal agent: %s\n", err);
+                fleetopts_free(&a.opts);
+                return 2;
+            }
+            break;
+        case 'H':
+            usage(stdout);
+            fleetopts_free(&a.opts);
+            return 0;
+        default:
+            usage(stderr);
+            fleetopts_free(&a.opts);
+            return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    fleet_raise_fd_limit();
+    pthread_mutex_init(&a.rd.mu, NULL);
+    pthread_cond_init(&a.rd.cond, NULL);
+    pthread_t rt;
+    pthread_create(&rt, NULL, reader_main, &a.rd);
+
+    /* Initialisation: keys (with PasswordRequest lines), known_hosts. */
+    a.in_init = 1;
+    if (fleetopts_prepare(&a.opts, SHOAL_HOSTKEY_ACCEPT_NEW, ask_passphrase, &a, warn_key, &a, err, sizeof(err)) !=
+        0) {
+        user_error(1, NULL, "%s", err);
+        fleetopts_free(&a.opts);
+        return 1;
+    }
+    a.opts.cfg.workers = workers;
+    a.opts.cfg.max_agent_conns = agent_conns ? agent_conns : 128;
+    a.loop = uv_default_loop();
+    if (fleet_new(a.loop, &a.opts.cfg, on_event, &a, &a.f) != 0) {
+        user_error(1, NULL, "cannot start the workers");
+        fleetopts_free(&a.opts);
+        return 1;
+    }
+    json_t *ic = json_object();
+    json_object_set_new(ic, "Type", json_string("InitializeComplete"));
+    json_object_set_new(ic, "InitializeComplete", json_true());
+    replyjson_emit(out, ic);
+    a.in_init = 0;
+
+    uv_async_init(a.loop, &a.lines, on_lines);
+    a.lines.data = &a;
+    /* Lines held back while passphrases were asked go first. */
+    while (a.held) {
+        line *l = a.held;
+        a.held = l->next;
+        handle_line(&a, l->text, l->len);
+        line_free(l);
+    }
+    a.held_tail = NULL;
+    pthread_mutex_lock(&a.rd.mu);
+    a.rd.async = &a.lines;
+    pthread_mutex_unlock(&a.rd.mu);
+    uv_async_send(&a.lines);
+    uv_run(a.loop, UV_RUN_DEFAULT);
+    if (a.f)
+        fleet_free(a.f);
+    uv_run(a.loop, UV_RUN_DEFAULT);
+    fflush(out);
+    pthread_join(rt, NULL);
+    while (a.keys) {
+        keycache *k = a.keys;
+        a.keys = k->next;
+        shoal_key_free(k->key);
+        free(k->path);
+        free(k);
+    }
+    fleetopts_free(&a.opts);
+    uv_loop_close(a.loop);
+    return 0;
+}

@@ -1,0 +1,373 @@
+/* The fan-out engine: threads, queues, requests and upload sources.
+ * Per-connection work lives in fleet_worker.c and fleet_upload.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "fleet_impl.h"
+
+static const char *const CLASS_NAMES[FLEET_CLASS_COUNT] = {
+    "ok",      "exit status", "signal",   "no exit status", "dns",    "refused",   "connect", "timeout",
+    "host key", "auth",       "closed",   "protocol",       "channel", "upload",   "cancelled", "local",
+};
+
+const char *fleet_class_name(fleet_class c)
+{
+    return (unsigned)c < FLEET_CLASS_COUNT ? CLASS_NAMES[c] : "?";
+}
+
+/* ---- requests ---- */
+
+fleet_request *fleet_request_new(fleet_kind kind)
+{
+    fleet_request *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    atomic_init(&r->refs, 1);
+    atomic_init(&r->stop, FLEET_RUNNING);
+    r->kind = kind;
+    r->out_cap = 1u << 20;
+    return r;
+}
+
+fleet_request *fleet_request_ref(fleet_request *r)
+{
+    atomic_fetch_add(&r->refs, 1);
+    return r;
+}
+
+void fleet_request_unref(fleet_request *r)
+{
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    free(r->command);
+    free(r->target);
+    fleet_source_free(r->source);
+    if (r->global_rate) {
+        fleet_bucket_destroy(r->global_rate);
+        free(r->global_rate);
+    }
+    free(r);
+}
+
+/* ---- upload sources ---- */
+
+struct fleet_source {
+    int fd;
+    uint8_t *map;
+    uint64_t size;
+    uint32_t mode;
+    char sha[65];
+    pthread_mutex_t mu;
+};
+
+int fleet_source_open(const char *path, fleet_source **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errsz, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, "%s is not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    fleet_source *s = calloc(1, sizeof(*s));
+    if (!s) {
+        close(fd);
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
+    s->fd = fd;
+    s->size = (uint64_t)st.st_size;
+    s->mode = (uint32_t)(st.st_mode & 07777);
+    if (s->size) {
+        s->map = mmap(NULL, (size_t)s->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (s->map == MAP_FAILED) {
+            snprintf(err, errsz, "cannot map %s: %s", path, strerror(errno));
+            close(fd);
+            free(s);
+            return -1;
+        }
+        /* Read ahead: every host streams it from the start. */
+        madvise(s->map, (size_t)s->size, MADV_SEQUENTIAL);
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    *out = s;
+    return 0;
+}
+
+const uint8_t *fleet_source_data(const fleet_source *s)
+{
+    return s->map;
+}
+
+uint64_t fleet_source_size(const fleet_source *s)
+{
+    return s->size;
+}
+
+uint32_t fleet_source_mode(const fleet_source *s)
+{
+    return s->mode;
+}
+
+const char *fleet_source_sha256(fleet_source *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->sha[0]) {
+        unsigned char md[32];
+        unsigned int mdlen = 0;
+        EVP_Digest(s->map ? (const void *)s->map : "", (size_t)s->size, md, &mdlen, EVP_sha256(), NULL);
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return s->sha;
+}
+
+void fleet_source_free(fleet_source *s)
+{
+    if (!s)
+        return;
+    if (s->map)
+        munmap(s->map, (size_t)s->size);
+    close(s->fd);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+unsigned long fleet_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return (unsigned long)rl.rlim_cur;
+}
+
+/* ---- events back to the caller's loop ---- */
+
+void fleet__post_event(fleet *f, fleet_event *ev)
+{
+    ev->next = NULL;
+    pthread_mutex_lock(&f->rmu);
+    if (f->rtail)
+        f->rtail->next = ev;
+    else
+        f->rhead = ev;
+    f->rtail = ev;
+    pthread_mutex_unlock(&f->rmu);
+    uv_async_send(&f->results);
+}
+
+static void on_results(uv_async_t *a)
+{
+    fleet *f = a->data;
+    pthread_mutex_lock(&f->rmu);
+    fleet_event *ev = f->rhead;
+    f->rhead = f->rtail = NULL;
+    pthread_mutex_unlock(&f->rmu);
+    while (ev) {
+        fleet_event *next = ev->next;
+        f->cb(f, ev, f->ud);
+        ev = next;
+    }
+}
+
+void fleet_event_free(fleet_event *ev)
+{
+    if (!ev)
+        return;
+    fleet_request_unref(ev->req);
+    free(ev->data);
+    free(ev->message);
+    free(ev->out);
+    free(ev->errout);
+    free(ev);
+}
+
+/* ---- messages to workers ---- */
+
+static void post(fleet_worker *w, fleet_msg *m)
+{
+    m->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = m;
+    else
+        w->head = m;
+    w->tail = m;
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->wake);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out)
+{
+    *out = NULL;
+    fleet *f = calloc(1, sizeof(*f));
+    if (!f)
+        return SHOAL_ERR_NOMEM;
+    f->main = main_loop;
+    f->cfg = *cfg;
+    f->cb = cb;
+    f->ud = ud;
+    atomic_init(&f->conns, 0);
+    unsigned nw = cfg->workers;
+    if (!nw) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nw = n > 0 ? (unsigned)n : 1;
+    }
+    if (nw > 64)
+        nw = 64;
+    f->nw = nw;
+    unsigned maxh = cfg->max_handshakes ? cfg->max_handshakes : 512;
+    unsigned maxa = cfg->max_agent_conns ? cfg->max_agent_conns : 128;
+    pthread_mutex_init(&f->rmu, NULL);
+    uv_async_init(main_loop, &f->results, on_results);
+    f->results.data = f;
+    f->w = calloc(nw, sizeof(fleet_worker));
+    if (!f->w) {
+        uv_close((uv_handle_t *)&f->results, NULL);
+        free(f);
+        return SHOAL_ERR_NOMEM;
+    }
+    for (unsigned i = 0; i < nw; i++) {
+        fleet_worker *w = &f->w[i];
+        w->f = f;
+        w->idx = i;
+        w->max_handshaking = (maxh + nw - 1) / nw;
+        pthread_mutex_init(&w->mu, NULL);
+        uv_loop_init(&w->loop);
+        uv_async_init(&w->loop, &w->wake, fleet__worker_wake);
+        w->wake.data = w;
+        w->table_size = 4096;
+        w->table = calloc(w->table_size, sizeof(pconn *));
+        unsigned share = (maxa + nw - 1) / nw;
+        shoal_uv_limiter_new(share ? share : 1, &w->agent_limiter);
+        uv_thread_create(&w->thread, fleet__worker_main, w);
+    }
+    *out = f;
+    return SHOAL_OK;
+}
+
+int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index)
+{
+    fleet_task *t = calloc(1, sizeof(*t));
+    fleet_msg *m = calloc(1, sizeof(*m));
+    const char *user = h->user && *h->user ? h->user : f->cfg.default_user;
+    t->user = strdup(user ? user : "");
+    t->host = strdup(h->host);
+    t->port = h->port ? h->port : (f->cfg.default_port ? f->cfg.default_port : 22);
+    t->key = h->key;
+    if (!t || !m || !t->user || !t->host) {
+        if (t) {
+            free(t->user);
+            free(t->host);
+        }
+        free(t);
+        free(m);
+        return SHOAL_ERR_NOMEM;
+    }
+    t->req = fleet_request_ref(req);
+    t->index = index;
+    char key[1024];
+    snprintf(key, sizeof(key), "%s@%s:%u", t->user, t->host, t->port);
+    m->type = MSG_TASK;
+    m->task = t;
+    post(&f->w[hash_str(key) % f->nw], m);
+    return SHOAL_OK;
+}
+
+void fleet_stop(fleet *f, fleet_request *req, int reason)
+{
+    int expected = FLEET_RUNNING;
+    atomic_compare_exchange_strong(&req->stop, &expected, reason);
+    for (unsigned i = 0; i < f->nw; i++) {
+        fleet_msg *m = calloc(1, sizeof(*m));
+        if (!m)
+            continue; /* the stop flag is still seen when tasks move on */
+        m->type = MSG_STOP;
+        m->req = fleet_request_ref(req);
+        m->reason = reason;
+        post(&f->w[i], m);
+    }
+}
+
+void fleet_drop_idle(fleet *f)
+{
+    for (unsigned i = 0; i < f->nw; i++) {
+        fleet_msg *m = calloc(1, sizeof(*m));
+        if (!m)
+            continue;
+        m->type = MSG_DROP_IDLE;
+        post(&f->w[i], m);
+    }
+}
+
+size_t fleet_connections(const fleet *f)
+{
+    return atomic_load(&((fleet *)f)->conns);
+}
+
+static void free_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void fleet_free(fleet *f)
+{
+    if (!f)
+        return;
+    for (unsigned i = 0; i < f->nw; i++) {
+        fleet_msg *m = calloc(1, sizeof(*m));
+        if (m) {
+            m->type = MSG_QUIT;
+            post(&f->w[i], m);
+        }
+    }
+    for (unsigned i = 0; i < f->nw; i++) {
+        fleet_worker *w = &f->w[i];
+        uv_thread_join(&w->thread);
+        uv_loop_close(&w->loop);
+        pthread_mutex_destroy(&w->mu);
+        free(w->table);
+        shoal_uv_limiter_free(w->agent_limiter);
+    }
+    /* Events posted during shutdown are dropped. */
+    fleet_event *ev = f->rhead;
+    while (ev) {
+        fleet_event *next = ev->next;
+        fleet_event_free(ev);
+        ev = next;
+    }
+    pthread_mutex_destroy(&f->rmu);
+    free(f->w);
+    f->results.data = f;
+    uv_close((uv_handle_t *)&f->results, free_on_close);
+}

@@ -1,0 +1,167 @@
+/* The fan-out engine behind `shoal run`, `shoal put` and `shoal agent`.
+ *
+ * Threads: the caller's thread owns a uv loop that reads input and writes
+ * results; W worker threads each run their own uv loop with their share of
+ * the SSH connections (a host always lands on the same worker, chosen by a
+ * hash of user@host:port, so the connection pool needs no lock and one
+ * host is dialled once even when requests overlap). The handshake crypto
+ * therefore runs on every core.
+ *
+ * Work is described by a request (a command or an upload, shared by all its
+ * hosts) and one task per host. Results and progress come back to the
+ * caller's loop as fleet_event values, always exactly one RESULT per task. */
+#ifndef SHOAL_APP_FLEET_H
+#define SHOAL_APP_FLEET_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "shoal/command.h"
+#include "shoal/keys.h"
+#include "shoal/uv.h"
+
+typedef struct fleet fleet;
+typedef struct fleet_request fleet_request;
+typedef struct fleet_source fleet_source;
+
+typedef enum fleet_kind { FLEET_EXEC = 0, FLEET_UPLOAD } fleet_kind;
+
+/* Upload transports, tried in this order unless one is forced. */
+typedef enum fleet_xfer { FLEET_XFER_AUTO = 0, FLEET_XFER_SFTP, FLEET_XFER_SCP, FLEET_XFER_CAT } fleet_xfer;
+
+/* Why a request's remaining work stops early. */
+enum { FLEET_RUNNING = 0, FLEET_STOP_TIMEOUT = 1, FLEET_STOP_CANCEL = 2 };
+
+struct fleet_request {
+    atomic_int refs;
+    atomic_int stop;            /* FLEET_RUNNING or a FLEET_STOP_* reason */
+    fleet_kind kind;
+    char *command;              /* FLEET_EXEC */
+    fleet_source *source;       /* FLEET_UPLOAD: shared, read once */
+    char *target;               /* FLEET_UPLOAD: remote path */
+    uint32_t mode;              /* FLEET_UPLOAD: permission bits, 0 = the source's */
+    fleet_xfer xfer;
+    int verify;                 /* FLEET_UPLOAD: compare sha256 after the upload */
+    uint64_t host_rate;         /* FLEET_UPLOAD: bytes/s per host, 0 = no cap */
+    struct fleet_bucket *global_rate; /* shared cap over all hosts, or NULL */
+    uint64_t host_timeout_ms;   /* per host, from the moment its work starts; 0 = none */
+    size_t out_cap;             /* bytes kept of stdout and of stderr per host */
+    int stream;                 /* send output events as it arrives */
+    int keep_conn;              /* leave the connection in the pool afterwards */
+    void *ud;                   /* the caller's */
+};
+
+/* A host to work on. Strings are copied. */
+typedef struct fleet_host {
+    const char *spec;           /* as the user wrote it; names the host in output */
+    const char *user;           /* NULL = the fleet's default */
+    const char *host;
+    unsigned port;              /* 0 = the fleet's default */
+    shoal_key *key;             /* an extra key for this host only, or NULL (borrowed) */
+} fleet_host;
+
+typedef enum fleet_event_type {
+    FLEET_EV_CONNECTED = 0,     /* a connection finished its handshake */
+    FLEET_EV_OUTPUT,            /* streamed output (req->stream) */
+    FLEET_EV_RESULT,            /* the host is done; exactly once per task */
+} fleet_event_type;
+
+/* Failure classes, for summaries and exit codes. */
+typedef enum fleet_class {
+    FLEET_OK = 0,
+    FLEET_FAIL_EXIT,            /* the command ran and exited non-zero */
+    FLEET_FAIL_SIGNAL,          /* killed by a signal */
+    FLEET_FAIL_NOSTATUS,        /* closed without an exit status */
+    FLEET_FAIL_DNS,
+    FLEET_FAIL_REFUSED,         /* connection refused or reset while connecting */
+    FLEET_FAIL_CONNECT,         /* other connect errors (unreachable...) */
+    FLEET_FAIL_TIMEOUT,         /* see phase */
+    FLEET_FAIL_HOSTKEY,
+    FLEET_FAIL_AUTH,
+    FLEET_FAIL_CLOSED,          /* the server closed or reset the connection */
+    FLEET_FAIL_PROTOCOL,
+    FLEET_FAIL_CHANNEL,         /* channel or exec refused */
+    FLEET_FAIL_UPLOAD,          /* transfer, rename or checksum failed */
+    FLEET_FAIL_CANCELLED,
+    FLEET_FAIL_LOCAL,           /* our side: out of memory, no file descriptors */
+    FLEET_CLASS_COUNT
+} fleet_class;
+
+const char *fleet_class_name(fleet_class c);
+
+typedef struct fleet_event {
+    fleet_event_type type;
+    fleet_request *req;         /* a reference held by the event */
+    size_t index;               /* host index within the request */
+    int conn_index;             /* CONNECTED: index of the host that dialled */
+    /* OUTPUT */
+    int stream;                 /* SHOAL_STDOUT / SHOAL_STDERR */
+    uint8_t *data;
+    size_t len;
+    /* RESULT */
+    fleet_class cls;
+    const char *phase;          /* where it failed: "connect", "banner", "kex", "auth",
+                                   "channel", "command", "upload" (static) */
+    int timed_out;              /* a deadline passed (a stage's, the host's or the request's) */
+    int stopped;                /* ended by fleet_stop(): FLEET_STOP_TIMEOUT / _CANCEL, else 0 */
+    shoal_exit_kind exit_kind;
+    int status;
+    char signal[32];
+    int err;                    /* shoal error code, 0 if the command ran */
+    char *message;              /* malloc'd; NULL when ok */
+    uint8_t *out, *errout;      /* malloc'd, capped at req->out_cap */
+    size_t out_len, err_len;
+    int truncated;
+    double seconds;             /* from the task's start to its result */
+    struct fleet_event *next;
+} fleet_event;
+
+typedef void (*fleet_event_cb)(fleet *f, fleet_event *ev, void *ud);
+
+typedef struct fleet_config {
+    unsigned workers;           /* 0 = number of CPUs */
+    const char *default_user;
+    unsigned default_port;      /* 0 = 22 */
+    /* Connection settings for every host (host, port and user are filled in
+     * per host; strings are copied when a connection is made). */
+    shoal_uv_options conn;
+    shoal_uv_callbacks conn_cb; /* only passphrase/password/kbdint/log are used */
+    void *conn_ud;
+    unsigned max_handshakes;    /* connections being set up at once, all workers; 0 = 512 */
+    unsigned max_agent_conns;   /* ssh-agent connections at once, all workers; 0 = 128 */
+} fleet_config;
+
+int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out);
+/* Starts hosts[i] work for req (the fleet takes a reference per task). */
+int fleet_submit(fleet *f, fleet_request *req, const fleet_host *host, size_t index);
+/* Stops a request's unfinished tasks (timeout or cancel); each still gets
+ * its RESULT event, marked timed_out or cancelled. */
+void fleet_stop(fleet *f, fleet_request *req, int reason);
+/* Closes idle pooled connections. */
+void fleet_drop_idle(fleet *f);
+/* Closes every connection, stops the workers and frees the fleet. */
+void fleet_free(fleet *f);
+void fleet_event_free(fleet_event *ev);
+/* Largest memory figures the workers saw, for the summary. */
+size_t fleet_connections(const fleet *f);
+
+fleet_request *fleet_request_new(fleet_kind kind);
+fleet_request *fleet_request_ref(fleet_request *r);
+void fleet_request_unref(fleet_request *r);
+
+/* Upload sources: the file is mapped once and shared read-only by every
+ * host and thread (the page cache holds it once, whatever the host count). */
+int fleet_source_open(const char *path, fleet_source **out, char *err, size_t errsz);
+const uint8_t *fleet_source_data(const fleet_source *s);
+uint64_t fleet_source_size(const fleet_source *s);
+uint32_t fleet_source_mode(const fleet_source *s);
+/* Lower-case hex sha256 of the whole file (computed once, on demand). */
+const char *fleet_source_sha256(fleet_source *s);
+void fleet_source_free(fleet_source *s);
+
+/* Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit. */
+unsigned long fleet_raise_fd_limit(void);
+
+#endif

@@ -1,0 +1,123 @@
+/* Private structures of the fan-out engine (fleet.h). */
+#ifndef SHOAL_APP_FLEET_IMPL_H
+#define SHOAL_APP_FLEET_IMPL_H
+
+#include <pthread.h>
+
+#include "fleet.h"
+#include "ratelimit.h"
+
+typedef struct fleet_worker fleet_worker;
+typedef struct pconn pconn;
+typedef struct fleet_task fleet_task;
+typedef struct fleet_upload fleet_upload;
+
+enum { MSG_TASK = 0, MSG_STOP, MSG_DROP_IDLE, MSG_QUIT };
+
+typedef struct fleet_msg {
+    int type;
+    fleet_task *task;
+    fleet_request *req;
+    int reason;
+    struct fleet_msg *next;
+} fleet_msg;
+
+/* One pooled connection, keyed by user@host:port (+ key). */
+enum { PC_PENDING = 0, PC_CONNECTING, PC_READY, PC_DEAD };
+
+struct pconn {
+    fleet_worker *w;
+    char *key;
+    char *user, *host;
+    unsigned port;
+    shoal_key *extra_key;
+    shoal_uv_conn *c;
+    int state;
+    int err;
+    char *errmsg;
+    shoal_uv_stage fail_stage;
+    fleet_task *waiting;      /* tasks waiting for the handshake */
+    unsigned users;           /* tasks attached (waiting or working) */
+    int in_table;
+    fleet_request *dial_req;  /* who dialled, for CONNECTED */
+    size_t dial_index;
+    pconn *hnext;             /* hash chain */
+    pconn *qnext;             /* pending-start queue */
+};
+
+struct fleet_task {
+    fleet_request *req;
+    size_t index;
+    char *user, *host;
+    unsigned port;
+    shoal_key *key;
+    fleet_worker *w;
+    pconn *pc;
+    fleet_task *prev, *next;  /* worker's active list */
+    fleet_task *wnext;        /* pconn waiting list */
+    uv_timer_t *timer;
+    uint64_t t0;
+    shoal_child *child;
+    fleet_upload *up;
+    uint8_t *out, *err;
+    size_t out_len, err_len, out_cap_alloc, err_cap_alloc;
+    int truncated;
+    int done;
+    int own_deadline;
+};
+
+struct fleet_worker {
+    fleet *f;
+    unsigned idx;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    pthread_mutex_t mu;
+    fleet_msg *head, *tail;
+    /* loop-local from here */
+    pconn **table;
+    size_t table_size;
+    pconn *qhead, *qtail;
+    unsigned handshaking, max_handshaking;
+    fleet_task *active;
+    int quitting;
+    shoal_uv_limiter *agent_limiter;
+    uv_timer_t reaper;        /* frees dead connections on the next turn */
+    pconn *grave;
+};
+
+struct fleet {
+    uv_loop_t *main;
+    uv_async_t results;
+    pthread_mutex_t rmu;
+    fleet_event *rhead, *rtail;
+    fleet_event_cb cb;
+    void *ud;
+    fleet_config cfg;
+    unsigned nw;
+    fleet_worker *w;
+    atomic_size_t conns;
+};
+
+/* fleet.c */
+void fleet__post_event(fleet *f, fleet_event *ev);
+
+/* fleet_worker.c */
+void fleet__worker_main(void *arg);
+void fleet__worker_wake(uv_async_t *a);
+/* Keeps a connection open while an aborted upload cleans up. */
+void fleet__pc_hold(pconn *pc);
+void fleet__pc_release(pconn *pc);
+void fleet__task_finish(fleet_task *t, fleet_event *ev);
+fleet_event *fleet__task_event(fleet_task *t);
+void fleet__classify(fleet_event *ev, int err, shoal_uv_stage stage, const char *msg);
+void fleet__collect(fleet_task *t, int stream, const uint8_t *d, size_t n);
+void fleet__set_message(fleet_event *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* fleet_upload.c */
+int fleet__upload_start(fleet_task *t);
+/* Cancels a running upload (no callback afterwards); the temporary file is
+ * removed when the connection still allows it. */
+void fleet__upload_abort(fleet_upload *u);
+
+#endif

@@ -1,0 +1,774 @@
+/* Uploads for the fan-out engine: one mapped source file streamed to each
+ * host over SFTP when the server offers it, else SCP (`scp -t`), else
+ * `cat >` as GoSSHa does. Every transport writes a temporary name in the
+ * target's directory and renames it into place only when every byte (and,
+ * when asked, the sha256) is confirmed, so a failure never leaves a partial
+ * file under the target name. Bandwidth: a token bucket per host and one
+ * shared by all hosts of the request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "fleet_impl.h"
+#include "shoal/channel.h"
+#include "shoal/sftp.h"
+
+#define CHUNK (256u * 1024u)
+#define SMALL_CAP 8192
+
+typedef struct remote_cmd remote_cmd;
+typedef void (*rcmd_done_fn)(remote_cmd *x, int err, const char *msg, void *ud);
+
+/* A remote command on its own channel, fed from the source for scp/cat. */
+struct remote_cmd {
+    fleet_upload *u;
+    shoal_channel *ch;
+    int feeding;              /* stdin comes from the upload */
+    int scp;                  /* speak the scp sink protocol */
+    int scp_stage;            /* 0 wait ready, 1 wait C ack, 2 data, 3 wait final ack, 4 done */
+    char out[SMALL_CAP], err[SMALL_CAP];
+    size_t out_len, err_len;
+    int have_status, status;
+    int exec_ok;
+    char *cmd;
+    char open_err[200];
+    rcmd_done_fn done;
+};
+
+struct fleet_upload {
+    fleet_task *t;            /* NULL once aborted: callbacks then only clean up */
+    shoal_uv_conn *conn;
+    fleet_request *req;
+    const uint8_t *data;
+    uint64_t size, off;
+    uint32_t mode;
+    int via;
+    fleet_bucket bucket;      /* per host */
+    uv_timer_t *wait;         /* waiting for tokens */
+    int waiting;
+    shoal_sftp *sf;
+    shoal_sftp_put *put;
+    int finishing;
+    remote_cmd *x;
+    char *target;             /* the request's Target with %h expanded */
+    char *tmp;                /* temporary path (scp, cat) */
+    char qtmp[4200], qtarget[4200];
+    unsigned live;            /* objects still calling back (sftp, channels, timers) */
+    pconn *hold;              /* connection kept open while cleaning up */
+    uv_timer_t *guard;
+};
+
+static void up_pump(fleet_upload *u);
+static void start_scp(fleet_upload *u);
+static void start_cat(fleet_upload *u);
+
+static void up_release(fleet_upload *u);
+
+static void on_wait_closed(uv_handle_t *h)
+{
+    fleet_upload *u = h->data;
+    free(h);
+    if (u->wait == (uv_timer_t *)h)
+        u->wait = NULL;
+    up_release(u);
+}
+
+static void drop_hold(fleet_upload *u)
+{
+    if (u->hold) {
+        pconn *pc = u->hold;
+        u->hold = NULL;
+        fleet__pc_release(pc);
+    }
+}
+
+static void up_release(fleet_upload *u)
+{
+    if (u->live)
+        u->live--;
+    if (!u->t && u->live == 1 && u->guard) {
+        /* Clean-up finished before the guard: stop waiting. */
+        uv_timer_t *g = u->guard;
+        u->guard = NULL;
+        uv_close((uv_handle_t *)g, on_wait_closed);
+        return;
+    }
+    if (!u->t && !u->live) {
+        drop_hold(u);
+        free(u->tmp);
+        free(u->target);
+        free(u);
+    }
+}
+
+/* An aborted upload gets this long to remove its temporary file before
+ * the connection is let go anyway. */
+#define CLEANUP_GRACE_MS 3000
+
+static void on_guard(uv_timer_t *tm)
+{
+    fleet_upload *u = tm->data;
+    u->guard = NULL;
+    u->live++;
+    uv_close((uv_handle_t *)tm, on_wait_closed);
+    drop_hold(u);
+    up_release(u);
+}
+
+/* Ends the task with a result (once). */
+static void up_result(fleet_upload *u, int err, const char *msg)
+{
+    fleet_task *t = u->t;
+    if (!t)
+        return;
+    fleet_event *ev = fleet__task_event(t);
+    if (ev) {
+        ev->phase = "upload";
+        if (err) {
+            ev->cls = FLEET_FAIL_UPLOAD;
+            ev->err = err;
+            ev->exit_kind = SHOAL_EXIT_ERROR;
+            if (err == SHOAL_ERR_EOF || err == SHOAL_ERR_DISCONNECTED || err == SHOAL_ERR_TIMEOUT ||
+                err == SHOAL_ERR_CLOSED) {
+                fleet__classify(ev, err, SHOAL_STAGE_READY, NULL);
+                ev->phase = "upload";
+            }
+            fleet__set_message(ev, "%s: upload: %s", t->host, msg ? msg : shoal_strerror(err));
+        } else {
+            ev->cls = FLEET_OK;
+            ev->exit_kind = SHOAL_EXIT_STATUS;
+            ev->status = 0;
+        }
+    }
+    /* Detach first so task_finish does not abort us. */
+    t->up = NULL;
+    u->t = NULL;
+    u->live++; /* hold while closing */
+    if (u->wait && !uv_is_closing((uv_handle_t *)u->wait)) {
+        uv_close((uv_handle_t *)u->wait, on_wait_closed);
+        u->live++;
+    }
+    if (u->sf)
+        shoal_sftp_close(u->sf);
+    if (u->x && u->x->ch)
+        shoal_channel_close(u->x->ch);
+    shoal_uv_conn_flush(u->conn);
+    fleet__task_finish(t, ev);
+    up_release(u);
+}
+
+/* ---- tokens ---- */
+
+static void on_wait(uv_timer_t *tm)
+{
+    fleet_upload *u = tm->data;
+    u->waiting = 0;
+    if (u->t)
+        up_pump(u);
+}
+
+/* How many bytes may go now (0: a timer will call up_pump again). */
+static size_t grant(fleet_upload *u, size_t want)
+{
+    uint64_t now = uv_now(shoal_uv_conn_loop(u->conn)), w1 = 0, w2 = 0;
+    size_t g = want;
+    if (u->req->host_rate)
+        g = fleet_bucket_take(&u->bucket, g, now, &w1);
+    if (g && u->req->global_rate) {
+        size_t g2 = fleet_bucket_take(u->req->global_rate, g, now, &w2);
+        if (g2 < g && u->req->host_rate)
+            fleet_bucket_refund(&u->bucket, g - g2);
+        g = g2;
+    }
+    if (!g && !u->waiting) {
+        uint64_t ms = w1 > w2 ? w1 : w2;
+        if (!u->wait) {
+            u->wait = malloc(sizeof(uv_timer_t));
+            if (!u->wait)
+                return want; /* cannot wait: do not stall forever */
+            uv_timer_init(shoal_uv_conn_loop(u->conn), u->wait);
+            u->wait->data = u;
+        }
+        u->waiting = 1;
+        uv_timer_start(u->wait, on_wait, ms ? ms : 1, 0);
+    }
+    return g;
+}
+
+static void give_back(fleet_upload *u, size_t n)
+{
+    if (!n)
+        return;
+    if (u->req->host_rate)
+        fleet_bucket_refund(&u->bucket, n);
+    if (u->req->global_rate)
+        fleet_bucket_refund(u->req->global_rate, n);
+}
+
+/* ---- SFTP ---- */
+
+static void verify_start(fleet_upload *u, const char *path);
+
+static void put_writable(shoal_sftp_put *p, void *ud)
+{
+    (void)p;
+    fleet_upload *u = ud;
+    if (u->t)
+        up_pump(u);
+}
+
+static void put_done(shoal_sftp_put *p, int err, const char *msg, void *ud)
+{
+    (void)p;
+    fleet_upload *u = ud;
+    u->put = NULL;
+    if (!u->t) {
+        /* Aborted: the temporary file is gone (or could not be removed). */
+        if (u->sf)
+            shoal_sftp_close(u->sf);
+        return;
+    }
+    if (err) {
+        up_result(u, err, msg);
+        return;
+    }
+    if (u->req->verify)
+        verify_start(u, u->target);
+    else
+        up_result(u, 0, NULL);
+}
+
+static void sftp_ready(shoal_sftp *sf, int err, const char *msg, void *ud)
+{
+    fleet_upload *u = ud;
+    if (!u->t)
+        return;
+    if (err) {
+        if (u->req->xfer == FLEET_XFER_AUTO) {
+            /* No SFTP here: SCP next (the channel is closed by the library). */
+            u->sf = NULL;
+            start_scp(u);
+            return;
+        }
+        up_result(u, err, msg);
+        return;
+    }
+    static const shoal_sftp_put_callbacks pcb = {put_writable, put_done};
+    int rc = shoal_sftp_put_begin(sf, u->target, u->mode, &pcb, u, &u->put);
+    if (rc)
+        up_result(u, rc, "cannot start the SFTP upload");
+}
+
+static void sftp_closed(shoal_sftp *sf, void *ud)
+{
+    (void)sf;
+    fleet_upload *u = ud;
+    if (u->sf == sf)
+        u->sf = NULL;
+    if (u->t && !u->x)
+        up_result(u, SHOAL_ERR_CLOSED, "SFTP channel closed");
+    up_release(u);
+}
+
+static void start_sftp(fleet_upload *u)
+{
+    static const shoal_sftp_callbacks cb = {sftp_ready, sftp_closed, NULL};
+    u->via = FLEET_XFER_SFTP;
+    int rc = shoal_sftp_start(shoal_uv_conn_session(u->conn), &cb, u, &u->sf);
+    if (rc) {
+        up_result(u, rc, "cannot open an SFTP channel");
+        return;
+    }
+    u->live++;
+    shoal_uv_conn_flush(u->conn);
+}
+
+/* ---- remote commands (scp, cat, checks) ---- */
+
+static void x_open(shoal_channel *ch, int err, const char *reason, void *ud)
+{
+    remote_cmd *x = ud;
+    if (err) {
+        /* on_close follows and reports. */
+        snprintf(x->open_err, sizeof(x->open_err), "server refused a session channel: %s",
+                 reason ? reason : shoal_strerror(err));
+        return;
+    }
+    shoal_channel_exec(ch, x->cmd);
+}
+
+static void x_feed(remote_cmd *x);
+
+static void x_request(shoal_channel *ch, const char *req, int ok, void *ud)
+{
+    remote_cmd *x = ud;
+    (void)ch;
+    if (strcmp(req, "exec"))
+        return;
+    if (!ok) {
+        shoal_channel_close(x->ch);
+        return;
+    }
+    x->exec_ok = 1;
+    if (x->feeding && !x->scp)
+        x_feed(x);
+}
+
+static void scp_send_header(remote_cmd *x)
+{
+    fleet_upload *u = x->u;
+    char line[600];
+    const char *base = strrchr(u->tmp, '/');
+    base = base ? base + 1 : u->tmp;
+    int n = snprintf(line, sizeof(line), "C%04o %llu %s\n", (unsigned)(u->mode ? u->mode : 0600),
+                     (unsigned long long)u->size, base);
+    size_t w = 0;
+    shoal_channel_write(x->ch, line, (size_t)n, &w);
+    x->scp_stage = 1;
+}
+
+static void x_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n, void *ud)
+{
+    remote_cmd *x = ud;
+    (void)ch;
+    if (stream == SHOAL_STDERR) {
+        size_t take = n < SMALL_CAP - 1 - x->err_len ? n : SMALL_CAP - 1 - x->err_len;
+        memcpy(x->err + x->err_len, d, take);
+        x->err_len += take;
+        return;
+    }
+    if (x->scp) {
+        /* The sink answers each step with one byte: 0 ok, 1 warning, 2 fatal
+         * (followed by a message line). */
+        for (size_t i = 0; i < n; i++) {
+            if (x->out_len) { /* collecting an error line */
+                if (d[i] == '\n' || x->out_len >= SMALL_CAP - 1) {
+                    x->out[x->out_len] = 0;
+                    shoal_channel_close(x->ch);
+                    x->scp_stage = 4;
+                    return;
+                }
+                x->out[x->out_len++] = (char)d[i];
+                continue;
+            }
+            if (d[i] != 0) {
+                x->out[0] = 0;
+                x->out_len = 1; /* marks "error line follows"; text starts at 1 */
+                continue;
+            }
+            if (x->scp_stage == 0)
+                scp_send_header(x);
+            else if (x->scp_stage == 1) {
+                x->scp_stage = 2;
+                x_feed(x);
+            } else if (x->scp_stage == 3) {
+                x->scp_stage = 4;
+                shoal_channel_send_eof(x->ch);
+            }
+        }
+        return;
+    }
+    size_t take = n < SMALL_CAP - 1 - x->out_len ? n : SMALL_CAP - 1 - x->out_len;
+    memcpy(x->out + x->out_len, d, take);
+    x->out_len += take;
+}
+
+static void x_status(shoal_channel *ch, uint32_t status, void *ud)
+{
+    remote_cmd *x = ud;
+    (void)ch;
+    x->have_status = 1;
+    x->status = (int)status;
+}
+
+static void x_signal(shoal_channel *ch, const char *sig, int core, const char *msg, void *ud)
+{
+    remote_cmd *x = ud;
+    (void)ch;
+    (void)sig;
+    (void)core;
+    (void)msg;
+    x->have_status = 1;
+    x->status = 255;
+}
+
+static void x_writable(shoal_channel *ch, void *ud)
+{
+    remote_cmd *x = ud;
+    (void)ch;
+    if (x->feeding && x->exec_ok && (!x->scp || x->scp_stage == 2))
+        x_feed(x);
+}
+
+static void x_close(shoal_channel *ch, void *ud)
+{
+    remote_cmd *x = ud;
+    (void)ch;
+    x->ch = NULL;
+    fleet_upload *u = x->u;
+    if (x->done && u->t) {
+        char msg[SMALL_CAP + 200];
+        x->err[x->err_len] = 0;
+        if (x->scp && x->out_len > 1) {
+            snprintf(msg, sizeof(msg), "scp: %s", x->out + 1);
+            x->done(x, SHOAL_ERR_REQUEST_DENIED, msg, u);
+        } else if (x->open_err[0]) {
+            x->done(x, SHOAL_ERR_CHANNEL_OPEN, x->open_err, u);
+        } else if (!x->exec_ok) {
+            x->done(x, SHOAL_ERR_REQUEST_DENIED, "server refused to run the command", u);
+        } else if (!x->have_status) {
+            x->done(x, SHOAL_ERR_CLOSED, "command ended without an exit status", u);
+        } else if (x->status) {
+            snprintf(msg, sizeof(msg), "exit status %d%s%s", x->status, x->err_len ? ": " : "", x->err);
+            /* Trim the trailing newline of the remote message. */
+            size_t l = strlen(msg);
+            while (l && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
+                msg[--l] = 0;
+            x->done(x, SHOAL_ERR_REQUEST_DENIED, msg, u);
+        } else {
+            x->done(x, 0, NULL, u);
+        }
+    }
+    if (u->x == x)
+        u->x = NULL;
+    free(x->cmd);
+    free(x);
+    up_release(u);
+}
+
+static const shoal_channel_callbacks XCBS = {x_open,   x_request,  x_data,     NULL,
+                                             x_status, x_signal, x_writable, x_close};
+
+static remote_cmd *rcmd_start(fleet_upload *u, const char *cmd, int feeding, int scp, rcmd_done_fn done)
+{
+    remote_cmd *x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    x->u = u;
+    x->feeding = feeding;
+    x->scp = scp;
+    x->done = done;
+    x->cmd = strdup(cmd);
+    if (!x->cmd || shoal_channel_open_session(shoal_uv_conn_session(u->conn), &XCBS, x, &x->ch) != 0) {
+        free(x->cmd);
+        free(x);
+        return NULL;
+    }
+    if (done)
+        u->x = x; /* cleanup commands run unattended */
+    u->live++;
+    shoal_uv_conn_flush(u->conn);
+    return x;
+}
+
+/* Data from the source into the exec channel's stdin. */
+static void x_feed(remote_cmd *x)
+{
+    fleet_upload *u = x->u;
+    if (!u->t || !x->ch)
+        return;
+    while (u->off < u->size && !u->waiting) {
+        size_t room = shoal_channel_writable(x->ch);
+        if (!room)
+            break;
+        uint64_t left = u->size - u->off;
+        size_t want = left < room ? (size_t)left : room;
+        if (want > CHUNK)
+            want = CHUNK;
+        size_t g = grant(u, want);
+        if (!g)
+            break;
+        size_t w = 0;
+        shoal_channel_write(x->ch, u->data + u->off, g, &w);
+        give_back(u, g - w);
+        u->off += w;
+        if (!w)
+            break;
+    }
+    if (u->off == u->size && !u->finishing) {
+        u->finishing = 1;
+        if (x->scp) {
+            size_t w = 0;
+            shoal_channel_write(x->ch, "", 1, &w); /* end of file marker */
+            x->scp_stage = 3;
+        } else {
+            shoal_channel_send_eof(x->ch);
+        }
+    }
+    shoal_uv_conn_flush(u->conn);
+}
+
+static void up_pump(fleet_upload *u)
+{
+    if (u->via == FLEET_XFER_SFTP) {
+        if (!u->put)
+            return;
+        while (u->off < u->size && !u->waiting) {
+            size_t room = shoal_sftp_put_writable(u->put);
+            if (!room)
+                break;
+            uint64_t left = u->size - u->off;
+            size_t want = left < room ? (size_t)left : room;
+            size_t g = grant(u, want);
+            if (!g)
+                break;
+            size_t w = 0;
+            if (shoal_sftp_put_write(u->put, u->data + u->off, g, &w) != 0) {
+                give_back(u, g);
+                break;
+            }
+            give_back(u, g - w);
+            u->off += w;
+            if (!w)
+                break;
+        }
+        if (u->off == u->size && !u->finishing) {
+            u->finishing = 1;
+            shoal_sftp_put_finish(u->put);
+        }
+        shoal_uv_conn_flush(u->conn);
+    } else if (u->x) {
+        x_feed(u->x);
+    }
+}
+
+/* Checks, then moves the temporary file into place (scp and cat). */
+static void finalize_done(remote_cmd *x, int err, const char *msg, void *ud)
+{
+    (void)x;
+    fleet_upload *u = ud;
+    up_result(u, err, err ? msg : NULL);
+}
+
+static void build_finalize(fleet_upload *u, char *cmd, size_t sz)
+{
+    char check[300] = "";
+    if (u->req->verify)
+        snprintf(check, sizeof(check), "h=$(sha256sum < %s) && [ \"${h%%%% *}\" = %s ] && ", u->qtmp,
+                 fleet_source_sha256(u->req->source));
+    snprintf(cmd, sz,
+             "s=$(wc -c < %s) && [ \"$s\" -eq %llu ] && %schmod %04o %s && mv -f -- %s %s || { rm -f -- %s; "
+             "echo 'upload check failed (size, checksum, chmod or rename)' >&2; exit 1; }",
+             u->qtmp, (unsigned long long)u->size, check, (unsigned)(u->mode ? u->mode : 0644), u->qtmp, u->qtmp,
+             u->qtarget, u->qtmp);
+}
+
+static void scp_done(remote_cmd *x, int err, const char *msg, void *ud)
+{
+    (void)x;
+    fleet_upload *u = ud;
+    if (err) {
+        int fresh = u->off == 0 && !u->finishing;
+        if (fresh && u->req->xfer == FLEET_XFER_AUTO && (!msg || strstr(msg, "exit status 127") ||
+                                                          strstr(msg, "refused"))) {
+            start_cat(u); /* no scp on this host */
+            return;
+        }
+        /* Remove whatever the sink created. */
+        char cmd[9000];
+        snprintf(cmd, sizeof(cmd), "rm -f -- %s", u->qtmp);
+        rcmd_start(u, cmd, 0, 0, NULL);
+        up_result(u, err, msg);
+        return;
+    }
+    char cmd[9000];
+    build_finalize(u, cmd, sizeof(cmd));
+    if (!rcmd_start(u, cmd, 0, 0, finalize_done))
+        up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
+}
+
+static void cat_done(remote_cmd *x, int err, const char *msg, void *ud)
+{
+    (void)x;
+    up_result(ud, err, err ? msg : NULL);
+}
+
+static int make_tmp(fleet_upload *u)
+{
+    const char *target = u->target;
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    size_t dirlen = slash ? (size_t)(slash - target) + 1 : 0;
+    unsigned char rnd[8];
+    RAND_bytes(rnd, sizeof(rnd));
+    char hex[17];
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    size_t need = dirlen + strlen(base) + 32;
+    u->tmp = malloc(need);
+    if (!u->tmp)
+        return -1;
+    snprintf(u->tmp, need, "%.*s.%s.shoal-%s", (int)dirlen, target, base, hex);
+    if (shoal_shell_quote(u->tmp, u->qtmp, sizeof(u->qtmp)) || shoal_shell_quote(target, u->qtarget, sizeof(u->qtarget)))
+        return -1;
+    return 0;
+}
+
+static void start_scp(fleet_upload *u)
+{
+    u->via = FLEET_XFER_SCP;
+    u->off = 0;
+    u->finishing = 0;
+    if (!u->tmp && make_tmp(u)) {
+        up_result(u, SHOAL_ERR_TOO_LARGE, "target path too long");
+        return;
+    }
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd), "scp -t -- %s", u->qtmp);
+    if (!rcmd_start(u, cmd, 1, 1, scp_done))
+        up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
+}
+
+static void start_cat(fleet_upload *u)
+{
+    u->via = FLEET_XFER_CAT;
+    u->off = 0;
+    u->finishing = 0;
+    if (!u->tmp && make_tmp(u)) {
+        up_result(u, SHOAL_ERR_TOO_LARGE, "target path too long");
+        return;
+    }
+    char fin[9000], cmd[9400];
+    build_finalize(u, fin, sizeof(fin));
+    /* The size check in the finalizer makes a cut stream harmless: cat
+     * also ends on a closed channel, and a short file is never renamed. */
+    snprintf(cmd, sizeof(cmd), "umask 077 && cat > %s && %s", u->qtmp, fin);
+    if (!rcmd_start(u, cmd, 1, 0, cat_done))
+        up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
+}
+
+static void verify_done(remote_cmd *x, int err, const char *msg, void *ud)
+{
+    fleet_upload *u = ud;
+    if (err) {
+        up_result(u, err, msg);
+        return;
+    }
+    const char *want = fleet_source_sha256(u->req->source);
+    x->out[x->out_len] = 0;
+    if (strncmp(x->out, want, 64) != 0)
+        up_result(u, SHOAL_ERR_MAC, "sha256 of the uploaded file differs from the source");
+    else
+        up_result(u, 0, NULL);
+}
+
+static void verify_start(fleet_upload *u, const char *path)
+{
+    char q[4200], cmd[4400];
+    if (shoal_shell_quote(path, q, sizeof(q))) {
+        up_result(u, SHOAL_ERR_TOO_LARGE, "target path too long");
+        return;
+    }
+    snprintf(cmd, sizeof(cmd), "sha256sum < %s", q);
+    if (!rcmd_start(u, cmd, 0, 0, verify_done))
+        up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
+}
+
+/* ---- entry points ---- */
+
+/* "%h" in a target becomes the host name ("%%" a percent sign), so one
+ * request can give every host its own file (e.g. several "hosts" that
+ * are one machine, or collecting per-host names on a shared filesystem). */
+static char *expand_target(const char *tpl, const char *host)
+{
+    size_t need = strlen(tpl) + 1;
+    for (const char *p = tpl; (p = strstr(p, "%h")) != NULL; p += 2)
+        need += strlen(host);
+    char *out = malloc(need);
+    if (!out)
+        return NULL;
+    char *o = out;
+    for (const char *p = tpl; *p; p++) {
+        if (p[0] == '%' && p[1] == 'h') {
+            o += sprintf(o, "%s", host);
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            *o++ = '%';
+            p++;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+int fleet__upload_start(fleet_task *t)
+{
+    fleet_upload *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -1;
+    u->target = expand_target(t->req->target, t->host);
+    if (!u->target) {
+        free(u);
+        return -1;
+    }
+    u->t = t;
+    u->conn = t->pc->c;
+    u->req = t->req;
+    u->data = fleet_source_data(t->req->source);
+    u->size = fleet_source_size(t->req->source);
+    u->mode = t->req->mode ? t->req->mode : fleet_source_mode(t->req->source);
+    if (t->req->host_rate)
+        fleet_bucket_init(&u->bucket, t->req->host_rate, 0, uv_now(&t->w->loop));
+    t->up = u;
+    switch (t->req->xfer) {
+    case FLEET_XFER_SCP:
+        start_scp(u);
+        break;
+    case FLEET_XFER_CAT:
+        start_cat(u);
+        break;
+    default:
+        start_sftp(u);
+        break;
+    }
+    return 0;
+}
+
+void fleet__upload_abort(fleet_upload *u)
+{
+    if (!u || !u->t)
+        return;
+    /* Keep the connection for the clean-up (bounded by a guard timer). */
+    if (u->t->pc) {
+        u->hold = u->t->pc;
+        fleet__pc_hold(u->hold);
+        uv_timer_t *guard = malloc(sizeof(*guard));
+        if (guard) {
+            uv_timer_init(shoal_uv_conn_loop(u->conn), guard);
+            guard->data = u;
+            uv_timer_start(guard, on_guard, CLEANUP_GRACE_MS, 0);
+            u->guard = guard;
+            u->live++;
+        }
+    }
+    u->t = NULL;
+    u->live++;
+    if (u->wait && !uv_is_closing((uv_handle_t *)u->wait)) {
+        u->live++;
+        uv_close((uv_handle_t *)u->wait, on_wait_closed);
+    }
+    if (u->put) {
+        /* Removes the temporary file; put_done then closes the channel. */
+        shoal_sftp_put_abort(u->put);
+    } else if (u->sf) {
+        shoal_sftp_close(u->sf);
+    }
+    if (u->x && u->x->ch) {
+        remote_cmd *x = u->x;
+        x->done = NULL;
+        shoal_channel_close(x->ch);
+        /* A partial temporary file may remain for scp/cat: remove it
+         * (best effort: the connection may be closing too). */
+        if (u->tmp) {
+            char cmd[9000];
+            snprintf(cmd, sizeof(cmd), "rm -f -- %s", u->qtmp);
+            rcmd_start(u, cmd, 0, 0, NULL);
+        }
+    }
+    shoal_uv_conn_flush(u->conn);
+    up_release(u);
+}

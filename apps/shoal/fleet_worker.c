@@ -1,0 +1,839 @@
+/* A fan-out worker: one thread, one uv loop, a pool of connections keyed
+ * by user@host:port, and the tasks running on them.
+ *
+ * Task life: queued on its connection (dialled once; later tasks for the
+ * same host wait for the same handshake) -> working (a command or an
+ * upload) -> one RESULT event. A deadline or a stop ends a task at any
+ * point; its connection is closed when nobody else needs it. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet_impl.h"
+
+static void pool_pump(fleet_worker *w);
+static void task_begin(fleet_task *t);
+static void pc_release(pconn *pc);
+
+void fleet__pc_hold(pconn *pc)
+{
+    pc->users++;
+}
+
+void fleet__pc_release(pconn *pc)
+{
+    pc_release(pc);
+}
+
+/* ---- results ---- */
+
+void fleet__set_message(fleet_event *ev, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    free(ev->message);
+    ev->message = strdup(buf);
+}
+
+fleet_event *fleet__task_event(fleet_task *t)
+{
+    fleet_event *ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return NULL;
+    ev->type = FLEET_EV_RESULT;
+    ev->req = fleet_request_ref(t->req);
+    ev->index = t->index;
+    return ev;
+}
+
+static const char *stage_phase(shoal_uv_stage st)
+{
+    switch (st) {
+    case SHOAL_STAGE_RESOLVE:
+        return "dns";
+    case SHOAL_STAGE_CONNECT:
+        return "connect";
+    case SHOAL_STAGE_BANNER:
+        return "banner";
+    case SHOAL_STAGE_KEX:
+        return "kex";
+    case SHOAL_STAGE_AUTH:
+        return "auth";
+    case SHOAL_STAGE_READY:
+        return "channel";
+    }
+    return "connect";
+}
+
+void fleet__classify(fleet_event *ev, int err, shoal_uv_stage stage, const char *msg)
+{
+    ev->err = err;
+    ev->exit_kind = SHOAL_EXIT_ERROR;
+    if (!ev->phase)
+        ev->phase = stage_phase(stage);
+    switch (err) {
+    case SHOAL_ERR_DNS:
+        ev->cls = FLEET_FAIL_DNS;
+        ev->phase = "dns";
+        break;
+    case SHOAL_ERR_CONNECT:
+        ev->cls = msg && (strstr(msg, "refused") || strstr(msg, "reset")) ? FLEET_FAIL_REFUSED : FLEET_FAIL_CONNECT;
+        ev->phase = "connect";
+        break;
+    case SHOAL_ERR_TIMEOUT:
+        ev->cls = FLEET_FAIL_TIMEOUT;
+        ev->timed_out = 1;
+        break;
+    case SHOAL_ERR_HOSTKEY_UNKNOWN:
+    case SHOAL_ERR_HOSTKEY_MISMATCH:
+    case SHOAL_ERR_HOSTKEY_REVOKED:
+    case SHOAL_ERR_SIGNATURE:
+        ev->cls = FLEET_FAIL_HOSTKEY;
+        ev->phase = "kex";
+        break;
+    case SHOAL_ERR_AUTH_FAILED:
+    case SHOAL_ERR_KEY_ENCRYPTED:
+    case SHOAL_ERR_BAD_PASSPHRASE:
+    case SHOAL_ERR_AGENT:
+        ev->cls = FLEET_FAIL_AUTH;
+        ev->phase = "auth";
+        break;
+    case SHOAL_ERR_EOF:
+    case SHOAL_ERR_DISCONNECTED:
+    case SHOAL_ERR_IO:
+    case SHOAL_ERR_CLOSED:
+        ev->cls = FLEET_FAIL_CLOSED;
+        break;
+    case SHOAL_ERR_CHANNEL_OPEN:
+    case SHOAL_ERR_REQUEST_DENIED:
+        ev->cls = FLEET_FAIL_CHANNEL;
+        break;
+    case SHOAL_ERR_NOMEM:
+        ev->cls = FLEET_FAIL_LOCAL;
+        break;
+    default:
+        ev->cls = FLEET_FAIL_PROTOCOL;
+        break;
+    }
+    if (msg)
+        fleet__set_message(ev, "%s", msg);
+    else
+        fleet__set_message(ev, "%s", shoal_strerror(err));
+}
+
+static void task_unlink(fleet_task *t)
+{
+    fleet_worker *w = t->w;
+    if (t->prev)
+        t->prev->next = t->next;
+    else if (w->active == t)
+        w->active = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void task_free(fleet_task *t)
+{
+    if (t->timer)
+        uv_close((uv_handle_t *)t->timer, on_timer_closed);
+    fleet_request_unref(t->req);
+    free(t->user);
+    free(t->host);
+    free(t->out);
+    free(t->err);
+    free(t);
+}
+
+static void waiting_remove(pconn *pc, fleet_task *t)
+{
+    for (fleet_task **pp = &pc->waiting; *pp; pp = &(*pp)->wnext) {
+        if (*pp == t) {
+            *pp = t->wnext;
+            t->wnext = NULL;
+            return;
+        }
+    }
+}
+
+/* Hands the result over and releases everything the task holds. Called
+ * once per task; ev may be NULL only when out of memory. */
+void fleet__task_finish(fleet_task *t, fleet_event *ev)
+{
+    if (t->done)
+        return;
+    t->done = 1;
+    task_unlink(t);
+    if (t->child) {
+        shoal_child *c = t->child;
+        t->child = NULL;
+        shoal_child_free(c);
+    }
+    if (t->up) {
+        fleet_upload *u = t->up;
+        t->up = NULL;
+        fleet__upload_abort(u);
+    }
+    if (ev) {
+        ev->seconds = (double)(uv_now(&t->w->loop) - t->t0) / 1000.0;
+        if (t->out_len || t->err_len) {
+            ev->out = t->out;
+            ev->out_len = t->out_len;
+            ev->errout = t->err;
+            ev->err_len = t->err_len;
+            t->out = t->err = NULL;
+        }
+        ev->truncated = t->truncated;
+        fleet__post_event(t->w->f, ev);
+    }
+    pconn *pc = t->pc;
+    t->pc = NULL;
+    if (pc) {
+        waiting_remove(pc, t);
+        pc_release(pc);
+    }
+    task_free(t);
+}
+
+/* The task is over before it could finish: deadline or stop. */
+static void task_stopped(fleet_task *t, int reason)
+{
+    fleet_event *ev = fleet__task_event(t);
+    if (!ev) {
+        fleet__task_finish(t, NULL);
+        return;
+    }
+    pconn *pc = t->pc;
+    const char *phase = "command";
+    if (t->up)
+        phase = "upload";
+    else if (!t->child && pc)
+        phase = pc->state == PC_READY ? "channel" : stage_phase(pc->c ? shoal_uv_conn_stage(pc->c) : SHOAL_STAGE_CONNECT);
+    else if (!pc)
+        phase = "queued";
+    ev->phase = phase;
+    ev->exit_kind = SHOAL_EXIT_ERROR;
+    ev->stopped = t->own_deadline ? 0 : reason;
+    if (reason == FLEET_STOP_CANCEL) {
+        ev->cls = FLEET_FAIL_CANCELLED;
+        ev->err = SHOAL_ERR_CLOSED;
+        fleet__set_message(ev, "%s: %s: cancelled", t->host, phase);
+    } else {
+        ev->cls = FLEET_FAIL_TIMEOUT;
+        ev->err = SHOAL_ERR_TIMEOUT;
+        ev->timed_out = 1;
+        fleet__set_message(ev, "%s: %s: timed out", t->host, phase);
+    }
+    fleet__task_finish(t, ev);
+}
+
+static void on_task_timer(uv_timer_t *tm)
+{
+    /* The host's own deadline, not a stop of the whole request. */
+    fleet_task *t = tm->data;
+    t->own_deadline = 1;
+    task_stopped(t, FLEET_STOP_TIMEOUT);
+}
+
+/* ---- output ---- */
+
+static int grow_put(uint8_t **buf, size_t *len, size_t *alloc, const uint8_t *d, size_t n)
+{
+    if (*len + n > *alloc) {
+        size_t na = *alloc ? *alloc : 256;
+        while (na < *len + n)
+            na *= 2;
+        uint8_t *nb = realloc(*buf, na);
+        if (!nb)
+            return -1;
+        *buf = nb;
+        *alloc = na;
+    }
+    memcpy(*buf + *len, d, n);
+    *len += n;
+    return 0;
+}
+
+void fleet__collect(fleet_task *t, int stream, const uint8_t *d, size_t n)
+{
+    if (t->req->stream) {
+        fleet_event *ev = calloc(1, sizeof(*ev));
+        if (ev && (ev->data = malloc(n ? n : 1)) != NULL) {
+            ev->type = FLEET_EV_OUTPUT;
+            ev->req = fleet_request_ref(t->req);
+            ev->index = t->index;
+            ev->stream = stream;
+            memcpy(ev->data, d, n);
+            ev->len = n;
+            fleet__post_event(t->w->f, ev);
+        } else {
+            free(ev);
+        }
+        return;
+    }
+    size_t cap = t->req->out_cap;
+    uint8_t **buf = stream == SHOAL_STDERR ? &t->err : &t->out;
+    size_t *len = stream == SHOAL_STDERR ? &t->err_len : &t->out_len;
+    size_t *alloc = stream == SHOAL_STDERR ? &t->err_cap_alloc : &t->out_cap_alloc;
+    if (*len >= cap) {
+        t->truncated = 1;
+        return;
+    }
+    size_t take = n < cap - *len ? n : cap - *len;
+    if (take < n)
+        t->truncated = 1;
+    if (grow_put(buf, len, alloc, d, take))
+        t->truncated = 1;
+}
+
+/* ---- exec ---- */
+
+static void on_child_stdout(shoal_child *ch, const uint8_t *d, size_t n, void *ud)
+{
+    (void)ch;
+    fleet__collect(ud, SHOAL_STDOUT, d, n);
+}
+
+static void on_child_stderr(shoal_child *ch, const uint8_t *d, size_t n, void *ud)
+{
+    (void)ch;
+    fleet__collect(ud, SHOAL_STDERR, d, n);
+}
+
+static void on_child_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
+{
+    fleet_task *t = ud;
+    (void)ch;
+    fleet_event *ev = fleet__task_event(t);
+    if (ev) {
+        ev->exit_kind = ex->kind;
+        switch (ex->kind) {
+        case SHOAL_EXIT_STATUS:
+            ev->status = ex->status;
+            ev->cls = ex->status == 0 ? FLEET_OK : FLEET_FAIL_EXIT;
+            ev->phase = "command";
+            if (ex->status)
+                fleet__set_message(ev, "Process exited with status %d", ex->status);
+            break;
+        case SHOAL_EXIT_SIGNAL:
+            snprintf(ev->signal, sizeof(ev->signal), "%s", ex->signal ? ex->signal : "?");
+            ev->cls = FLEET_FAIL_SIGNAL;
+            ev->phase = "command";
+            fleet__set_message(ev, "Process killed by signal %s%s", ev->signal,
+                               ex->core_dumped ? " (core dumped)" : "");
+            break;
+        case SHOAL_EXIT_NONE:
+            ev->cls = FLEET_FAIL_NOSTATUS;
+            ev->phase = "command";
+            fleet__set_message(ev, "Process exited without reporting an exit status");
+            break;
+        case SHOAL_EXIT_ERROR:
+            ev->phase = strstr(ex->message ? ex->message : "", ": channel:") ? "channel" : "command";
+            fleet__classify(ev, ex->err, SHOAL_STAGE_READY, ex->message);
+            break;
+        }
+    }
+    /* The child is freed by task_finish (safe here: nothing touches it
+     * after its exit callback returns). */
+    fleet__task_finish(t, ev);
+}
+
+static void exec_start(fleet_task *t)
+{
+    static const shoal_child_callbacks cbs = {on_child_stdout, on_child_stderr, on_child_exit};
+    shoal_child_options o;
+    memset(&o, 0, sizeof(o));
+    o.open_timeout_ms = 30000;
+    if (t->req->host_timeout_ms && t->req->host_timeout_ms < o.open_timeout_ms)
+        o.open_timeout_ms = t->req->host_timeout_ms;
+    int rc = shoal_child_spawn(t->pc->c, t->req->command, &o, &cbs, t, &t->child);
+    if (rc) {
+        t->child = NULL;
+        fleet_event *ev = fleet__task_event(t);
+        if (ev) {
+            ev->phase = "channel";
+            fleet__classify(ev, rc, SHOAL_STAGE_READY, NULL);
+            fleet__set_message(ev, "%s: channel: %s", t->host, shoal_strerror(rc));
+        }
+        fleet__task_finish(t, ev);
+        return;
+    }
+    shoal_uv_conn_flush(t->pc->c);
+}
+
+static void task_begin(fleet_task *t)
+{
+    if (atomic_load(&t->req->stop) != FLEET_RUNNING) {
+        task_stopped(t, atomic_load(&t->req->stop));
+        return;
+    }
+    if (t->req->kind == FLEET_UPLOAD) {
+        if (fleet__upload_start(t) != 0 && !t->done) {
+            fleet_event *ev = fleet__task_event(t);
+            if (ev) {
+                ev->cls = FLEET_FAIL_UPLOAD;
+                ev->phase = "upload";
+                fleet__set_message(ev, "%s: upload: cannot start", t->host);
+            }
+            fleet__task_finish(t, ev);
+        }
+    } else {
+        exec_start(t);
+    }
+}
+
+/* ---- the pool ---- */
+
+static uint64_t hash_key(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void table_remove(pconn *pc)
+{
+    if (!pc->in_table)
+        return;
+    fleet_worker *w = pc->w;
+    size_t b = hash_key(pc->key) % w->table_size;
+    for (pconn **pp = &w->table[b]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == pc) {
+            *pp = pc->hnext;
+            break;
+        }
+    }
+    pc->in_table = 0;
+}
+
+static pconn *table_find(fleet_worker *w, const char *key)
+{
+    for (pconn *pc = w->table[hash_key(key) % w->table_size]; pc; pc = pc->hnext)
+        if (!strcmp(pc->key, key))
+            return pc;
+    return NULL;
+}
+
+static void pc_free(pconn *pc)
+{
+    table_remove(pc);
+    if (pc->c) {
+        shoal_uv_conn_free(pc->c);
+        atomic_fetch_sub(&pc->w->f->conns, 1);
+    }
+    if (pc->dial_req)
+        fleet_request_unref(pc->dial_req);
+    free(pc->key);
+    free(pc->user);
+    free(pc->host);
+    free(pc->errmsg);
+    free(pc);
+}
+
+static void on_reap(uv_timer_t *tm)
+{
+    fleet_worker *w = tm->data;
+    while (w->grave) {
+        pconn *pc = w->grave;
+        w->grave = pc->qnext;
+        pc_free(pc);
+    }
+}
+
+/* Frees on the next loop turn: a connection's callbacks may still be on
+ * the stack (a failure reported from inside shoal_uv_conn_start). */
+static void pc_dispose(pconn *pc)
+{
+    fleet_worker *w = pc->w;
+    table_remove(pc);
+    pc->qnext = w->grave;
+    w->grave = pc;
+    uv_timer_start(&w->reaper, on_reap, 0, 0);
+}
+
+/* A task let go of the connection. */
+static void pc_release(pconn *pc)
+{
+    if (pc->users)
+        pc->users--;
+    if (pc->users)
+        return;
+    if (pc->state == PC_DEAD) {
+        pc_dispose(pc);
+        return;
+    }
+    if (pc->state == PC_PENDING) {
+        /* Never started: take it out of the start queue. */
+        fleet_worker *w = pc->w;
+        pconn **pp = &w->qhead;
+        pconn *prev = NULL;
+        while (*pp && *pp != pc) {
+            prev = *pp;
+            pp = &(*pp)->qnext;
+        }
+        if (*pp) {
+            *pp = pc->qnext;
+            if (w->qtail == pc)
+                w->qtail = prev;
+        }
+        pc_dispose(pc);
+        return;
+    }
+    int keep = pc->state == PC_READY && pc->dial_req && pc->dial_req->keep_conn && !pc->w->quitting;
+    if (!keep) {
+        table_remove(pc);
+        shoal_uv_conn_close(pc->c); /* on_closed frees it */
+    }
+}
+
+static void on_conn_ready(shoal_uv_conn *c, void *ud)
+{
+    pconn *pc = ud;
+    (void)c;
+    fleet_worker *w = pc->w;
+    if (pc->state == PC_CONNECTING)
+        w->handshaking--;
+    pc->state = PC_READY;
+    fleet_event *ev = calloc(1, sizeof(*ev));
+    if (ev) {
+        ev->type = FLEET_EV_CONNECTED;
+        ev->req = fleet_request_ref(pc->dial_req);
+        ev->index = pc->dial_index;
+        fleet__post_event(w->f, ev);
+    }
+    fleet_task *t = pc->waiting;
+    pc->waiting = NULL;
+    /* Hold a use while starting tasks so a quick failure cannot free pc. */
+    pc->users++;
+    while (t) {
+        fleet_task *next = t->wnext;
+        t->wnext = NULL;
+        task_begin(t);
+        t = next;
+    }
+    pc_release(pc);
+    pool_pump(w);
+}
+
+static void on_conn_closed(shoal_uv_conn *c, int err, const char *message, void *ud)
+{
+    pconn *pc = ud;
+    (void)c;
+    fleet_worker *w = pc->w;
+    int was = pc->state;
+    if (was == PC_CONNECTING)
+        w->handshaking--;
+    pc->state = PC_DEAD;
+    pc->err = err;
+    pc->fail_stage = shoal_uv_conn_stage(c);
+    free(pc->errmsg);
+    pc->errmsg = message ? strdup(message) : NULL;
+    table_remove(pc);
+    pc->users++;
+    fleet_task *t = pc->waiting;
+    pc->waiting = NULL;
+    while (t) {
+        fleet_task *next = t->wnext;
+        t->wnext = NULL;
+        fleet_event *ev = fleet__task_event(t);
+        if (ev)
+            fleet__classify(ev, err ? err : SHOAL_ERR_CLOSED, pc->fail_stage,
+                            message ? message : "connection closed");
+        fleet__task_finish(t, ev);
+        t = next;
+    }
+    pc_release(pc);
+    pool_pump(w);
+}
+
+static void conn_log(shoal_uv_conn *c, int level, const char *msg, void *ud)
+{
+    pconn *pc = ud;
+    const fleet_config *cfg = &pc->w->f->cfg;
+    if (cfg->conn_cb.log)
+        cfg->conn_cb.log(c, level, msg, cfg->conn_ud);
+}
+
+static int conn_passphrase(shoal_uv_conn *c, const char *path, char *buf, size_t sz, void *ud)
+{
+    pconn *pc = ud;
+    const fleet_config *cfg = &pc->w->f->cfg;
+    return cfg->conn_cb.passphrase ? cfg->conn_cb.passphrase(c, path, buf, sz, cfg->conn_ud) : SHOAL_ERR_UNSUPPORTED;
+}
+
+static int conn_password(shoal_uv_conn *c, const char *user, char *buf, size_t sz, void *ud)
+{
+    pconn *pc = ud;
+    const fleet_config *cfg = &pc->w->f->cfg;
+    return cfg->conn_cb.password ? cfg->conn_cb.password(c, user, buf, sz, cfg->conn_ud) : SHOAL_ERR_UNSUPPORTED;
+}
+
+static void pc_start(pconn *pc)
+{
+    fleet_worker *w = pc->w;
+    const fleet_config *cfg = &w->f->cfg;
+    shoal_uv_options o = cfg->conn;
+    o.host = pc->host;
+    o.port = pc->port;
+    o.ssh.user = pc->user;
+    o.agent_limiter = o.agent_socket ? w->agent_limiter : NULL;
+    shoal_key *keys[65];
+    if (pc->extra_key) {
+        unsigned n = 0;
+        keys[n++] = pc->extra_key;
+        for (unsigned i = 0; i < cfg->conn.n_keys && n < 65; i++)
+            keys[n++] = cfg->conn.keys[i];
+        o.keys = keys;
+        o.n_keys = n;
+    }
+    shoal_uv_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.on_ready = on_conn_ready;
+    cb.on_closed = on_conn_closed;
+    cb.log = conn_log;
+    cb.passphrase = conn_passphrase;
+    cb.password = conn_password;
+    pc->state = PC_CONNECTING;
+    w->handshaking++;
+    int rc = shoal_uv_conn_new(&w->loop, &o, &cb, pc, &pc->c);
+    if (rc == 0) {
+        atomic_fetch_add(&w->f->conns, 1);
+        rc = shoal_uv_conn_start(pc->c);
+        return; /* failures to start are reported through on_closed */
+    }
+    pc->c = NULL;
+    w->handshaking--;
+    pc->state = PC_DEAD;
+    table_remove(pc);
+    pc->users++;
+    fleet_task *t = pc->waiting;
+    pc->waiting = NULL;
+    while (t) {
+        fleet_task *next = t->wnext;
+        t->wnext = NULL;
+        fleet_event *ev = fleet__task_event(t);
+        if (ev) {
+            ev->cls = FLEET_FAIL_LOCAL;
+            ev->phase = "connect";
+            ev->err = rc;
+            fleet__set_message(ev, "%s: cannot set up a connection: %s", pc->host, shoal_strerror(rc));
+        }
+        fleet__task_finish(t, ev);
+        t = next;
+    }
+    pc_release(pc);
+}
+
+/* Starts queued connections while the handshake budget allows: pacing
+ * keeps a 10,000-host run from stampeding the network and the servers. */
+static void pool_pump(fleet_worker *w)
+{
+    while (w->qhead && w->handshaking < w->max_handshaking && !w->quitting) {
+        pconn *pc = w->qhead;
+        w->qhead = pc->qnext;
+        if (!w->qhead)
+            w->qtail = NULL;
+        pc->qnext = NULL;
+        pc_start(pc);
+    }
+}
+
+static void task_arrive(fleet_worker *w, fleet_task *t)
+{
+    t->w = w;
+    t->t0 = uv_now(&w->loop);
+    t->next = w->active;
+    if (w->active)
+        w->active->prev = t;
+    w->active = t;
+    if (atomic_load(&t->req->stop) != FLEET_RUNNING || w->quitting) {
+        task_stopped(t, w->quitting ? FLEET_STOP_CANCEL : atomic_load(&t->req->stop));
+        return;
+    }
+    if (t->req->host_timeout_ms) {
+        t->timer = malloc(sizeof(uv_timer_t));
+        if (t->timer) {
+            uv_timer_init(&w->loop, t->timer);
+            t->timer->data = t;
+            uv_timer_start(t->timer, on_task_timer, t->req->host_timeout_ms, 0);
+        }
+    }
+    char key[1200];
+    snprintf(key, sizeof(key), "%s@%s:%u/%p", t->user, t->host, t->port, (void *)t->key);
+    pconn *pc = table_find(w, key);
+    if (!pc) {
+        pc = calloc(1, sizeof(*pc));
+        if (pc) {
+            pc->w = w;
+            pc->key = strdup(key);
+            pc->user = strdup(t->user);
+            pc->host = strdup(t->host);
+            pc->port = t->port;
+            pc->extra_key = t->key;
+            pc->dial_req = fleet_request_ref(t->req);
+            pc->dial_index = t->index;
+        }
+        if (!pc || !pc->key || !pc->user || !pc->host) {
+            if (pc) {
+                free(pc->key);
+                free(pc->user);
+                free(pc->host);
+                if (pc->dial_req)
+                    fleet_request_unref(pc->dial_req);
+                free(pc);
+            }
+            fleet_event *ev = fleet__task_event(t);
+            if (ev) {
+                ev->cls = FLEET_FAIL_LOCAL;
+                ev->phase = "connect";
+                fleet__set_message(ev, "%s: out of memory", t->host);
+            }
+            fleet__task_finish(t, ev);
+            return;
+        }
+        size_t b = hash_key(key) % w->table_size;
+        pc->hnext = w->table[b];
+        w->table[b] = pc;
+        pc->in_table = 1;
+        if (w->qtail)
+            w->qtail->qnext = pc;
+        else
+            w->qhead = pc;
+        w->qtail = pc;
+    } else if (pc->dial_req != t->req && pc->state == PC_READY) {
+        /* A reused connection takes the newest request's settings (keep). */
+        fleet_request_unref(pc->dial_req);
+        pc->dial_req = fleet_request_ref(t->req);
+        pc->dial_index = t->index;
+    }
+    t->pc = pc;
+    pc->users++;
+    if (pc->state == PC_READY) {
+        task_begin(t);
+    } else {
+        t->wnext = pc->waiting;
+        pc->waiting = t;
+        pool_pump(w);
+    }
+}
+
+/* ---- the worker loop ---- */
+
+static void stop_request(fleet_worker *w, fleet_request *req, int reason)
+{
+    /* Restart from the head after each stop: finishing a task can finish
+     * others (a shared connection closing). */
+    for (;;) {
+        fleet_task *t = w->active;
+        while (t && (t->req != req || t->done))
+            t = t->next;
+        if (!t)
+            break;
+        task_stopped(t, reason);
+    }
+}
+
+static void drop_idle(fleet_worker *w)
+{
+    for (size_t b = 0; b < w->table_size; b++) {
+        pconn *pc = w->table[b];
+        while (pc) {
+            pconn *next = pc->hnext;
+            if (pc->users == 0 && pc->state == PC_READY) {
+                table_remove(pc);
+                shoal_uv_conn_close(pc->c);
+            }
+            pc = next;
+        }
+    }
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void quit(fleet_worker *w)
+{
+    w->quitting = 1;
+    while (w->active)
+        task_stopped(w->active, FLEET_STOP_CANCEL);
+    while (w->qhead) {
+        pconn *pc = w->qhead;
+        w->qhead = pc->qnext;
+        pc_free(pc);
+    }
+    w->qtail = NULL;
+    for (size_t b = 0; b < w->table_size; b++) {
+        pconn *pc = w->table[b];
+        while (pc) {
+            pconn *next = pc->hnext;
+            /* A connection still held (an aborted upload cleaning up) is
+             * closed when the hold is dropped. */
+            if (pc->users == 0) {
+                table_remove(pc);
+                if (pc->c)
+                    shoal_uv_conn_close(pc->c);
+            }
+            pc = next;
+        }
+    }
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_unref((uv_handle_t *)&w->reaper);
+}
+
+void fleet__worker_wake(uv_async_t *a)
+{
+    fleet_worker *w = a->data;
+    pthread_mutex_lock(&w->mu);
+    fleet_msg *m = w->head;
+    w->head = w->tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (m) {
+        fleet_msg *next = m->next;
+        switch (m->type) {
+        case MSG_TASK:
+            task_arrive(w, m->task);
+            break;
+        case MSG_STOP:
+            stop_request(w, m->req, m->reason);
+            fleet_request_unref(m->req);
+            break;
+        case MSG_DROP_IDLE:
+            drop_idle(w);
+            break;
+        case MSG_QUIT:
+            if (!w->quitting)
+                quit(w);
+            break;
+        }
+        free(m);
+        m = next;
+    }
+}
+
+void fleet__worker_main(void *arg)
+{
+    fleet_worker *w = arg;
+    uv_timer_init(&w->loop, &w->reaper);
+    w->reaper.data = w;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    on_reap(&w->reaper);
+    /* Anything left (closing connections' handles) is closed here. */
+    uv_walk(&w->loop, walk_close, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
