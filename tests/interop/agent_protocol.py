@@ -84,14 +84,20 @@ class Agent:
         return self.until(lambda x: x.get("Type") == "FinalReply" and x.get("Id") == rid, timeout)
 
     def close(self):
+        """EOF on stdin: the agent must exit 0, cleanly (sanitizers included)."""
         try:
             self.p.stdin.close()
         except Exception:
             pass
         try:
-            self.p.wait(10)
+            err = self.p.stderr.read().decode(errors="replace")
+            self.p.wait(20)
         except subprocess.TimeoutExpired:
             self.p.kill()
+            err = "did not exit"
+        bad = [m for m in ("Sanitizer", "runtime error", "did not exit") if m in err]
+        check("agent exits cleanly at EOF (rc %s)" % self.p.returncode, self.p.returncode == 0 and not bad,
+              err[-2000:])
 
 
 def replies(lines):
@@ -356,7 +362,7 @@ def main():
                        input=req.encode(), capture_output=True, env=env, timeout=30)
     outl = [json.loads(x) for x in p.stdout.decode().splitlines()]
     check("EOF on stdin: the request finishes and FinalReply is flushed",
-          p.returncode == 0 and outl and outl[-1]["Type"] == "FinalReply" and
+          p.returncode == 0 and b"Sanitizer" not in p.stderr and outl and outl[-1]["Type"] == "FinalReply" and
           any(x.get("Stdout") == "eof\n" for x in outl), p.stdout[-500:])
 
     print("agent_protocol.py: %d passed, %d failed" % (PASSES[0], len(FAILS)))
