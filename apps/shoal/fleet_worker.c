@@ -214,7 +214,9 @@ static void task_stopped(fleet_task *t, int reason)
     }
     pconn *pc = t->pc;
     const char *phase = "command";
-    if (t->up)
+    if (t->child && !shoal_child_started(t->child))
+        phase = "channel";
+    else if (t->up)
         phase = "upload";
     else if (!t->child && pc)
         phase = pc->state == PC_READY ? "channel" : stage_phase(pc->c ? shoal_uv_conn_stage(pc->c) : SHOAL_STAGE_CONNECT);

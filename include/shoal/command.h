@@ -103,6 +103,8 @@ SHOAL_EXTERN const uint8_t *shoal_child_stderr(const shoal_child *ch, size_t *le
 /* 1 when collected output hit collect_limit and was cut. */
 SHOAL_EXTERN int shoal_child_output_truncated(const shoal_child *ch);
 SHOAL_EXTERN void *shoal_child_userdata(const shoal_child *ch);
+/* 1 once the server accepted the command (channel open and exec granted). */
+SHOAL_EXTERN int shoal_child_started(const shoal_child *ch);
 /* Frees the child; if it still runs, its channel is closed first. */
 SHOAL_EXTERN void shoal_child_free(shoal_child *ch);
 

@@ -401,6 +401,11 @@ void *shoal_child_userdata(const shoal_child *c)
     return c->ud;
 }
 
+int shoal_child_started(const shoal_child *c)
+{
+    return c && c->exec_ok;
+}
+
 void shoal_child_free(shoal_child *c)
 {
     if (!c)

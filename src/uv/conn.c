@@ -564,7 +564,7 @@ static void pump_io_error(shoal_pump *p, int err, const char *message)
 {
     shoal_uv_conn *c = p->owner;
     if (err) /* a clean EOF went to the session already */
-        shoal__uv_fail(c, err, "connection %s", message);
+        shoal__uv_fail(c, err, "%s%s", strstr(message, "connection") ? "" : "connection error: ", message);
 }
 
 static void pump_closed(shoal_pump *p)
