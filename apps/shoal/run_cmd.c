@@ -44,6 +44,8 @@ typedef struct run_state {
     int json, stream, progress, color, is_put;
     uint64_t t0;
     uv_timer_t progress_timer;
+    uv_signal_t sigint;
+    int interrupted;
     groupout *groups;
     result *results;
     partial *partials; /* --stream: incomplete lines per host and stream */
@@ -65,6 +67,35 @@ static void progress_line(run_state *st, int final)
 static void on_progress(uv_timer_t *t)
 {
     progress_line(t->data, 0);
+}
+
+static void pump(run_state *st);
+
+/* Ctrl-C: hosts not started are cancelled, running ones stopped; each still
+ * gets its result and the summary is printed. A second Ctrl-C exits now. */
+static void on_sigint(uv_signal_t *h, int sig)
+{
+    run_state *st = h->data;
+    (void)sig;
+    if (st->interrupted++) {
+        fprintf(stderr, "\nshoal: interrupted\n");
+        _exit(130);
+    }
+    if (st->progress)
+        fputs("\r\033[K", stderr);
+    fprintf(stderr, "shoal: interrupted: stopping %zu running host(s); Ctrl-C again to quit at once\n", st->inflight);
+    while (st->next < st->n) {
+        result *r = &st->results[st->next++];
+        r->cls = FLEET_FAIL_CANCELLED;
+        r->phase = "queued";
+        r->message = strdup("cancelled before it started");
+        st->class_count[FLEET_FAIL_CANCELLED]++;
+        st->done++;
+        st->failed++;
+    }
+    fleet_stop(st->f, st->req, FLEET_STOP_CANCEL);
+    if (st->done == st->n)
+        uv_stop(st->loop);
 }
 
 static void pump(run_state *st)
@@ -487,12 +518,17 @@ static int run_main(int argc, char **argv, int put)
         uv_timer_start(&st.progress_timer, on_progress, 200, 200);
     else
         uv_unref((uv_handle_t *)&st.progress_timer);
+    uv_signal_init(st.loop, &st.sigint);
+    st.sigint.data = &st;
+    uv_signal_start(&st.sigint, on_sigint, SIGINT);
+    uv_unref((uv_handle_t *)&st.sigint);
     pump(&st);
     if (st.done == st.n && !uv_is_closing((uv_handle_t *)&st.progress_timer))
         uv_close((uv_handle_t *)&st.progress_timer, NULL);
     else
         uv_run(st.loop, UV_RUN_DEFAULT);
     progress_line(&st, 1);
+    uv_close((uv_handle_t *)&st.sigint, NULL);
     fleet_free(st.f);
     st.f = NULL;
     uv_run(st.loop, UV_RUN_DEFAULT);
@@ -501,7 +537,7 @@ static int run_main(int argc, char **argv, int put)
     if (!st.json)
         summary(&st, st.stream ? stderr : stdout);
     fflush(stdout);
-    rc = st.failed ? 1 : 0;
+    rc = st.interrupted ? 130 : st.failed ? 1 : 0;
 done:
     if (st.f)
         fleet_free(st.f);
