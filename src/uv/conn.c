@@ -554,8 +554,10 @@ static void pump_after_io(shoal_pump *p)
     shoal_uv_conn *c = p->owner;
     if (c->freeing)
         return;
-    flush(c);
+    /* The stage first: a write that fails because of what was just read
+     * belongs to the stage that input moved the session into. */
     track_stage(c);
+    flush(c);
     schedule(c);
     maybe_close_handles(c);
 }
