@@ -217,7 +217,7 @@ static void post(fleet_worker *w, fleet_msg *m)
     uv_async_send(&w->wake);
 }
 
-static uint64_t hash_str(const char *s)
+uint64_t fleet__hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (; *s; s++) {
@@ -300,7 +300,7 @@ int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index
     snprintf(key, sizeof(key), "%s@%s:%u", t->user, t->host, t->port);
     m->type = MSG_TASK;
     m->task = t;
-    post(&f->w[hash_str(key) % f->nw], m);
+    post(&f->w[fleet__hash(key) % f->nw], m);
     return SHOAL_OK;
 }
 

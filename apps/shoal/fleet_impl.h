@@ -100,6 +100,8 @@ struct fleet {
 };
 
 /* fleet.c */
+/* FNV-1a of a string: picks a host's worker and its pool bucket. */
+uint64_t fleet__hash(const char *s);
 void fleet__post_event(fleet *f, fleet_event *ev);
 
 /* fleet_worker.c */

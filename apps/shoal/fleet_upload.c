@@ -606,15 +606,23 @@ static int make_tmp(fleet_upload *u)
     return 0;
 }
 
-static void start_scp(fleet_upload *u)
+/* Common start of the scp and cat transports (also after a fallback). */
+static int begin_shell_transport(fleet_upload *u, int via)
 {
-    u->via = FLEET_XFER_SCP;
+    u->via = via;
     u->off = 0;
     u->finishing = 0;
     if (!u->tmp && make_tmp(u)) {
         up_result(u, SHOAL_ERR_TOO_LARGE, "target path too long");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+static void start_scp(fleet_upload *u)
+{
+    if (begin_shell_transport(u, FLEET_XFER_SCP))
+        return;
     char cmd[9000];
     snprintf(cmd, sizeof(cmd), "scp -t -- %s", u->qtmp);
     if (!rcmd_start(u, cmd, 1, 1, scp_done))
@@ -623,13 +631,8 @@ static void start_scp(fleet_upload *u)
 
 static void start_cat(fleet_upload *u)
 {
-    u->via = FLEET_XFER_CAT;
-    u->off = 0;
-    u->finishing = 0;
-    if (!u->tmp && make_tmp(u)) {
-        up_result(u, SHOAL_ERR_TOO_LARGE, "target path too long");
+    if (begin_shell_transport(u, FLEET_XFER_CAT))
         return;
-    }
     char fin[9000], cmd[9400];
     build_finalize(u, fin, sizeof(fin));
     /* The size check in the finalizer makes a cut stream harmless: cat

@@ -395,22 +395,13 @@ static void task_begin(fleet_task *t)
 
 /* ---- the pool ---- */
 
-static uint64_t hash_key(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 static void table_remove(pconn *pc)
 {
     if (!pc->in_table)
         return;
     fleet_worker *w = pc->w;
-    size_t b = hash_key(pc->key) % w->table_size;
+    size_t b = fleet__hash(pc->key) % w->table_size;
     for (pconn **pp = &w->table[b]; *pp; pp = &(*pp)->hnext) {
         if (*pp == pc) {
             *pp = pc->hnext;
@@ -422,7 +413,7 @@ static void table_remove(pconn *pc)
 
 static pconn *table_find(fleet_worker *w, const char *key)
 {
-    for (pconn *pc = w->table[hash_key(key) % w->table_size]; pc; pc = pc->hnext)
+    for (pconn *pc = w->table[fleet__hash(key) % w->table_size]; pc; pc = pc->hnext)
         if (!strcmp(pc->key, key))
             return pc;
     return NULL;
@@ -705,7 +696,7 @@ static void task_arrive(fleet_worker *w, fleet_task *t)
             fleet__task_finish(t, ev);
             return;
         }
-        size_t b = hash_key(key) % w->table_size;
+        size_t b = fleet__hash(key) % w->table_size;
         pc->hnext = w->table[b];
         w->table[b] = pc;
         pc->in_table = 1;
