@@ -2,6 +2,7 @@
  * Per-connection work lives in fleet_worker.c and fleet_upload.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,12 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
         return SHOAL_ERR_NOMEM;
     f->main = main_loop;
     f->cfg = *cfg;
+    /* Thousands of connections come and go: keep freed memory in the
+     * worker threads' arenas instead of giving it back and asking again
+     * (each heap shrink and growth is an mprotect call), and grow them by
+     * 1 MiB rather than page by page. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 1 << 20);
     f->cb = cb;
     f->ud = ud;
     atomic_init(&f->conns, 0);

@@ -30,6 +30,56 @@ static int begin_request(shoal_session *s, const char *method, size_t *mark)
     return rc;
 }
 
+static int pk_sign_data(shoal_session *s, shoal_buf *d);
+static int send_pk_signed(shoal_session *s, const uint8_t *sig, size_t sig_len);
+
+/* The first identity is a private key in memory (not the agent's, not one
+ * still waiting for its passphrase) of a type whose signature algorithm
+ * does not depend on the server's EXT_INFO (not RSA): then the signed
+ * request goes instead of the "none" probe and the query. One round trip
+ * after the key exchange instead of three when the key is accepted; when
+ * it is not, the FAILURE lists the methods as "none" would have, and the
+ * other identities are queried as usual. */
+static int first_key_signs_at_once(shoal_session *s)
+{
+    if (s->auth_methods & SHOAL_AUTH_NONE_ONLY)
+        return 0;
+    if (s->auth_methods && !(s->auth_methods & SHOAL_AUTH_PUBLICKEY))
+        return 0;
+    return s->n_idents > 0 && s->idents[0].has_private && s->idents[0].key &&
+           shoal_key_type(s->idents[0].key) != SHOAL_KEY_RSA;
+}
+
+static int send_first_signed(shoal_session *s)
+{
+    identity *id = &s->idents[0];
+    snprintf(s->auth_sigalg, sizeof(s->auth_sigalg), "%s", shoal_key_type_name(id->key));
+    shoal_buf data, sig;
+    shoal_buf_init(&data, 1u << 16);
+    shoal_buf_init(&sig, 1u << 16);
+    int rc = pk_sign_data(s, &data);
+    if (!rc)
+        rc = shoal_key_sign(id->key, s->auth_sigalg, shoal_buf_ptr(&data), shoal_buf_len(&data), &sig);
+    if (!rc) {
+        rc = send_pk_signed(s, shoal_buf_ptr(&sig), shoal_buf_len(&sig));
+        s->auth = AUTH_SERVICE; /* SERVICE_ACCEPT comes first */
+        s->auth_signed_first = 1;
+        s->auth_attempts++;
+        shoal__log(s, 1, "signing with key 0 (%s) at once", s->auth_sigalg);
+    }
+    shoal_buf_free(&data);
+    shoal_buf_free(&sig);
+    if (rc) {
+        /* Could not sign: the usual "none" probe instead. */
+        size_t mark;
+        s->auth_signed_first = 0;
+        rc = begin_request(s, "none", &mark);
+        if (!rc)
+            rc = shoal__pkt_end(s, mark);
+    }
+    return rc;
+}
+
 int shoal__auth_start(shoal_session *s)
 {
     size_t mark;
@@ -41,8 +91,10 @@ int shoal__auth_start(shoal_session *s)
     s->auth = AUTH_SERVICE;
     s->auth_cursor = CUR_PUBKEY;
     s->auth_ident = 0;
-    /* Messages are processed in order, so the "none" probe can follow the
+    /* Messages are processed in order, so the first attempt can follow the
      * service request at once instead of a round trip later. */
+    if (!rc && first_key_signs_at_once(s))
+        return send_first_signed(s);
     if (!rc)
         rc = begin_request(s, "none", &mark);
     if (!rc)
@@ -493,9 +545,10 @@ int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         if (s->auth != AUTH_SERVICE || shoal_rd_cstring(&r, &svc, &sl) || sl != 12 ||
             memcmp(svc, "ssh-userauth", 12) != 0 || shoal_rd_end(&r))
             return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "bad SERVICE_ACCEPT");
-        /* The "none" probe is already on its way (see shoal__auth_start):
-         * its answer tells the allowed methods, or logs us in. */
-        s->auth = AUTH_NONE_SENT;
+        /* The "none" probe (or a signed first key) is already on its way
+         * (see shoal__auth_start): its answer tells the allowed methods, or
+         * logs us in. */
+        s->auth = s->auth_signed_first ? AUTH_PK_SIGNED : AUTH_NONE_SENT;
         s->ext_info_in_auth_ok = 1;
         return SHOAL_OK;
     }

@@ -200,6 +200,7 @@ struct shoal_session {
     char *auth_allowed;       /* methods from the last USERAUTH_FAILURE */
     unsigned auth_tried;      /* SHOAL_AUTH_* methods already exhausted */
     unsigned auth_attempts;
+    int auth_signed_first;   /* the first request was a signed publickey one */
     int kbdint_rounds;
     char **kbd_prompts;       /* owned prompt texts for the current round */
     unsigned kbd_n;

@@ -294,7 +294,9 @@ static void on_handle_closed(uv_handle_t *h)
         shoal__uv_identities_free(c);
         shoal__uv_agent_free(c);
         shoal_session_free(c->s);
-        if (c->ai)
+        if (c->ai && c->ai_numeric)
+            free(c->ai);
+        else if (c->ai)
             uv_freeaddrinfo(c->ai);
         free(c->host);
         free(c->user);
@@ -672,6 +674,40 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     try_connect(c);
 }
 
+/* An IPv4 or IPv6 literal needs no resolver: connecting at once spares a
+ * trip through libuv's thread pool (two thread wake-ups per connection,
+ * which add up over thousands of hosts). */
+static int numeric_address(shoal_uv_conn *c)
+{
+    struct {
+        struct addrinfo ai;
+        struct sockaddr_storage ss;
+    } *n = calloc(1, sizeof(*n));
+    if (!n)
+        return 0;
+    if (uv_ip4_addr(c->host, (int)c->opt.port, (struct sockaddr_in *)&n->ss) == 0 && !strchr(c->host, ':')) {
+        n->ai.ai_family = AF_INET;
+        n->ai.ai_addrlen = sizeof(struct sockaddr_in);
+    } else if (strchr(c->host, ':') && uv_ip6_addr(c->host, (int)c->opt.port, (struct sockaddr_in6 *)&n->ss) == 0) {
+        n->ai.ai_family = AF_INET6;
+        n->ai.ai_addrlen = sizeof(struct sockaddr_in6);
+    } else {
+        free(n);
+        return 0;
+    }
+    /* uv_ip4_addr accepts what inet_pton does: dotted quads only. */
+    n->ai.ai_socktype = SOCK_STREAM;
+    n->ai.ai_protocol = IPPROTO_TCP;
+    n->ai.ai_addr = (struct sockaddr *)&n->ss;
+    c->ai = &n->ai;
+    c->ai_numeric = 1;
+    c->ai_cur = c->ai;
+    set_stage(c, SHOAL_STAGE_CONNECT);
+    schedule(c);
+    try_connect(c);
+    return 1;
+}
+
 void shoal__uv_begin_connect(shoal_uv_conn *c)
 {
     if (c->closed_reported || c->freeing)
@@ -681,6 +717,8 @@ void shoal__uv_begin_connect(shoal_uv_conn *c)
         shoal__uv_fail(c, rc, "cannot load identities: %s", shoal_strerror(rc));
         return;
     }
+    if (numeric_address(c))
+        return;
     char port[16];
     snprintf(port, sizeof(port), "%u", c->opt.port);
     struct addrinfo hints;

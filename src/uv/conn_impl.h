@@ -35,6 +35,7 @@ struct shoal_uv_conn {
 
     uv_getaddrinfo_t gai;
     struct addrinfo *ai, *ai_cur;
+    int ai_numeric; /* ai was built here for an address literal (free(), not uv_freeaddrinfo) */
     shoal_pump pump;          /* the socket (uv/pump.c) */
     uv_connect_t creq;
     uv_timer_t timer;

@@ -4,9 +4,12 @@
  * session needs setsid() + TIOCSCTTY in the child and a user switch needs
  * setgroups() with the user's groups; both happen between fork and exec,
  * where only async-signal-safe calls are allowed, so everything (groups,
- * argv, env) is prepared before the fork. The child is reaped from a
- * SIGCHLD watcher with waitpid() on its own pid, which leaves libuv's own
- * children alone. */
+ * argv, env) is prepared before the fork. The child is reaped with
+ * waitpid() on its own pid (leaving libuv's own children alone) when its
+ * pidfd becomes readable (Linux 5.3+). A SIGCHLD watcher per process is the
+ * fallback only: libuv writes one message per watcher into its signal pipe
+ * for every SIGCHLD, so with hundreds of processes that pipe fills, messages
+ * are dropped and children would stay unreaped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -53,8 +57,11 @@ struct shoal_proc {
     int in_open;
     size_t in_inflight; /* bytes written to stdin, not yet completed */
     int in_eof_wanted;
-    uv_signal_t sigchld;
+    uv_signal_t sigchld;  /* fallback without pidfd */
     int sig_open;
+    uv_poll_t pidpoll;    /* readable when the process has exited */
+    int pidfd;
+    int poll_open;
     int finished;       /* exit reported to the channel */
     int handles;        /* open libuv handles */
 };
@@ -91,6 +98,11 @@ static void maybe_free(shoal_proc *p)
         close_handle(p, (uv_handle_t *)&p->out[i].pipe, &p->out[i].open);
     close_handle(p, (uv_handle_t *)&p->in, &p->in_open);
     close_handle(p, (uv_handle_t *)&p->sigchld, &p->sig_open);
+    if (p->poll_open) {
+        close_handle(p, (uv_handle_t *)&p->pidpoll, &p->poll_open);
+        close(p->pidfd);
+        p->pidfd = -1;
+    }
 }
 
 /* ---- process -> channel ---- */
@@ -365,10 +377,8 @@ static void proc_check_done(shoal_proc *p)
     shoal_uv_sconn_flush(p->conn);
 }
 
-static void on_sigchld(uv_signal_t *h, int signum)
+static void reap(shoal_proc *p)
 {
-    shoal_proc *p = h->data;
-    (void)signum;
     if (p->exited)
         return;
     int st;
@@ -377,7 +387,10 @@ static void on_sigchld(uv_signal_t *h, int signum)
         return;
     p->exited = 1;
     p->wstatus = st;
-    uv_signal_stop(h);
+    if (p->sig_open)
+        uv_signal_stop(&p->sigchld);
+    if (p->poll_open)
+        uv_poll_stop(&p->pidpoll);
     if (p->pty) {
         /* Nothing else may hold the slave side open: once the process is
          * gone, pending output is read until EIO. */
@@ -385,6 +398,19 @@ static void on_sigchld(uv_signal_t *h, int signum)
     }
     proc_check_done(p);
     maybe_free(p);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    reap(h->data);
+}
+
+static void on_pidfd(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    reap(h->data);
 }
 
 /* ---- spawning ---- */
@@ -558,10 +584,20 @@ int shoal_proc_spawn(shoal_uv_sconn *conn, shoal_channel *ch, const shoal_proc_o
     p->loop = shoal_uv_server_loop(shoal_uv_sconn_server(conn));
     p->pid = pid;
     p->pty = opt->pty;
-    uv_signal_init(p->loop, &p->sigchld);
-    p->sigchld.data = p;
-    p->sig_open = 1;
-    p->handles++;
+    p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (p->pidfd >= 0 && uv_poll_init(p->loop, &p->pidpoll, p->pidfd) == 0) {
+        p->pidpoll.data = p;
+        p->poll_open = 1;
+        p->handles++;
+    } else {
+        if (p->pidfd >= 0)
+            close(p->pidfd);
+        p->pidfd = -1;
+        uv_signal_init(p->loop, &p->sigchld);
+        p->sigchld.data = p;
+        p->sig_open = 1;
+        p->handles++;
+    }
     if (opt->pty) {
         open_stream(p, S_OUT, master);
     } else {
@@ -575,9 +611,12 @@ int shoal_proc_spawn(shoal_uv_sconn *conn, shoal_channel *ch, const shoal_proc_o
     }
     shoal_channel_set_server_callbacks(ch, &PROC_CBS, p);
     shoal_channel_set_manual_window(ch, 1);
-    uv_signal_start(&p->sigchld, on_sigchld, SIGCHLD);
+    if (p->poll_open)
+        uv_poll_start(&p->pidpoll, UV_READABLE, on_pidfd);
+    else
+        uv_signal_start(&p->sigchld, on_sigchld, SIGCHLD);
     /* It may have exited before the watcher was in place. */
-    on_sigchld(&p->sigchld, SIGCHLD);
+    reap(p);
     for (int i = 0; i < 2; i++)
         stream_start(p, i);
     *out = p;
