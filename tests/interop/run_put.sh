@@ -74,6 +74,20 @@ printf '# fleet\n127.0.0.2\n\n  %s@127.0.0.3   # the user given inline\n127.0.0.
 "${RUN[@]}" -h "$T/hosts" -- true >"$T/r6" 2>&1
 check_re "run -h: 4 distinct hosts" "$T/r6" '^4 hosts in [0-9.]+ s: 4 ok, 0 failed$'
 
+# 400 commands at once on one server (shoal serve used to lose exits of
+# children under such load: each must end with its output and status).
+PORT1=$SERVE_PORT
+lines2=()
+for i in $(seq 1 200); do lines2+=("ListenAddress 127.0.4.$i" "ListenAddress 127.0.5.$i"); done
+start_shoal_serve "${lines2[@]}" "MaxStartups 1000" "MaxSessions 10"
+rc=0
+"$SHOAL_BIN" run -l "$TEST_USER" -i "$T/keys/id_ed25519" -p "$SERVE_PORT" -o "UserKnownHostsFile=$KH" --no-progress \
+    -t 120 -H '127.0.4.[1-200]' -H '127.0.5.[1-200]' -- 'sleep 0.3; echo done' >"$T/r400" 2>&1 || rc=$?
+check "400 concurrent commands on one shoal serve: exit 0" test "$rc" -eq 0
+check_re "400 concurrent commands: all ok" "$T/r400" '^400 hosts in [0-9.]+ s: 400 ok, 0 failed$'
+stop_shoal_serve
+SERVE_PORT=$PORT1
+
 # ---- put ----
 for size in 0 1 32767 32768 32769; do
     head -c "$size" /dev/urandom >"$T/src_$size"
