@@ -239,11 +239,14 @@ int cmd_serve(int argc, char **argv)
     if (dflt.banner && strcmp(dflt.banner, "none") != 0)
         ctx.banner_text = read_small_file(dflt.banner);
 
-    /* Up to two sockets per ListenAddress (IPv4 and IPv6 wildcards). */
+    /* One socket per ListenAddress, two for a wildcard with AddressFamily
+     * any (IPv4 and IPv6). */
     enum { MAX_LISTEN = 1024 };
-    if (ctx.g->n_listen * 2 > MAX_LISTEN) {
-        fprintf(stderr, "shoal serve: too many ListenAddress entries (%u; at most %u)\n", ctx.g->n_listen,
-                MAX_LISTEN / 2);
+    unsigned need = 0;
+    for (unsigned i = 0; i < ctx.g->n_listen; i++)
+        need += !ctx.g->listen[i].host && ctx.g->address_family == SHOAL_SERVE_AF_ANY ? 2 : 1;
+    if (need > MAX_LISTEN) {
+        fprintf(stderr, "shoal serve: too many ListenAddress entries (%u sockets; at most %u)\n", need, MAX_LISTEN);
         return 1;
     }
     static char *listen_specs[MAX_LISTEN];
