@@ -115,6 +115,7 @@ typedef struct fleet_event {
     size_t out_len, err_len;
     int truncated;
     double seconds;             /* from the task's start to its result */
+    const char *via;            /* uploads: "sftp", "scp" or "cat" (static) */
     struct fleet_event *next;
 } fleet_event;
 

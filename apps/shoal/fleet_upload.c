@@ -126,6 +126,7 @@ static void up_result(fleet_upload *u, int err, const char *msg)
     fleet_event *ev = fleet__task_event(t);
     if (ev) {
         ev->phase = "upload";
+        ev->via = u->via == FLEET_XFER_SCP ? "scp" : u->via == FLEET_XFER_CAT ? "cat" : "sftp";
         if (err) {
             ev->cls = FLEET_FAIL_UPLOAD;
             ev->err = err;

@@ -112,6 +112,8 @@ json_t *replyjson_reply(const fleet_event *ev, const char *hostname, json_t *id,
         if (ev->phase)
             json_object_set_new(o, "Phase", json_string(ev->phase));
     }
+    if (ev->via)
+        json_object_set_new(o, "Via", json_string(ev->via));
     if (base64)
         json_object_set_new(o, "Base64", json_true());
     if (ev->truncated)

@@ -9,11 +9,14 @@
 
 #include "shoal/error.h"
 
-/* During the first exchanges, acknowledge every segment at once. Peers send
- * some messages we never answer (OpenSSH's hostkeys-00@openssh.com after
- * authentication, EXT_INFO); with delayed ACKs their next small message
- * (the channel confirmation) then waits ~40 ms behind Nagle's algorithm on
- * the peer. TCP_QUICKACK is not sticky, hence per read; later bulk
+/* During the first exchanges, input we do not answer is acknowledged at
+ * once. Peers send some messages we never answer (OpenSSH's
+ * hostkeys-00@openssh.com after authentication, EXT_INFO); with delayed
+ * ACKs their next small message (the channel confirmation) then waits
+ * ~40 ms behind Nagle's algorithm on the peer. Setting TCP_QUICKACK sends a
+ * pending ACK now; it is not sticky, hence per read. Input we answer needs
+ * nothing: the answer carries the ACK (and no pure ACK segment is sent for
+ * it, which on a fan-out is a good share of the packets). Later bulk
  * transfers keep the kernel's delayed ACKs. */
 #define QUICKACK_READS 32
 
@@ -66,8 +69,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     shoal_pump *p = st->data;
     uint64_t now = uv_now(p->loop);
+    p->wrote = 0;
     if (nread > 0) {
-        quick_ack(p);
         shoal_session_recv(p->s, (const uint8_t *)buf->base, (size_t)nread, now);
     } else if (nread == UV_EOF) {
         uv_read_stop(st);
@@ -83,6 +86,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             p->ops->io_error(p, SHOAL_ERR_IO, uv_strerror((int)nread));
     }
     p->ops->after_io(p);
+    /* Our answer carries the ACK; only input we do not answer needs one at
+     * once (see quick_ack). */
+    if (nread > 0 && !p->wrote && p->open && !p->closing)
+        quick_ack(p);
 }
 
 int shoal__pump_start(shoal_pump *p, shoal_session *s)
@@ -123,6 +130,7 @@ int shoal__pump_flush(shoal_pump *p)
             uv_buf_t b = uv_buf_init((char *)data, (unsigned)(n > (1u << 30) ? (1u << 30) : n));
             int r = uv_try_write((uv_stream_t *)&p->tcp, &b, 1);
             if (r > 0) {
+                p->wrote = 1;
                 shoal_session_output_consume(p->s, (size_t)r);
                 continue;
             }
@@ -145,6 +153,7 @@ int shoal__pump_flush(shoal_pump *p)
             return SHOAL_ERR_IO;
         }
         shoal_session_output_consume(p->s, chunk);
+        p->wrote = 1;
     }
     return SHOAL_OK;
 }

@@ -37,7 +37,8 @@ struct shoal_pump {
     int open;        /* the TCP handle is initialised and not closing */
     int reading;
     int closing;
-    unsigned reads;  /* for TCP_QUICKACK during the first exchanges */
+    unsigned reads;
+    int wrote;         /* something was written during the current read event */  /* for TCP_QUICKACK during the first exchanges */
 };
 
 /* Initialises the TCP handle (uv_tcp_init). */

@@ -112,6 +112,16 @@ for via in scp cat; do
         test \$(stat -c %a '$T/updir/v_$via.127.0.0.8') = 600"
 done
 
+# A server without the SFTP subsystem: the upload falls back to SCP.
+PORT1=$SERVE_PORT
+start_shoal_serve "ListenAddress 127.0.0.60" "Subsystem other /bin/false"
+"$SHOAL_BIN" put --json -l "$TEST_USER" -i "$T/keys/id_ed25519" -p "$SERVE_PORT" -o "UserKnownHostsFile=$KH" \
+    -H 127.0.0.60 "$T/src_32769" "$T/updir/nosftp" >"$T/pnosftp" 2>&1 || true
+check_re "no SFTP subsystem: uploaded over scp" "$T/pnosftp" '"Success":true.*"Via":"scp"'
+check "no SFTP subsystem: same bytes" cmp "$T/src_32769" "$T/updir/nosftp"
+stop_shoal_serve
+SERVE_PORT=$PORT1
+
 # 100 MiB to 50 hosts: one mapped source, sha256 equal everywhere (16 MiB
 # under the sanitizers, several times slower, to keep `make check` short).
 BIG_MIB=100
