@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 CC_ASAN := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo gcc)
 FUZZ := $(shell [ "$(CC_ASAN)" = clang ] && echo ON || echo OFF)
 
-.PHONY: all deps build check check-fast check-asan demo bench bench-serve clean fuzz
+.PHONY: all deps build check check-fast check-asan demo bench bench-serve bench-fanout clean fuzz
 
 all: build
 
@@ -45,6 +45,9 @@ bench: build
 
 bench-serve: build
 	@sh bench/serve_run.sh $(BUILD)/shoal
+
+bench-fanout: build
+	@sh bench/fanout_run.sh $(BUILD)/shoal
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
