@@ -499,7 +499,8 @@ static void on_conn_ready(shoal_uv_conn *c, void *ud)
     if (pc->state == PC_CONNECTING)
         w->handshaking--;
     pc->state = PC_READY;
-    fleet_event *ev = calloc(1, sizeof(*ev));
+    /* Every event costs the caller's thread a wake-up: only when wanted. */
+    fleet_event *ev = w->f->cfg.no_connected_events ? NULL : calloc(1, sizeof(*ev));
     if (ev) {
         ev->type = FLEET_EV_CONNECTED;
         ev->req = fleet_request_ref(pc->dial_req);

@@ -441,6 +441,7 @@ static int run_main(int argc, char **argv, int put)
         }
     }
     o.cfg.workers = workers;
+    o.cfg.no_connected_events = 1;
     signal(SIGPIPE, SIG_IGN);
     fleet_raise_fd_limit();
 
