@@ -232,9 +232,17 @@ static void on_ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
 {
     exec_state *st = ud;
     if (err) {
-        snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: server refused to open a session: %s",
-                 shoal_uv_conn_name(st->conn), reason ? reason : shoal_strerror(err));
-        st->conn_err = err;
+        /* A connection that ended (reset, disconnect) is not a refusal. */
+        shoal_session *s = shoal_channel_session(ch);
+        const char *msg = NULL;
+        int serr = shoal_session_is_closed(s) ? shoal_session_error(s, &msg) : 0;
+        if (serr)
+            snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: %s", shoal_uv_conn_name(st->conn),
+                     msg ? msg : shoal_strerror(serr));
+        else
+            snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: server refused to open a session: %s",
+                     shoal_uv_conn_name(st->conn), reason ? reason : shoal_strerror(err));
+        st->conn_err = serr ? serr : err;
         return;
     }
     shoal_channel_exec(ch, st->command);

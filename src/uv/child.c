@@ -162,6 +162,18 @@ static void on_open(shoal_channel *ch, int err, const char *reason, void *ud)
     if (err) {
         char d[400];
         c->ch = NULL;
+        /* The connection itself ended (a reset, a disconnect): say that,
+         * not that the server refused. */
+        shoal_session *s = shoal_uv_conn_session(c->conn);
+        const char *msg = NULL;
+        int serr = shoal_session_is_closed(s) ? shoal_session_error(s, &msg) : 0;
+        if (serr) {
+            c->err_code = serr;
+            snprintf(c->message, sizeof(c->message), "%s: %s", shoal_uv_conn_name(c->conn),
+                     msg ? msg : shoal_strerror(serr));
+            finish(c, SHOAL_EXIT_ERROR);
+            return;
+        }
         snprintf(d, sizeof(d), "channel: server refused a session channel: %s", reason ? reason : shoal_strerror(err));
         fail(c, err, d);
         return;

@@ -239,7 +239,7 @@ load reset-channel
 check_rc 255 "reset-channel: exit code 255"
 check_err_has "^shoal: ${ADDR[reset-channel]//./\\.}:$PORT: channel: " "reset-channel: message names the channel stage"
 check "reset-channel: shoal exec done within ${WALL_MS} ms (took $MS ms)" [ "$MS" -le "$WALL_MS" ]
-check_known_bug "reset-channel: message says the connection was reset" grep -q "reset by peer" "$T/err"
+check "reset-channel: message says the connection was reset" grep -q "reset by peer" "$T/err"
 peer_did reset-channel "TCP RST on CHANNEL_OPEN"
 fails reset-exec session "reset by peer"
 peer_did reset-exec "TCP RST on exec"
