@@ -73,8 +73,9 @@ echo "${D}$(find "$T/updir" -name 'payload.*' | wc -l) files written, sha256:" \
     "$(sha256sum "$T"/updir/payload.* | cut -d' ' -f1 | sort -u | wc -l) distinct value(s)${N}"
 echo
 echo "${B}# for programs: the agent's JSON lines${N}"
-echo "${B}\$ echo '{\"Action\":\"ssh\",\"Cmd\":\"uptime -p\",\"Hosts\":[\"127.0.0.1:$SERVE_PORT\"]}' | shoal agent ...${N}"
-echo "{\"Action\":\"ssh\",\"Cmd\":\"uptime -p\",\"Hosts\":[\"127.0.0.1:$SERVE_PORT\",\"127.0.0.2:$SERVE_PORT\"]}" |
+REQ="{\"Action\":\"ssh\",\"Cmd\":\"uptime -p\",\"Hosts\":[\"127.0.0.1:$SERVE_PORT\",\"127.0.0.2:$SERVE_PORT\"]}"
+echo "${B}\$ echo '$REQ' | shoal agent -l $LOGIN -i keys/id_ed25519 ...${N}"
+echo "$REQ" |
     "$SHOAL_BIN" agent -l "$LOGIN" -i "$T/keys/id_ed25519" -o "UserKnownHostsFile=$T/demo_known_hosts"
 echo
 echo "${D}stopping shoal serve and cleaning up${N}"
