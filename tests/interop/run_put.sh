@@ -122,6 +122,21 @@ check "no SFTP subsystem: same bytes" cmp "$T/src_32769" "$T/updir/nosftp"
 stop_shoal_serve
 SERVE_PORT=$PORT1
 
+# Neither SFTP nor scp (a PATH without scp, through authorized_keys'
+# environment=): the upload falls back to cat.
+mkdir -p "$T/noscp-bin"
+for c in sh cat mv chmod wc rm sha256sum; do ln -s "$(command -v "$c")" "$T/noscp-bin/$c"; done
+printf 'environment="PATH=%s" %s\n' "$T/noscp-bin" "$(cat "$T/keys/id_ed25519.pub")" >"$T/ak_noscp"
+chmod 644 "$T/ak_noscp"
+start_shoal_serve "ListenAddress 127.0.0.61" "Subsystem other /bin/false" "PermitUserEnvironment yes" \
+    "AuthorizedKeysFile $T/ak_noscp"
+"$SHOAL_BIN" put --json -l "$TEST_USER" -i "$T/keys/id_ed25519" -p "$SERVE_PORT" -o "UserKnownHostsFile=$KH" \
+    -H 127.0.0.61 "$T/src_32769" "$T/updir/noscp" >"$T/pnoscp" 2>&1 || true
+check_re "no SFTP, no scp: uploaded with cat" "$T/pnoscp" '"Success":true.*"Via":"cat"'
+check "no SFTP, no scp: same bytes" cmp "$T/src_32769" "$T/updir/noscp"
+stop_shoal_serve
+SERVE_PORT=$PORT1
+
 # 100 MiB to 50 hosts: one mapped source, sha256 equal everywhere (16 MiB
 # under the sanitizers, several times slower, to keep `make check` short).
 BIG_MIB=100
