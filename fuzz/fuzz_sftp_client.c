@@ -107,7 +107,7 @@ static void on_ready(shoal_sftp *sf, int err, const char *message, void *ud)
         sink += message ? strlen(message) : 0;
         return;
     }
-    static const shoal_sftp_put_callbacks pcb = {on_writable, on_done};
+    static const shoal_sftp_put_callbacks pcb = {on_writable, on_done, NULL};
     shoal_sftp_put_options opt = {.fsync = 0, .max_writes = 8};
     (void)shoal_sftp_put_begin_ex(sf, "/up/target", 0644, &opt, &pcb, f, &f->put);
     (void)shoal_sftp_stat(sf, "/up", on_stat, f);

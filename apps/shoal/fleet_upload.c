@@ -231,14 +231,17 @@ static void put_done(shoal_sftp_put *p, int err, const char *msg, void *ud)
             shoal_sftp_close(u->sf);
         return;
     }
-    if (err) {
-        up_result(u, err, msg);
-        return;
-    }
-    if (u->req->verify)
-        verify_start(u, u->target);
-    else
-        up_result(u, 0, NULL);
+    up_result(u, err, err ? msg : NULL);
+}
+
+/* --verify over SFTP: the whole file is closed under its temporary name;
+ * its sha256 is checked there, before it is renamed into place. */
+static void put_closed_temp(shoal_sftp_put *p, const char *temp, void *ud)
+{
+    (void)p;
+    fleet_upload *u = ud;
+    if (u->t)
+        verify_start(u, temp);
 }
 
 static void sftp_ready(shoal_sftp *sf, int err, const char *msg, void *ud)
@@ -256,8 +259,9 @@ static void sftp_ready(shoal_sftp *sf, int err, const char *msg, void *ud)
         up_result(u, err, msg);
         return;
     }
-    static const shoal_sftp_put_callbacks pcb = {put_writable, put_done};
-    int rc = shoal_sftp_put_begin(sf, u->target, u->mode, &pcb, u, &u->put);
+    static const shoal_sftp_put_callbacks plain = {put_writable, put_done, NULL};
+    static const shoal_sftp_put_callbacks checked = {put_writable, put_done, put_closed_temp};
+    int rc = shoal_sftp_put_begin(sf, u->target, u->mode, u->req->verify ? &checked : &plain, u, &u->put);
     if (rc)
         up_result(u, rc, "cannot start the SFTP upload");
 }
@@ -646,16 +650,22 @@ static void start_cat(fleet_upload *u)
 static void verify_done(remote_cmd *x, int err, const char *msg, void *ud)
 {
     fleet_upload *u = ud;
-    if (err) {
-        up_result(u, err, msg);
-        return;
-    }
     const char *want = fleet_source_sha256(u->req->source);
     x->out[x->out_len] = 0;
-    if (strncmp(x->out, want, 64) != 0)
-        up_result(u, SHOAL_ERR_MAC, "sha256 of the uploaded file differs from the source");
-    else
-        up_result(u, 0, NULL);
+    if (!err && strncmp(x->out, want, 64) != 0) {
+        err = SHOAL_ERR_MAC;
+        msg = "sha256 of the uploaded file differs from the source";
+    }
+    if (u->put) {
+        /* SFTP, file held under its temporary name: into place, or removed. */
+        if (err)
+            shoal_sftp_put_fail(u->put, err, msg);
+        else
+            shoal_sftp_put_commit(u->put);
+        shoal_uv_conn_flush(u->conn);
+        return;
+    }
+    up_result(u, err, err ? msg : NULL);
 }
 
 static void verify_start(fleet_upload *u, const char *path)

@@ -128,6 +128,12 @@ typedef struct shoal_sftp_put_callbacks {
      * otherwise the error and a message naming the path and quoting the
      * server. p is freed after this returns. */
     void (*on_done)(shoal_sftp_put *p, int err, const char *message, void *ud);
+    /* Optional. Every byte is written and the temporary file closed (mode
+     * set) under temp_path; nothing is renamed until the caller decides:
+     * shoal_sftp_put_commit() moves it into place, shoal_sftp_put_fail()
+     * removes it and reports the given error. For checks on the complete
+     * file (a checksum computed on the server) before it is exposed. */
+    void (*on_closed_temp)(shoal_sftp_put *p, const char *temp_path, void *ud);
 } shoal_sftp_put_callbacks;
 
 typedef struct shoal_sftp_put_options {
@@ -169,6 +175,11 @@ SHOAL_EXTERN int shoal_sftp_put_finish(shoal_sftp_put *p);
  * When the final rename is already on its way, its outcome decides. Not
  * to be called after on_done (p is freed then). */
 SHOAL_EXTERN void shoal_sftp_put_abort(shoal_sftp_put *p);
+/* After on_closed_temp: move the file into place (then on_done), or give
+ * up with an error (the temporary file is removed, then on_done(err)).
+ * Outside on_closed_temp's wait, commit returns SHOAL_ERR_BAD_STATE. */
+SHOAL_EXTERN int shoal_sftp_put_commit(shoal_sftp_put *p);
+SHOAL_EXTERN void shoal_sftp_put_fail(shoal_sftp_put *p, int err, const char *message);
 /* Bytes taken so far, and the target path. */
 SHOAL_EXTERN uint64_t shoal_sftp_put_offset(const shoal_sftp_put *p);
 SHOAL_EXTERN const char *shoal_sftp_put_target(const shoal_sftp_put *p);

@@ -6,6 +6,8 @@
  *   WRITE ... (up to max_writes outstanding)      stage WRITING
  *   finish: [fsync@openssh.com] FSETSTAT CLOSE    stage CLOSING (pipelined
  *           behind the writes: same handle, processed in order)
+ *   [on_closed_temp: the caller checks the file]   stage HELD (until
+ *                                                  shoal_sftp_put_commit)
  *   posix-rename@openssh.com temp -> target       stage RENAMING
  *     or REMOVE target, RENAME temp -> target (not atomic, logged)
  *   on_done(0)
@@ -21,7 +23,7 @@
 #include "crypto/kex.h"
 #include "sftp/sftp_impl.h"
 
-enum put_stage { P_OPENING = 0, P_WRITING, P_CLOSING, P_RENAMING, P_DONE };
+enum put_stage { P_OPENING = 0, P_WRITING, P_CLOSING, P_HELD, P_RENAMING, P_DONE };
 
 /* What a request of this upload was (sftp_req.aux). */
 enum put_op {
@@ -272,6 +274,13 @@ static void advance(shoal_sftp_put *p)
         }
         return;
     case P_CLOSING:
+        if (p->outstanding == 0 && !p->err && p->cb.on_closed_temp) {
+            /* The file is complete under its temporary name: the caller
+             * may check it (e.g. its checksum) before it goes into place. */
+            p->stage = P_HELD;
+            p->cb.on_closed_temp(p, p->temp, p->ud);
+            return;
+        }
         if (p->outstanding == 0)
             start_rename(p);
         if (p->err)
@@ -562,6 +571,30 @@ int shoal_sftp_put_finish(shoal_sftp_put *p)
     advance(p);
     shoal__sftp_leave(p->sf);
     return SHOAL_OK;
+}
+
+int shoal_sftp_put_commit(shoal_sftp_put *p)
+{
+    if (!p)
+        return SHOAL_ERR_INVALID_ARG;
+    if (p->stage != P_HELD || !alive(p))
+        return SHOAL_ERR_BAD_STATE;
+    shoal__sftp_enter(p->sf);
+    start_rename(p);
+    advance(p);
+    shoal__sftp_leave(p->sf);
+    return SHOAL_OK;
+}
+
+void shoal_sftp_put_fail(shoal_sftp_put *p, int err, const char *message)
+{
+    if (!p || p->stage == P_DONE || p->stage == P_RENAMING)
+        return;
+    shoal_sftp *sf = p->sf;
+    shoal__sftp_enter(sf);
+    set_err(p, err ? err : SHOAL_ERR_SFTP, "%s: %s", p->target, message ? message : "rejected by the caller");
+    advance(p);
+    shoal__sftp_leave(sf);
 }
 
 void shoal_sftp_put_abort(shoal_sftp_put *p)

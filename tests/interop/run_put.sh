@@ -103,6 +103,11 @@ for size in 0 1 32767 32768 32769; do
     done
     check "put $size B: sha256 and mode 0640 on every host" test "$bad" -eq 0
 done
+rc=0
+"${PUT[@]}" --json --verify -H '127.0.0.[2-3]' "$T/src_32769" "$T/updir/sv.%h" >"$T/psv" 2>&1 || rc=$?
+check "put --verify over SFTP (checked before the rename): exit 0" test "$rc" -eq 0
+check "put --verify over SFTP: both hosts, Via sftp" test "$(grep -c '"Success":true.*"Via":"sftp"' "$T/psv")" -eq 2
+check "put --verify over SFTP: same bytes" cmp "$T/src_32769" "$T/updir/sv.127.0.0.3"
 for via in scp cat; do
     rc=0
     "${PUT[@]}" --via "$via" --verify --mode 0600 -H '127.0.0.[7-8]' "$T/src_32769" "$T/updir/v_$via.%h" \

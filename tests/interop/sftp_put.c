@@ -116,7 +116,7 @@ static void on_sftp_ready(shoal_sftp *sf, int err, const char *message, void *ud
         fail(j, err, message);
         return; /* on_closed follows */
     }
-    static const shoal_sftp_put_callbacks pcb = {on_put_writable, on_put_done};
+    static const shoal_sftp_put_callbacks pcb = {on_put_writable, on_put_done, NULL};
     shoal_sftp_put_options opt = {.fsync = 1};
     int rc = shoal_sftp_put_begin_ex(sf, j->target, j->mode, &opt, &pcb, j, &j->put);
     if (rc) {

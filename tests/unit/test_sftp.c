@@ -112,7 +112,20 @@ static void cb_done(shoal_sftp_put *p, int err, const char *msg, void *ud)
     S.put = NULL;
 }
 
-static const shoal_sftp_put_callbacks PCB = {cb_writable, cb_done};
+static const shoal_sftp_put_callbacks PCB = {cb_writable, cb_done, NULL};
+
+/* on_closed_temp: the test decides later (commit or fail). */
+static int held_calls;
+static char held_path[128];
+static void cb_closed_temp(shoal_sftp_put *p, const char *temp, void *ud)
+{
+    (void)p;
+    (void)ud;
+    held_calls++;
+    snprintf(held_path, sizeof(held_path), "%s", temp);
+}
+static const shoal_sftp_put_callbacks PCB_HOLD = {cb_writable, cb_done, cb_closed_temp};
+static const shoal_sftp_put_callbacks *pcb_use = &PCB;
 
 static void cb_status(shoal_sftp *sf, int err, const char *msg, void *ud)
 {
@@ -617,7 +630,7 @@ static shoal_sftp_put *begin_put(shoal_sftp *sf, const shoal_sftp_put_options *o
 {
     shoal_sftp_put *p;
     pkt k;
-    assert_int_equal(shoal_sftp_put_begin_ex(sf, "/srv/dir/file.txt", 0640, opt, &PCB, NULL, &p), 0);
+    assert_int_equal(shoal_sftp_put_begin_ex(sf, "/srv/dir/file.txt", 0640, opt, pcb_use, NULL, &p), 0);
     S.put = p;
     expect_sent(&k, SSH_FXP_OPEN);
     rd_str_get(&k.r, tmp, tmpsz);
@@ -716,6 +729,77 @@ static void test_put_success_posix_rename(void **st)
     reply_status(sf, k.id, SSH_FX_OK, "");
     assert_int_equal(S.done, 1);
     assert_int_equal(S.done_err, 0);
+    assert_false(next_sent(&k));
+    end_client(sf);
+}
+
+/* With on_closed_temp the closed file waits under its temporary name:
+ * commit renames it, fail removes it and reports the caller's error. */
+static void held_upload(shoal_sftp *sf, char *tmp, size_t tmpsz, uint32_t *close_id)
+{
+    pcb_use = &PCB_HOLD;
+    held_calls = 0;
+    shoal_sftp_put *p = begin_put(sf, NULL, tmp, tmpsz);
+    pcb_use = &PCB;
+    size_t taken;
+    assert_int_equal(shoal_sftp_put_write(p, DATA, 100, &taken), 0);
+    uint32_t w = expect_write(0, 100);
+    assert_int_equal(shoal_sftp_put_commit(p), SHOAL_ERR_BAD_STATE); /* not closed yet */
+    assert_int_equal(shoal_sftp_put_finish(p), 0);
+    pkt k;
+    expect_sent(&k, SSH_FXP_FSETSTAT);
+    uint32_t fset = k.id;
+    expect_sent(&k, SSH_FXP_CLOSE);
+    *close_id = k.id;
+    reply_status(sf, w, SSH_FX_OK, "");
+    reply_status(sf, fset, SSH_FX_OK, "");
+}
+
+static void test_put_held_commit(void **st)
+{
+    (void)st;
+    fill_data();
+    shoal_sftp *sf = new_client(1, 0);
+    char tmp[128];
+    uint32_t cl;
+    held_upload(sf, tmp, sizeof(tmp), &cl);
+    assert_int_equal(held_calls, 0);
+    reply_status(sf, cl, SSH_FX_OK, "");
+    assert_int_equal(held_calls, 1);
+    assert_string_equal(held_path, tmp);
+    pkt k;
+    assert_false(next_sent(&k)); /* nothing renamed until the caller says so */
+    assert_int_equal(S.done, 0);
+    assert_int_equal(shoal_sftp_put_commit(S.put), 0);
+    expect_sent(&k, SSH_FXP_EXTENDED);
+    rd_str_eq(&k.r, "posix-rename@openssh.com");
+    rd_str_eq(&k.r, tmp);
+    rd_str_eq(&k.r, "/srv/dir/file.txt");
+    reply_status(sf, k.id, SSH_FX_OK, "");
+    assert_int_equal(S.done, 1);
+    assert_int_equal(S.done_err, 0);
+    end_client(sf);
+}
+
+static void test_put_held_fail(void **st)
+{
+    (void)st;
+    fill_data();
+    shoal_sftp *sf = new_client(1, 0);
+    char tmp[128];
+    uint32_t cl;
+    held_upload(sf, tmp, sizeof(tmp), &cl);
+    reply_status(sf, cl, SSH_FX_OK, "");
+    assert_int_equal(held_calls, 1);
+    shoal_sftp_put_fail(S.put, SHOAL_ERR_MAC, "sha256 differs");
+    pkt k;
+    expect_sent(&k, SSH_FXP_REMOVE); /* the temporary file, never the target */
+    rd_str_eq(&k.r, tmp);
+    assert_int_equal(S.done, 0);
+    reply_status(sf, k.id, SSH_FX_OK, "");
+    assert_int_equal(S.done, 1);
+    assert_int_equal(S.done_err, SHOAL_ERR_MAC);
+    assert_non_null(strstr(S.done_msg, "sha256 differs"));
     assert_false(next_sent(&k));
     end_client(sf);
 }
@@ -981,6 +1065,8 @@ int main(void)
         cmocka_unit_test_teardown(test_oversized_length, teardown),
         cmocka_unit_test_teardown(test_byte_by_byte, teardown),
         cmocka_unit_test_teardown(test_put_success_posix_rename, teardown),
+        cmocka_unit_test_teardown(test_put_held_commit, teardown),
+        cmocka_unit_test_teardown(test_put_held_fail, teardown),
         cmocka_unit_test_teardown(test_put_write_failure_removes_temp, teardown),
         cmocka_unit_test_teardown(test_put_open_failure, teardown),
         cmocka_unit_test_teardown(test_put_rename_fallback, teardown),
