@@ -407,7 +407,9 @@ measure() {
     rss=$(field maxrss_kb "$T/time")
     cpu=$(calc "$u + $s")
     if [ "$rc" -ne 0 ] || [ "$ok" != "$n" ]; then
-        FAILURES+=("$key: rc=$rc ok=$ok/$n: $(head -c 400 "$T/err" | tr '\n' ' ')")
+        # shoal run's summary lines (failure classes and an example) are
+        # on stdout; the other tools report on stderr.
+        FAILURES+=("$key: rc=$rc ok=$ok/$n: $({ head -c 400 "$T/err"; grep -E '^  |^    e\.g\.' "$T/out" | head -n 8; } | tr '\n' ' ')")
         [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || FAILURES+=("$key: timed out after $LIMIT s")
     fi
     note_other "$key" "$w" "$cpu" "$(calc "$s1 - $s0")" "$m0" "$m1"

@@ -133,6 +133,9 @@ typedef struct fleet_config {
     unsigned max_handshakes;    /* connections being set up at once, all workers; 0 = 512 */
     unsigned max_agent_conns;   /* ssh-agent connections at once, all workers; 0 = 128 */
     int no_connected_events;    /* the caller does not want FLEET_EV_CONNECTED */
+    unsigned connection_attempts; /* tries for a connection reset or closed before the
+                                     server's version line (overloaded accept queue,
+                                     MaxStartups); 0 = 3 */
 } fleet_config;
 
 int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out);

@@ -41,6 +41,8 @@ struct pconn {
     int in_table;
     fleet_request *dial_req;  /* who dialled, for CONNECTED */
     size_t dial_index;
+    unsigned attempts;        /* connection attempts made */
+    uv_timer_t *retry;        /* back-off before the next attempt */
     pconn *hnext;             /* hash chain */
     pconn *qnext;             /* pending-start queue */
 };
@@ -84,6 +86,7 @@ struct fleet_worker {
     shoal_uv_limiter *agent_limiter;
     uv_timer_t reaper;        /* frees dead connections on the next turn */
     pconn *grave;
+    struct dead_conn *dead;   /* connections replaced by a retry, freed by the reaper */
 };
 
 struct fleet {

@@ -419,9 +419,23 @@ static pconn *table_find(fleet_worker *w, const char *key)
     return NULL;
 }
 
+struct dead_conn {
+    shoal_uv_conn *c;
+    struct dead_conn *next;
+};
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void pc_free(pconn *pc)
 {
     table_remove(pc);
+    if (pc->retry) {
+        uv_close((uv_handle_t *)pc->retry, on_retry_closed);
+        pc->retry = NULL;
+    }
     if (pc->c) {
         shoal_uv_conn_free(pc->c);
         atomic_fetch_sub(&pc->w->f->conns, 1);
@@ -438,6 +452,12 @@ static void pc_free(pconn *pc)
 static void on_reap(uv_timer_t *tm)
 {
     fleet_worker *w = tm->data;
+    while (w->dead) {
+        struct dead_conn *d = w->dead;
+        w->dead = d->next;
+        shoal_uv_conn_free(d->c);
+        free(d);
+    }
     while (w->grave) {
         pconn *pc = w->grave;
         w->grave = pc->qnext;
@@ -521,14 +541,68 @@ static void on_conn_ready(shoal_uv_conn *c, void *ud)
     pool_pump(w);
 }
 
+static void pool_enqueue(fleet_worker *w, pconn *pc)
+{
+    pc->qnext = NULL;
+    if (w->qtail)
+        w->qtail->qnext = pc;
+    else
+        w->qhead = pc;
+    w->qtail = pc;
+}
+
+static void on_retry(uv_timer_t *tm)
+{
+    pconn *pc = tm->data;
+    pool_enqueue(pc->w, pc);
+    pool_pump(pc->w);
+}
+
+/* A connection reset or closed before the server's version line (an
+ * overloaded accept queue, sshd's MaxStartups) is tried again after a
+ * short random back-off: nothing was sent but our version line. */
+static int retry_later(pconn *pc, shoal_uv_conn *c, int err)
+{
+    fleet_worker *w = pc->w;
+    unsigned max = w->f->cfg.connection_attempts ? w->f->cfg.connection_attempts : 3;
+    if (w->quitting || !pc->waiting || pc->attempts >= max || shoal_uv_conn_stage(c) != SHOAL_STAGE_BANNER ||
+        (err != SHOAL_ERR_EOF && err != SHOAL_ERR_IO))
+        return 0;
+    struct dead_conn *d = malloc(sizeof(*d));
+    if (!pc->retry) {
+        pc->retry = malloc(sizeof(uv_timer_t));
+        if (pc->retry) {
+            uv_timer_init(&w->loop, pc->retry);
+            pc->retry->data = pc;
+        }
+    }
+    if (!d || !pc->retry) {
+        free(d);
+        return 0;
+    }
+    d->c = c;
+    d->next = w->dead;
+    w->dead = d;
+    uv_timer_start(&w->reaper, on_reap, 0, 0);
+    pc->c = NULL;
+    atomic_fetch_sub(&w->f->conns, 1);
+    pc->state = PC_PENDING;
+    uint64_t backoff = 100u * pc->attempts + (uint64_t)(rand() % 200);
+    uv_timer_start(pc->retry, on_retry, backoff, 0);
+    return 1;
+}
+
 static void on_conn_closed(shoal_uv_conn *c, int err, const char *message, void *ud)
 {
     pconn *pc = ud;
-    (void)c;
     fleet_worker *w = pc->w;
     int was = pc->state;
     if (was == PC_CONNECTING)
         w->handshaking--;
+    if (was == PC_CONNECTING && retry_later(pc, c, err)) {
+        pool_pump(w);
+        return;
+    }
     pc->state = PC_DEAD;
     pc->err = err;
     pc->fail_stage = shoal_uv_conn_stage(c);
@@ -600,6 +674,7 @@ static void pc_start(pconn *pc)
     cb.passphrase = conn_passphrase;
     cb.password = conn_password;
     pc->state = PC_CONNECTING;
+    pc->attempts++;
     w->handshaking++;
     int rc = shoal_uv_conn_new(&w->loop, &o, &cb, pc, &pc->c);
     if (rc == 0) {

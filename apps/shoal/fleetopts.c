@@ -128,6 +128,7 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
     memset(c, 0, sizeof(*c));
     c->default_user = o->user ? o->user : (s->user ? s->user : fleetopts_default_user());
     c->default_port = s->port;
+    c->connection_attempts = s->connection_attempts > 0 ? (unsigned)s->connection_attempts : 0;
     shoal_uv_options *u = &c->conn;
     u->ssh.kex_algorithms = s->kex;
     u->ssh.ciphers = s->ciphers;

@@ -4,7 +4,7 @@
  * Port, User, IdentityFile, IdentityAgent, KexAlgorithms, Ciphers, MACs,
  * HostKeyAlgorithms, StrictHostKeyChecking, UserKnownHostsFile,
  * GlobalKnownHostsFile, HostKeyAlias, HashKnownHosts, BatchMode,
- * ConnectTimeout, ServerAliveInterval, ServerAliveCountMax,
+ * ConnectTimeout, ConnectionAttempts, ServerAliveInterval, ServerAliveCountMax,
  * PasswordAuthentication, PubkeyAuthentication, KbdInteractiveAuthentication,
  * RekeyLimit, LogLevel, Compression (no only).
  * Algorithm lists take OpenSSH's modifiers: "+list" appends to the defaults,
@@ -39,6 +39,8 @@ typedef struct shoal_ssh_options {
     int hash_known_hosts;          /* -1 unset */
     int batch_mode;                /* -1 unset */
     int64_t connect_timeout_s;     /* -1 unset */
+    int connection_attempts;       /* -1 unset (fan-out: retries of a connection reset before the
+                                      server's version line; shoal exec makes one attempt) */
     int64_t server_alive_interval_s;
     int64_t server_alive_count_max;
     int password_auth, pubkey_auth, kbdint_auth; /* -1 unset */

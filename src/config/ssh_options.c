@@ -18,6 +18,7 @@ void shoal_ssh_options_init(shoal_ssh_options *o)
     o->hash_known_hosts = -1;
     o->batch_mode = -1;
     o->connect_timeout_s = -1;
+    o->connection_attempts = -1;
     o->server_alive_interval_s = -1;
     o->server_alive_count_max = -1;
     o->password_auth = o->pubkey_auth = o->kbdint_auth = -1;
@@ -389,6 +390,13 @@ int shoal_ssh_options_apply(shoal_ssh_options *o, const char *text, char *err, s
             ERR("ConnectTimeout: bad time \"%s\"", v);
         if (o->connect_timeout_s < 0)
             o->connect_timeout_s = (int64_t)u;
+    } else if (!strcasecmp(k, "ConnectionAttempts")) {
+        char *end;
+        unsigned long tries = strtoul(v, &end, 10);
+        if (!*v || *end || tries < 1 || tries > 100)
+            ERR("ConnectionAttempts: expected a number from 1 to 100, not \"%s\"", v);
+        if (o->connection_attempts < 0)
+            o->connection_attempts = (int)tries;
     } else if (!strcasecmp(k, "ServerAliveInterval")) {
         if (parse_time(v, &u) || u > 86400)
             ERR("ServerAliveInterval: bad time \"%s\"", v);
