@@ -142,6 +142,10 @@ for host, mode in modes.items():
         bad.append(mode)
 assert not bad, "wrong class/phase or too slow: %s" % bad
 PY
+# Resets before the server's version line are retried (ConnectionAttempts,
+# 3 by default), still within the deadline; later resets are not.
+check "reset before the banner: 3 attempts" test "$(grep -c ' reset-accept .*TCP RST' "$T/modes.log")" -eq 3
+check "reset after the banner: 1 attempt" test "$(grep -c ' reset-kexinit .*TCP RST' "$T/modes.log")" -eq 1
 check "one host per mode: the run ends within the longest deadline + 1 s" \
     test $(((t1 - t0) / 1000000)) -le $(((HOST_T + 1) * 1000))
 sed 's/^/    /' "$T/check.out"
