@@ -65,6 +65,16 @@ static void reader_push(reader *r, char *text, size_t len)
     pthread_mutex_unlock(&r->mu);
 }
 
+static void reader_push_copy(reader *r, const char *buf, size_t len)
+{
+    char *text = malloc(len + 1);
+    if (!text)
+        return;
+    memcpy(text, buf, len);
+    text[len] = 0;
+    reader_push(r, text, len);
+}
+
 static void *reader_main(void *arg)
 {
     reader *r = arg;
@@ -77,14 +87,8 @@ static void *reader_main(void *arg)
             break;
         for (ssize_t i = 0; i < n; i++) {
             if (chunk[i] == '\n') {
-                if (buf) {
-                    char *text = malloc(len + 1);
-                    if (text) {
-                        memcpy(text, buf, len);
-                        text[len] = 0;
-                        reader_push(r, text, len);
-                    }
-                }
+                if (buf)
+                    reader_push_copy(r, buf, len);
                 len = 0;
                 continue;
             }
@@ -103,14 +107,8 @@ static void *reader_main(void *arg)
                 buf[len++] = chunk[i];
         }
     }
-    if (buf && len) {
-        char *text = malloc(len + 1);
-        if (text) {
-            memcpy(text, buf, len);
-            text[len] = 0;
-            reader_push(r, text, len);
-        }
-    }
+    if (buf && len)
+        reader_push_copy(r, buf, len);
     free(buf);
     pthread_mutex_lock(&r->mu);
     r->eof = 1;

@@ -33,9 +33,6 @@ struct pconn {
     shoal_key *extra_key;
     shoal_uv_conn *c;
     int state;
-    int err;
-    char *errmsg;
-    shoal_uv_stage fail_stage;
     fleet_task *waiting;      /* tasks waiting for the handshake */
     unsigned users;           /* tasks attached (waiting or working) */
     int in_table;

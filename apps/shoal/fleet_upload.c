@@ -539,6 +539,15 @@ static void up_pump(fleet_upload *u)
     }
 }
 
+/* Removes the scp/cat temporary file, unattended and best effort (the
+ * connection may be closing too). */
+static void remove_temp(fleet_upload *u)
+{
+    char cmd[4300];
+    snprintf(cmd, sizeof(cmd), "rm -f -- %s", u->qtmp);
+    rcmd_start(u, cmd, 0, 0, NULL);
+}
+
 /* Checks, then moves the temporary file into place (scp and cat). */
 static void finalize_done(remote_cmd *x, int err, const char *msg, void *ud)
 {
@@ -571,10 +580,7 @@ static void scp_done(remote_cmd *x, int err, const char *msg, void *ud)
             start_cat(u); /* no scp on this host */
             return;
         }
-        /* Remove whatever the sink created. */
-        char cmd[9000];
-        snprintf(cmd, sizeof(cmd), "rm -f -- %s", u->qtmp);
-        rcmd_start(u, cmd, 0, 0, NULL);
+        remove_temp(u); /* whatever the sink created */
         up_result(u, err, msg);
         return;
     }
@@ -775,13 +781,9 @@ void fleet__upload_abort(fleet_upload *u)
         remote_cmd *x = u->x;
         x->done = NULL;
         shoal_channel_close(x->ch);
-        /* A partial temporary file may remain for scp/cat: remove it
-         * (best effort: the connection may be closing too). */
-        if (u->tmp) {
-            char cmd[9000];
-            snprintf(cmd, sizeof(cmd), "rm -f -- %s", u->qtmp);
-            rcmd_start(u, cmd, 0, 0, NULL);
-        }
+        /* A partial temporary file may remain for scp/cat. */
+        if (u->tmp)
+            remove_temp(u);
     }
     shoal_uv_conn_flush(u->conn);
     up_release(u);

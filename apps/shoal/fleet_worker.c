@@ -113,6 +113,8 @@ void fleet__classify(fleet_event *ev, int err, shoal_uv_stage stage, const char 
         ev->cls = FLEET_FAIL_CHANNEL;
         break;
     case SHOAL_ERR_NOMEM:
+    case SHOAL_ERR_INVALID_ARG:
+    case SHOAL_ERR_CONFIG:
         ev->cls = FLEET_FAIL_LOCAL;
         break;
     default:
@@ -445,7 +447,6 @@ static void pc_free(pconn *pc)
     free(pc->key);
     free(pc->user);
     free(pc->host);
-    free(pc->errmsg);
     free(pc);
 }
 
@@ -541,6 +542,27 @@ static void on_conn_ready(shoal_uv_conn *c, void *ud)
     pool_pump(w);
 }
 
+/* The connection is gone (or never came up): every task waiting for it
+ * gets the failure as its result. */
+static void pc_fail(pconn *pc, int err, shoal_uv_stage stage, const char *message)
+{
+    pc->state = PC_DEAD;
+    table_remove(pc);
+    pc->users++;
+    fleet_task *t = pc->waiting;
+    pc->waiting = NULL;
+    while (t) {
+        fleet_task *next = t->wnext;
+        t->wnext = NULL;
+        fleet_event *ev = fleet__task_event(t);
+        if (ev)
+            fleet__classify(ev, err, stage, message);
+        fleet__task_finish(t, ev);
+        t = next;
+    }
+    pc_release(pc);
+}
+
 static void pool_enqueue(fleet_worker *w, pconn *pc)
 {
     pc->qnext = NULL;
@@ -603,26 +625,7 @@ static void on_conn_closed(shoal_uv_conn *c, int err, const char *message, void 
         pool_pump(w);
         return;
     }
-    pc->state = PC_DEAD;
-    pc->err = err;
-    pc->fail_stage = shoal_uv_conn_stage(c);
-    free(pc->errmsg);
-    pc->errmsg = message ? strdup(message) : NULL;
-    table_remove(pc);
-    pc->users++;
-    fleet_task *t = pc->waiting;
-    pc->waiting = NULL;
-    while (t) {
-        fleet_task *next = t->wnext;
-        t->wnext = NULL;
-        fleet_event *ev = fleet__task_event(t);
-        if (ev)
-            fleet__classify(ev, err ? err : SHOAL_ERR_CLOSED, pc->fail_stage,
-                            message ? message : "connection closed");
-        fleet__task_finish(t, ev);
-        t = next;
-    }
-    pc_release(pc);
+    pc_fail(pc, err ? err : SHOAL_ERR_CLOSED, shoal_uv_conn_stage(c), message ? message : "connection closed");
     pool_pump(w);
 }
 
@@ -684,25 +687,9 @@ static void pc_start(pconn *pc)
     }
     pc->c = NULL;
     w->handshaking--;
-    pc->state = PC_DEAD;
-    table_remove(pc);
-    pc->users++;
-    fleet_task *t = pc->waiting;
-    pc->waiting = NULL;
-    while (t) {
-        fleet_task *next = t->wnext;
-        t->wnext = NULL;
-        fleet_event *ev = fleet__task_event(t);
-        if (ev) {
-            ev->cls = FLEET_FAIL_LOCAL;
-            ev->phase = "connect";
-            ev->err = rc;
-            fleet__set_message(ev, "%s: cannot set up a connection: %s", pc->host, shoal_strerror(rc));
-        }
-        fleet__task_finish(t, ev);
-        t = next;
-    }
-    pc_release(pc);
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s: cannot set up a connection: %s", pc->host, shoal_strerror(rc));
+    pc_fail(pc, rc, SHOAL_STAGE_CONNECT, msg);
 }
 
 /* Starts queued connections while the handshake budget allows: pacing

@@ -27,9 +27,8 @@ typedef struct partial {
 
 typedef struct result {
     fleet_class cls;
-    const char *phase;
     char *message;
-    int status;
+    char label[96];   /* class_label() for the summary */
 } result;
 
 typedef struct run_state {
@@ -49,7 +48,6 @@ typedef struct run_state {
     groupout *groups;
     result *results;
     partial *partials; /* --stream: incomplete lines per host and stream */
-    size_t class_count[FLEET_CLASS_COUNT];
 } run_state;
 
 static void progress_line(run_state *st, int final)
@@ -70,6 +68,8 @@ static void on_progress(uv_timer_t *t)
 }
 
 static void pump(run_state *st);
+static void class_label(fleet_class cls, const char *phase, int status, const char *signal, int name_signal,
+                        char *buf, size_t sz);
 
 /* Ctrl-C: hosts not started are cancelled, running ones stopped; each still
  * gets its result and the summary is printed. A second Ctrl-C exits now. */
@@ -87,9 +87,8 @@ static void on_sigint(uv_signal_t *h, int sig)
     while (st->next < st->n) {
         result *r = &st->results[st->next++];
         r->cls = FLEET_FAIL_CANCELLED;
-        r->phase = "queued";
+        class_label(r->cls, "queued", 0, NULL, 0, r->label, sizeof(r->label));
         r->message = strdup("cancelled before it started");
-        st->class_count[FLEET_FAIL_CANCELLED]++;
         st->done++;
         st->failed++;
     }
@@ -139,25 +138,21 @@ static void stream_out(run_state *st, size_t idx, int stream, const uint8_t *d, 
     }
 }
 
-static void label_for(const fleet_event *ev, char *buf, size_t sz)
+/* How a host ended, as group labels and summary lines show it. The summary
+ * counts signals together under their class; groups name the signal. */
+static void class_label(fleet_class cls, const char *phase, int status, const char *signal, int name_signal,
+                        char *buf, size_t sz)
 {
-    switch (ev->cls) {
-    case FLEET_OK:
+    if (cls == FLEET_OK)
         buf[0] = 0;
-        break;
-    case FLEET_FAIL_EXIT:
-        snprintf(buf, sz, "exit status %d", ev->status);
-        break;
-    case FLEET_FAIL_SIGNAL:
-        snprintf(buf, sz, "killed by signal %s", ev->signal);
-        break;
-    case FLEET_FAIL_TIMEOUT:
-        snprintf(buf, sz, "timeout during %s", ev->phase ? ev->phase : "?");
-        break;
-    default:
-        snprintf(buf, sz, "%s (%s)", fleet_class_name(ev->cls), ev->phase ? ev->phase : "?");
-        break;
-    }
+    else if (cls == FLEET_FAIL_EXIT)
+        snprintf(buf, sz, "exit status %d", status);
+    else if (cls == FLEET_FAIL_SIGNAL && name_signal)
+        snprintf(buf, sz, "killed by signal %s", signal);
+    else if (cls == FLEET_FAIL_TIMEOUT)
+        snprintf(buf, sz, "timeout during %s", phase ? phase : "?");
+    else
+        snprintf(buf, sz, "%s (%s)", fleet_class_name(cls), phase ? phase : "?");
 }
 
 static void on_event(fleet *f, fleet_event *ev, void *ud)
@@ -171,9 +166,7 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
         st->done++;
         result *r = &st->results[ev->index];
         r->cls = ev->cls;
-        r->phase = ev->phase;
-        r->status = ev->status;
-        st->class_count[ev->cls]++;
+        class_label(ev->cls, ev->phase, ev->status, ev->signal, 0, r->label, sizeof(r->label));
         if (ev->cls != FLEET_OK) {
             st->failed++;
             r->message = ev->message ? strdup(ev->message) : NULL;
@@ -187,7 +180,7 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
             replyjson_emit(stdout, replyjson_reply(ev, name, NULL, 0));
         } else if (!st->stream) {
             char label[200];
-            label_for(ev, label, sizeof(label));
+            class_label(ev->cls, ev->phase, ev->status, ev->signal, 1, label, sizeof(label));
             /* stdout then stderr, as a terminal would show them. */
             size_t tot = ev->out_len + ev->err_len;
             uint8_t *both = malloc(tot ? tot : 1);
@@ -224,60 +217,35 @@ static void summary(run_state *st, FILE *f)
             reset);
     if (!st->failed)
         return;
-    char **seen = calloc(st->n, sizeof(char *));
     const char **names = calloc(st->n, sizeof(char *));
-    if (!seen || !names) {
-        free(seen);
-        free(names);
+    if (!names)
         return;
-    }
-    size_t nseen = 0;
+    /* One line per label, in order of first appearance. */
     for (size_t i = 0; i < st->n; i++) {
         result *r = &st->results[i];
         if (r->cls == FLEET_OK)
             continue;
-        char key[200];
-        if (r->cls == FLEET_FAIL_EXIT)
-            snprintf(key, sizeof(key), "exit status %d", r->status);
-        else if (r->cls == FLEET_FAIL_TIMEOUT)
-            snprintf(key, sizeof(key), "timeout during %s", r->phase ? r->phase : "?");
-        else
-            snprintf(key, sizeof(key), "%s (%s)", fleet_class_name(r->cls), r->phase ? r->phase : "?");
-        int dup = 0;
-        for (size_t k = 0; k < nseen; k++)
-            if (!strcmp(seen[k], key))
-                dup = 1;
-        if (dup)
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = st->results[j].cls != FLEET_OK && !strcmp(st->results[j].label, r->label);
+        if (seen)
             continue;
-        seen[nseen++] = strdup(key);
         size_t cnt = 0;
         const char *example = NULL;
         for (size_t j = i; j < st->n; j++) {
             result *q = &st->results[j];
-            char k2[200];
-            if (q->cls == FLEET_OK)
-                continue;
-            if (q->cls == FLEET_FAIL_EXIT)
-                snprintf(k2, sizeof(k2), "exit status %d", q->status);
-            else if (q->cls == FLEET_FAIL_TIMEOUT)
-                snprintf(k2, sizeof(k2), "timeout during %s", q->phase ? q->phase : "?");
-            else
-                snprintf(k2, sizeof(k2), "%s (%s)", fleet_class_name(q->cls), q->phase ? q->phase : "?");
-            if (strcmp(k2, key))
+            if (q->cls == FLEET_OK || strcmp(q->label, r->label))
                 continue;
             names[cnt++] = hostlist_get(st->hl, j);
             if (!example)
                 example = q->message;
         }
         char *folded = nodeset_fold(names, cnt);
-        fprintf(f, "  %s%s%s: %zu: %s\n", red, key, reset, cnt, folded ? folded : "?");
+        fprintf(f, "  %s%s%s: %zu: %s\n", red, r->label, reset, cnt, folded ? folded : "?");
         if (example && r->cls != FLEET_FAIL_EXIT)
             fprintf(f, "    e.g. %s\n", example);
         free(folded);
     }
-    for (size_t k = 0; k < nseen; k++)
-        free(seen[k]);
-    free(seen);
     free(names);
 }
 
