@@ -98,7 +98,7 @@ check "encrypted key + BatchMode=yes: askpass was not asked" test ! -s "$T/askpa
 # -D: stay in the foreground, so the EXIT trap can stop it by pid.
 ssh-agent -D -a "$T/agent.sock" >"$T/agent.log" 2>&1 </dev/null &
 peers_track $! "$T/agent.log"
-wait_for 10 test -S "$T/agent.sock" || die "ssh-agent did not create $T/agent.sock"
+wait_for 10 agent_answers "$T/agent.sock" || die "ssh-agent does not answer on $T/agent.sock"
 export_agent() { SSH_AUTH_SOCK=$T/agent.sock "$@"; }
 export_agent ssh-add -q "$T/keys/id_ecdsa" </dev/null
 

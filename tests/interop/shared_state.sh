@@ -71,7 +71,7 @@ check "two loop threads: exactly one known_hosts line was added, with the server
 # sshd accepts; the preloaded one is a stranger (offered after the agent's).
 ssh-agent -D -a "$T/agent.sock" >"$T/agent.log" 2>&1 </dev/null &
 peers_track $! "$T/agent.log"
-wait_for 10 test -S "$T/agent.sock" || die "ssh-agent did not create $T/agent.sock"
+wait_for 10 agent_answers "$T/agent.sock" || die "ssh-agent does not answer on $T/agent.sock"
 SSH_AUTH_SOCK=$T/agent.sock ssh-add -q "$T/keys/id_rsa" </dev/null
 : >"$T/kh_agent"
 mark=$(log_mark "$SSHD_LOG")

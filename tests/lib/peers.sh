@@ -217,6 +217,16 @@ wait_for() {
     return 1
 }
 
+# agent_answers SOCK: does an ssh-agent answer on SOCK? ssh-add -l exits 0
+# (keys) or 1 (no keys) when it got an answer, 2 when it could not connect.
+# The socket file appears at bind(), before listen(), so its existence alone
+# races with ssh-agent's start (connect() then gets ECONNREFUSED).
+agent_answers() {
+    local rc=0
+    SSH_AUTH_SOCK=$1 ssh-add -l >/dev/null 2>&1 </dev/null || rc=$?
+    [ "$rc" -le 1 ]
+}
+
 # port_open PORT: does something accept TCP connections on 127.0.0.1:PORT?
 port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

@@ -418,10 +418,12 @@ static void test_real_agent(void **st)
         execlp("ssh-agent", "ssh-agent", "-D", "-a", sock, (char *)NULL);
         _exit(127);
     }
-    struct stat sb;
+    /* The socket file appears at bind(), before listen(): wait until the
+     * agent answers (ssh-add -l: 0 or 1 = answered, 2 = no connection). */
     int up = 0;
     for (int i = 0; i < 200 && !up; i++) {
-        if (stat(sock, &sb) == 0 && S_ISSOCK(sb.st_mode))
+        int rc = tu_system("SSH_AUTH_SOCK='%s' ssh-add -l </dev/null >/dev/null 2>&1", sock);
+        if (rc == 0 || rc == 1)
             up = 1;
         else
             sleep_ms(50);
