@@ -53,7 +53,9 @@
 # Environment knobs: BENCH_FANOUT_NS ("100 500 1000"), BENCH_FANOUT_SERVE_NS
 # ("1000 10000"), BENCH_FANOUT_SERVE_PER (500), BENCH_FANOUT_TOOLS
 # ("shoal pssh pdsh asyncssh"), BENCH_FANOUT_TIMEOUT (600 s per
-# measurement), BENCH_RUNS (3), BENCH_OUT (write the result as markdown).
+# measurement), BENCH_RUNS (3), BENCH_OUT (write the result as markdown),
+# BENCH_FANOUT_HOOK (a command to run with the servers up, for profiling;
+# see below).
 # Needs root, unshare(1), ip(8), /usr/sbin/sshd, ssh, ssh-keygen, openssl,
 # parallel-ssh (Debian's pssh), pdsh, /usr/bin/python3 with asyncssh, and
 # the build's shoal and bench programs.
@@ -458,6 +460,17 @@ if [ "$(med sanity.serve.ok)" != 1 ]; then
     echo "bench: shoal run cannot run \`true\` against shoal serve:" >&2
     cat "$T/out" "$T/err" >&2
     exit 1
+fi
+# Profiling hook: with BENCH_FANOUT_HOOK set, run it (bash -c) inside the
+# namespaces with the servers up, instead of the measurements. It sees
+# BF_DIR (hosts files: serve_hosts.N, serve_kh.N, hosts.N, kh.N), BF_SHOAL
+# and BF_OPTS (shoal run's options as measured, without -h and the known_hosts
+# file), e.g.
+#   BENCH_FANOUT_HOOK='perf record -g -o /tmp/run.data -- $BF_SHOAL run $BF_OPTS
+#     -o UserKnownHostsFile=$BF_DIR/serve_kh.1000 -h $BF_DIR/serve_hosts.1000 -- true'
+if [ -n "${BENCH_FANOUT_HOOK:-}" ]; then
+    BF_DIR=$T BF_SHOAL=$SHOAL BF_OPTS="${SHOAL_OPTS[*]}" bash -c "$BENCH_FANOUT_HOOK" || true
+    exit 0
 fi
 FAILURES=()
 OTHER_MAX=0 OTHER_MAX_NAME=- STEAL_TOTAL=0

@@ -174,12 +174,16 @@ void fleet__post_event(fleet *f, fleet_event *ev)
         f->rhead = ev;
     f->rtail = ev;
     pthread_mutex_unlock(&f->rmu);
-    uv_async_send(&f->results);
+    /* A wake-up per event costs the caller's thread a context switch (one
+     * per host for a fan-out): with a delay, the drain timer collects them,
+     * and only the last outstanding result wakes the loop at once. */
+    int last = ev->type == FLEET_EV_RESULT && atomic_fetch_sub(&f->outstanding, 1) == 1;
+    if (!f->cfg.event_delay_ms || last)
+        uv_async_send(&f->results);
 }
 
-static void on_results(uv_async_t *a)
+static void drain(fleet *f)
 {
-    fleet *f = a->data;
     pthread_mutex_lock(&f->rmu);
     fleet_event *ev = f->rhead;
     f->rhead = f->rtail = NULL;
@@ -189,6 +193,19 @@ static void on_results(uv_async_t *a)
         f->cb(f, ev, f->ud);
         ev = next;
     }
+}
+
+static void on_results(uv_async_t *a)
+{
+    drain(a->data);
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    fleet *f = t->data;
+    drain(f);
+    if (atomic_load(&f->outstanding) == 0)
+        uv_timer_stop(t);
 }
 
 void fleet_event_free(fleet_event *ev)
@@ -228,6 +245,17 @@ uint64_t fleet__hash(const char *s)
     return h;
 }
 
+static void free_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void close_results(uv_handle_t *h)
+{
+    fleet *f = h->data;
+    uv_close((uv_handle_t *)&f->results, free_on_close);
+}
+
 int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out)
 {
     *out = NULL;
@@ -242,6 +270,9 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
      * 1 MiB rather than page by page. */
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 1 << 20);
+    /* Blocks below this size come from the arenas, so that each worker can
+     * reserve its arena in one step (fleet__worker_main). */
+    mallopt(M_MMAP_THRESHOLD, FLEET_ARENA_RESERVE + (1 << 20));
     f->cb = cb;
     f->ud = ud;
     atomic_init(&f->conns, 0);
@@ -258,10 +289,12 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
     pthread_mutex_init(&f->rmu, NULL);
     uv_async_init(main_loop, &f->results, on_results);
     f->results.data = f;
+    atomic_init(&f->outstanding, 0);
+    uv_timer_init(main_loop, &f->drain);
+    f->drain.data = f;
     f->w = calloc(nw, sizeof(fleet_worker));
     if (!f->w) {
-        uv_close((uv_handle_t *)&f->results, NULL);
-        free(f);
+        uv_close((uv_handle_t *)&f->drain, close_results); /* frees f */
         return SHOAL_ERR_NOMEM;
     }
     for (unsigned i = 0; i < nw; i++) {
@@ -307,6 +340,9 @@ int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index
     snprintf(key, sizeof(key), "%s@%s:%u", t->user, t->host, t->port);
     m->type = MSG_TASK;
     m->task = t;
+    atomic_fetch_add(&f->outstanding, 1);
+    if (f->cfg.event_delay_ms && !uv_is_active((uv_handle_t *)&f->drain))
+        uv_timer_start(&f->drain, on_drain_timer, f->cfg.event_delay_ms, f->cfg.event_delay_ms);
     post(&f->w[fleet__hash(key) % f->nw], m);
     return SHOAL_OK;
 }
@@ -342,10 +378,6 @@ size_t fleet_connections(const fleet *f)
     return atomic_load(&((fleet *)f)->conns);
 }
 
-static void free_on_close(uv_handle_t *h)
-{
-    free(h->data);
-}
 
 void fleet_free(fleet *f)
 {
@@ -375,6 +407,7 @@ void fleet_free(fleet *f)
     }
     pthread_mutex_destroy(&f->rmu);
     free(f->w);
+    /* The handles live inside f: free it after the last one has closed. */
     f->results.data = f;
-    uv_close((uv_handle_t *)&f->results, free_on_close);
+    uv_close((uv_handle_t *)&f->drain, close_results);
 }

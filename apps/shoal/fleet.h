@@ -133,6 +133,10 @@ typedef struct fleet_config {
     unsigned max_handshakes;    /* connections being set up at once, all workers; 0 = 512 */
     unsigned max_agent_conns;   /* ssh-agent connections at once, all workers; 0 = 128 */
     int no_connected_events;    /* the caller does not want FLEET_EV_CONNECTED */
+    unsigned event_delay_ms;    /* events may wait this long for the caller's loop
+                                   (drained by a timer: one wake-up per period instead
+                                   of one per event); the last RESULT outstanding
+                                   wakes it at once; 0 = every event at once */
     unsigned connection_attempts; /* tries for a connection reset or closed before the
                                      server's version line (overloaded accept queue,
                                      MaxStartups); 0 = 3 */

@@ -14,6 +14,10 @@ typedef struct fleet_upload fleet_upload;
 
 enum { MSG_TASK = 0, MSG_STOP, MSG_DROP_IDLE, MSG_QUIT };
 
+/* Address space each worker's malloc arena is grown to at start: see
+ * fleet__worker_main. */
+#define FLEET_ARENA_RESERVE (16u << 20)
+
 typedef struct fleet_msg {
     int type;
     fleet_task *task;
@@ -91,6 +95,8 @@ struct fleet {
     uv_async_t results;
     pthread_mutex_t rmu;
     fleet_event *rhead, *rtail;
+    atomic_size_t outstanding; /* tasks submitted whose RESULT is not posted yet */
+    uv_timer_t drain;          /* cfg.event_delay_ms: drains the queue periodically */
     fleet_event_cb cb;
     void *ud;
     fleet_config cfg;

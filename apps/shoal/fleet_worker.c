@@ -885,6 +885,13 @@ void fleet__worker_wake(uv_async_t *a)
 void fleet__worker_main(void *arg)
 {
     fleet_worker *w = arg;
+    /* glibc grows a thread's arena only by what each allocation needs, one
+     * mprotect() call per step: thousands per thousand connections. One
+     * block of the reserve size, freed at once, grows it in one call; the
+     * pages are still only touched (and counted in RSS) when used, and the
+     * trim threshold keeps the arena from shrinking back. */
+    void *volatile reserve = malloc(FLEET_ARENA_RESERVE); /* volatile: kept by the optimiser */
+    free(reserve);
     uv_timer_init(&w->loop, &w->reaper);
     w->reaper.data = w;
     uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -2,6 +2,7 @@
  * and dispatch to the three constructions. See cipher.h for the contract and
  * cipher_int.h for the context layout. */
 #include "crypto/cipher_int.h"
+#include "crypto/fetched.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -67,10 +68,12 @@ int shoal__cipher_ctx_new(EVP_CIPHER_CTX **out, const char *evp_name, const uint
 {
     /* An explicit fetch makes a missing provider algorithm fail here, once,
      * rather than on the first packet. The context keeps its own reference. */
-    EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, evp_name, NULL);
+    EVP_CIPHER *cached = shoal__fetched_cipher(evp_name);
+    EVP_CIPHER *c = cached ? cached : EVP_CIPHER_fetch(NULL, evp_name, NULL);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int ok = c && ctx && EVP_CipherInit_ex(ctx, c, NULL, key, iv, enc) == 1;
-    EVP_CIPHER_free(c);
+    if (!cached)
+        EVP_CIPHER_free(c);
     if (!ok) {
         EVP_CIPHER_CTX_free(ctx);
         return SHOAL_ERR_CRYPTO;

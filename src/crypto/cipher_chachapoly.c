@@ -22,6 +22,7 @@
  * plaintext length into pkt[0..4), reusing the peeked value when the bytes
  * and seq match, otherwise running K_1 again. */
 #include "crypto/cipher_int.h"
+#include "crypto/fetched.h"
 
 #include <string.h>
 
@@ -50,9 +51,8 @@ int shoal__chachapoly_init(shoal_pktcrypt *pc, const uint8_t *key)
         rc = shoal__cipher_ctx_new(&pc->len_ctx, "ChaCha20", key + CHACHA_KEY_LEN, zero_iv, 1);
     if (rc != 0)
         return rc;
-    EVP_MAC *m = EVP_MAC_fetch(NULL, "POLY1305", NULL);
+    EVP_MAC *m = shoal__fetched_mac("POLY1305"); /* shared: not freed here */
     pc->mac_ctx = m ? EVP_MAC_CTX_new(m) : NULL;
-    EVP_MAC_free(m);
     return pc->mac_ctx ? 0 : SHOAL_ERR_CRYPTO;
 }
 

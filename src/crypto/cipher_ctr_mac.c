@@ -16,6 +16,7 @@
  *     encrypted, and the MAC is over length || ciphertext, verified before
  *     anything is decrypted. */
 #include "crypto/cipher_int.h"
+#include "crypto/fetched.h"
 
 #include <string.h>
 
@@ -57,9 +58,8 @@ static int hmac_new(shoal_pktcrypt *pc, const uint8_t *mac_key)
     default:
         return SHOAL_ERR_UNSUPPORTED;
     }
-    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC *m = shoal__fetched_mac("HMAC"); /* shared: not freed here */
     pc->mac_ctx = m ? EVP_MAC_CTX_new(m) : NULL;
-    EVP_MAC_free(m);
     if (!pc->mac_ctx)
         return SHOAL_ERR_CRYPTO;
     OSSL_PARAM params[2] = {

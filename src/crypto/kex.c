@@ -13,6 +13,7 @@
 #include "crypto/kex.h"
 #include "crypto/kex_test_hooks.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,9 +131,55 @@ void shoal_kex_state_free(shoal_kex_state *st)
 
 /* A fresh key of libcrypto type `type` ("X25519", "EC", "DH") in the named
  * group `group` (NULL for X25519). */
+/* X25519 keys come from one generation context per thread, set up once
+ * (a context may generate any number of keys): building one per connection
+ * costs a provider look-up by name each time. Freed when the thread exits. */
+static pthread_key_t x25519_key;
+static pthread_once_t x25519_once = PTHREAD_ONCE_INIT;
+static int x25519_key_ok;
+
+static void x25519_ctx_free(void *ctx)
+{
+    EVP_PKEY_CTX_free(ctx);
+}
+
+static void x25519_key_init(void)
+{
+    x25519_key_ok = pthread_key_create(&x25519_key, x25519_ctx_free) == 0;
+}
+
+static int keygen_x25519(EVP_PKEY **out)
+{
+    EVP_PKEY_CTX *ctx = NULL;
+    if (pthread_once(&x25519_once, x25519_key_init) == 0 && x25519_key_ok)
+        ctx = pthread_getspecific(x25519_key);
+    if (!ctx) {
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
+        if (!ctx || EVP_PKEY_keygen_init(ctx) <= 0) {
+            EVP_PKEY_CTX_free(ctx);
+            return SHOAL_ERR_CRYPTO;
+        }
+        if (!x25519_key_ok || pthread_setspecific(x25519_key, ctx) != 0) {
+            int ok = EVP_PKEY_keygen(ctx, out) > 0;
+            EVP_PKEY_CTX_free(ctx);
+            return ok ? SHOAL_OK : SHOAL_ERR_CRYPTO;
+        }
+    }
+    return EVP_PKEY_keygen(ctx, out) > 0 ? SHOAL_OK : SHOAL_ERR_CRYPTO;
+}
+
 static int keygen(const char *type, const char *group, EVP_PKEY **out)
 {
     *out = NULL;
+    if (!group && strcmp(type, "X25519") == 0) {
+        int rc = keygen_x25519(out);
+        if (rc) {
+            EVP_PKEY_free(*out);
+            *out = NULL;
+            ERR_clear_error();
+        }
+        return rc;
+    }
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
     int ok = ctx && EVP_PKEY_keygen_init(ctx) > 0;
     if (ok && group) {

@@ -536,7 +536,9 @@ static void schedule(shoal_uv_conn *c)
 
 static void flush(shoal_uv_conn *c)
 {
-    if (!c->started)
+    /* Once the session is over, maybe_close_handles() writes its last
+     * bytes together with the FIN (shoal__pump_close_when_drained). */
+    if (!c->started || c->closed_reported)
         return;
     int rc = shoal__pump_flush(&c->pump);
     if (rc)
@@ -625,6 +627,7 @@ static void on_connect(uv_connect_t *req, int status)
         shoal__pump_start(&c->pump, c->s);
     flush(c);
     schedule(c);
+    maybe_close_handles(c);
 }
 
 static void try_connect(shoal_uv_conn *c)

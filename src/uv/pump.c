@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -34,8 +35,12 @@ static void quick_ack(shoal_pump *p)
     p->reads++;
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&p->tcp, &fd) == 0) {
-        int one = 1;
+        int one = 1, zero = 0;
         setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+        /* Back to delayed ACKs (see shoal__pump_start): setting 1 also
+         * leaves that mode, and the next input we answer would get a pure
+         * ACK of its own. */
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
     }
 #else
     (void)p;
@@ -96,6 +101,17 @@ int shoal__pump_start(shoal_pump *p, shoal_session *s)
 {
     p->s = s;
     uv_tcp_nodelay(&p->tcp, 1);
+#ifdef TCP_QUICKACK
+    /* A new connection starts in the kernel's quick-ACK mode, which sends a
+     * pure ACK for each of the first segments even when our answer follows
+     * at once. Delayed-ACK mode from the start lets the answers carry them;
+     * input we do not answer is acknowledged by quick_ack(). */
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&p->tcp, &fd) == 0) {
+        int zero = 0;
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
+    }
+#endif
     if (uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read) != 0)
         return SHOAL_ERR_IO;
     p->reading = 1;
@@ -118,7 +134,31 @@ size_t shoal__pump_queued(const shoal_pump *p)
     return p->open ? p->tcp.write_queue_size : 0;
 }
 
+/* The session's last bytes (a DISCONNECT) before the socket is closed:
+ * MSG_MORE holds them in the kernel for a moment, so that close() sends them
+ * in the same segment as the FIN instead of one segment each. */
+static int try_send_last(shoal_pump *p, const uv_buf_t *b)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&p->tcp, &fd) != 0)
+        return UV_EBADF;
+    ssize_t r;
+    do
+        r = send(fd, b->base, b->len, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0)
+        return (int)r;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN : uv_translate_sys_error(errno);
+}
+
+static int flush_out(shoal_pump *p, int final);
+
 int shoal__pump_flush(shoal_pump *p)
+{
+    return flush_out(p, 0);
+}
+
+static int flush_out(shoal_pump *p, int final)
 {
     if (!p->open || p->closing || !p->s)
         return SHOAL_OK;
@@ -128,7 +168,7 @@ int shoal__pump_flush(shoal_pump *p)
         if (p->tcp.write_queue_size == 0) {
             /* Nothing queued: write straight from the session's buffer. */
             uv_buf_t b = uv_buf_init((char *)data, (unsigned)(n > (1u << 30) ? (1u << 30) : n));
-            int r = uv_try_write((uv_stream_t *)&p->tcp, &b, 1);
+            int r = final ? try_send_last(p, &b) : uv_try_write((uv_stream_t *)&p->tcp, &b, 1);
             if (r > 0) {
                 p->wrote = 1;
                 shoal_session_output_consume(p->s, (size_t)r);
@@ -179,7 +219,7 @@ int shoal__pump_close_when_drained(shoal_pump *p)
     if (!p->open)
         return 1;
     if (p->s)
-        shoal__pump_flush(p);
+        flush_out(p, 1);
     if (p->tcp.write_queue_size == 0) {
         shoal__pump_close(p);
         return 1;

@@ -1,0 +1,46 @@
+/* Process-wide cache of fetched libcrypto algorithms: see fetched.h. */
+#include "crypto/fetched.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+static const char *const cipher_names[] = {"ChaCha20",    "AES-128-CTR", "AES-192-CTR",
+                                           "AES-256-CTR", "AES-128-GCM", "AES-256-GCM"};
+static const char *const mac_names[] = {"HMAC", "POLY1305"};
+
+#define N_CIPHERS (sizeof(cipher_names) / sizeof(cipher_names[0]))
+#define N_MACS (sizeof(mac_names) / sizeof(mac_names[0]))
+
+static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
+static EVP_CIPHER *ciphers[N_CIPHERS];
+static EVP_MAC *macs[N_MACS];
+
+/* Fetched together, once: a few microseconds at the first connection. */
+static void fetch_all(void)
+{
+    for (size_t i = 0; i < N_CIPHERS; i++)
+        ciphers[i] = EVP_CIPHER_fetch(NULL, cipher_names[i], NULL);
+    for (size_t i = 0; i < N_MACS; i++)
+        macs[i] = EVP_MAC_fetch(NULL, mac_names[i], NULL);
+}
+
+EVP_CIPHER *shoal__fetched_cipher(const char *name)
+{
+    if (!name || !CRYPTO_THREAD_run_once(&once, fetch_all))
+        return NULL;
+    for (size_t i = 0; i < N_CIPHERS; i++)
+        if (strcmp(cipher_names[i], name) == 0)
+            return ciphers[i];
+    return NULL;
+}
+
+EVP_MAC *shoal__fetched_mac(const char *name)
+{
+    if (!name || !CRYPTO_THREAD_run_once(&once, fetch_all))
+        return NULL;
+    for (size_t i = 0; i < N_MACS; i++)
+        if (strcmp(mac_names[i], name) == 0)
+            return macs[i];
+    return NULL;
+}
