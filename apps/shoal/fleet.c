@@ -235,6 +235,25 @@ static void post(fleet_worker *w, fleet_msg *m)
     uv_async_send(&w->wake);
 }
 
+void fleet__post_task(fleet *f, unsigned idx, fleet_task *t)
+{
+    fleet_msg *m = calloc(1, sizeof(*m));
+    if (!m) {
+        /* Nowhere to send it: the worker that has it finishes it. */
+        fleet_event *ev = fleet__task_event(t);
+        if (ev) {
+            ev->cls = FLEET_FAIL_LOCAL;
+            ev->phase = "connect";
+            fleet__set_message(ev, "%s: out of memory", t->host);
+        }
+        fleet__task_finish(t, ev);
+        return;
+    }
+    m->type = MSG_TASK;
+    m->task = t;
+    post(&f->w[idx], m);
+}
+
 uint64_t fleet__hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -275,6 +294,12 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
     mallopt(M_MMAP_THRESHOLD, FLEET_ARENA_RESERVE + (1 << 20));
     f->cb = cb;
     f->ud = ud;
+    /* Test and tuning knobs (docs/ARCHITECTURE.md): the busy share that
+     * makes worker 0 hand hosts to the others (0 = always, 100 = never
+     * unless fully busy), and per-worker connection counts at the end. */
+    const char *e = getenv("SHOAL_FLEET_SPILL_BUSY");
+    f->spill_busy_pct = e && *e ? (unsigned)strtoul(e, NULL, 10) : FLEET_SPILL_BUSY_PCT;
+    f->debug = getenv("SHOAL_FLEET_DEBUG") != NULL;
     atomic_init(&f->conns, 0);
     unsigned nw = cfg->workers;
     if (!nw) {
@@ -301,9 +326,14 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
         fleet_worker *w = &f->w[i];
         w->f = f;
         w->idx = i;
-        w->max_handshaking = (maxh + nw - 1) / nw;
+        /* Worker 0 works alone until its core is saturated (spilling in
+         * fleet_worker.c), so it gets the whole budget; the others share it
+         * on top while helping. */
+        w->max_handshaking = i == 0 ? maxh : (maxh + nw - 1) / nw;
         pthread_mutex_init(&w->mu, NULL);
         uv_loop_init(&w->loop);
+        if (i == 0 && nw > 1)
+            uv_loop_configure(&w->loop, UV_METRICS_IDLE_TIME);
         uv_async_init(&w->loop, &w->wake, fleet__worker_wake);
         w->wake.data = w;
         w->table_size = 4096;
@@ -336,14 +366,14 @@ int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index
     }
     t->req = fleet_request_ref(req);
     t->index = index;
-    char key[1024];
-    snprintf(key, sizeof(key), "%s@%s:%u", t->user, t->host, t->port);
     m->type = MSG_TASK;
     m->task = t;
     atomic_fetch_add(&f->outstanding, 1);
     if (f->cfg.event_delay_ms && !uv_is_active((uv_handle_t *)&f->drain))
         uv_timer_start(&f->drain, on_drain_timer, f->cfg.event_delay_ms, f->cfg.event_delay_ms);
-    post(&f->w[fleet__hash(key) % f->nw], m);
+    /* Every task goes to worker 0, which keeps it or hands its host to
+     * another worker (for good: later tasks for that host follow). */
+    post(&f->w[0], m);
     return SHOAL_OK;
 }
 
@@ -390,9 +420,24 @@ void fleet_free(fleet *f)
             post(&f->w[i], m);
         }
     }
+    for (unsigned i = 0; i < f->nw; i++)
+        uv_thread_join(&f->w[i].thread);
     for (unsigned i = 0; i < f->nw; i++) {
         fleet_worker *w = &f->w[i];
-        uv_thread_join(&w->thread);
+        /* Tasks handed over by worker 0 after this worker quit. */
+        for (fleet_msg *m = w->head, *next; m; m = next) {
+            next = m->next;
+            if (m->type == MSG_TASK) {
+                fleet_request_unref(m->task->req);
+                free(m->task->user);
+                free(m->task->host);
+                free(m->task);
+            } else if (m->req) {
+                fleet_request_unref(m->req);
+            }
+            free(m);
+        }
+        w->head = w->tail = NULL;
         uv_loop_close(&w->loop);
         pthread_mutex_destroy(&w->mu);
         free(w->table);

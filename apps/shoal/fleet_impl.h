@@ -14,6 +14,15 @@ typedef struct fleet_upload fleet_upload;
 
 enum { MSG_TASK = 0, MSG_STOP, MSG_DROP_IDLE, MSG_QUIT };
 
+/* Worker 0 takes every host that needs a new connection while its core
+ * keeps up; the other workers get hosts only while it is saturated (its
+ * loop busy FLEET_SPILL_BUSY_PCT % of the time, a moving average over about
+ * ten FLEET_SPILL_TICK_MS ticks), at most FLEET_SPILL_BATCH per worker and
+ * tick. See fleet_worker.c, "spilling". */
+#define FLEET_SPILL_TICK_MS 10
+#define FLEET_SPILL_BUSY_PCT 85
+#define FLEET_SPILL_BATCH 64
+
 /* Address space each worker's malloc arena is grown to at start: see
  * fleet__worker_main. */
 #define FLEET_ARENA_RESERVE (16u << 20)
@@ -57,7 +66,7 @@ struct fleet_task {
     fleet_worker *w;
     pconn *pc;
     fleet_task *prev, *next;  /* worker's active list */
-    fleet_task *wnext;        /* pconn waiting list */
+    fleet_task *wnext;        /* pconn waiting list; worker 0's backlog */
     uv_timer_t *timer;
     uint64_t t0;
     shoal_child *child;
@@ -88,6 +97,17 @@ struct fleet_worker {
     uv_timer_t reaper;        /* frees dead connections on the next turn */
     pconn *grave;
     struct dead_conn *dead;   /* connections replaced by a retry, freed by the reaper */
+    /* Worker 0 of several only (spilling): tasks for hosts without a
+     * connection here, not started yet; the hosts handed to other workers. */
+    fleet_task *backlog, *backlog_tail;
+    struct handoff **handoffs;
+    size_t handoffs_size;
+    uv_timer_t spill;
+    uint64_t spill_t0, spill_idle0;
+    unsigned spill_busy;      /* moving average, percent x 10 */
+    unsigned spill_next;
+    int pumping;
+    unsigned long dials;       /* connections started (SHOAL_FLEET_DEBUG) */
 };
 
 struct fleet {
@@ -103,12 +123,16 @@ struct fleet {
     unsigned nw;
     fleet_worker *w;
     atomic_size_t conns;
+    unsigned spill_busy_pct;   /* FLEET_SPILL_BUSY_PCT, or SHOAL_FLEET_SPILL_BUSY */
+    int debug;                 /* SHOAL_FLEET_DEBUG: per-worker counts on stderr */
 };
 
 /* fleet.c */
 /* FNV-1a of a string: picks a host's worker and its pool bucket. */
 uint64_t fleet__hash(const char *s);
 void fleet__post_event(fleet *f, fleet_event *ev);
+/* Queues a task on worker idx (from any thread). */
+void fleet__post_task(fleet *f, unsigned idx, fleet_task *t);
 
 /* fleet_worker.c */
 void fleet__worker_main(void *arg);

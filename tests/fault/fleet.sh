@@ -184,6 +184,45 @@ print("healthy ok: %d, faulty failed: %d" % (len(healthy), sum(not res[h]["Succe
 PY
 check "1,000 hosts: done within the longest deadline + 5 s (${ms} ms)" test "$ms" -le $(((HOST_T_K + 5) * 1000))
 
+# ---- 2b. spilling: worker 0 hands hosts to worker 1 only when saturated ----
+# Whether this machine's worker 0 saturates is a matter of timing, so the
+# threshold is forced both ways (SHOAL_FLEET_SPILL_BUSY) and the per-worker
+# connection counts read back (SHOAL_FLEET_DEBUG).
+awk '$1 == "listen" { print $2 }' "$T/healthy.out" >"$T/h.hosts"
+nh=$(wc -l <"$T/h.hosts")
+for mode in always never default; do
+    busy=0
+    [ "$mode" = never ] && busy=101
+    [ "$mode" = default ] && busy=
+    rc=0
+    env -u SSH_AUTH_SOCK SHOAL_FLEET_SPILL_BUSY=$busy SHOAL_FLEET_DEBUG=1 "${RUN[@]}" -w 2 -o "ConnectTimeout=$STAGE_K" \
+        -t "$HOST_T_K" -h "$T/h.hosts" -- 'echo hi' >"$T/s.$mode.json" 2>"$T/s.$mode.err" || rc=$?
+    check "spill $mode: $nh hosts, exit code 0" test "$rc" -eq 0
+    check "spill $mode: one good result per host" /usr/bin/python3 - "$T/h.hosts" "$T/s.$mode.json" <<'PY'
+import json, sys
+hosts = {l.strip() for l in open(sys.argv[1])}
+res = {}
+for l in open(sys.argv[2]):
+    r = json.loads(l)
+    assert r["Hostname"] not in res, "two results for " + r["Hostname"]
+    res[r["Hostname"]] = r
+assert set(res) == hosts, "missing: %d" % len(hosts - set(res))
+bad = [h for h in hosts if not (res[h]["Success"] and res[h]["Stdout"] == "hi\n")]
+assert not bad, [(h, res[h]["ErrMsg"]) for h in bad[:5]]
+PY
+    w0=$(awk '/^shoal: worker 0:/ { print $4 }' "$T/s.$mode.err")
+    w1=$(awk '/^shoal: worker 1:/ { print $4 }' "$T/s.$mode.err")
+    if [ "$mode" = default ]; then
+        echo "# spill default (85% busy): worker 0 ${w0:-?}, worker 1 ${w1:-?} connections"
+    elif [ "$mode" = always ]; then
+        check "spill always: both workers dialled (worker 0: ${w0:-?}, worker 1: ${w1:-?})" \
+            test "${w0:-0}" -gt 0 -a "${w1:-0}" -gt 0 -a $((${w0:-0} + ${w1:-0})) -ge "$nh"
+    else
+        check "spill never: worker 0 dialled every host (worker 0: ${w0:-?}, worker 1: ${w1:-?})" \
+            test "${w1:-1}" -eq 0 -a "${w0:-0}" -ge "$nh"
+    fi
+done
+
 # ---- 3. the agent: a request deadline lists the unfinished hosts ----
 req=$(/usr/bin/python3 -c '
 import json, sys
