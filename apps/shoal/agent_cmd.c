@@ -712,7 +712,8 @@ static void usage(FILE *f)
                "  -m N     hosts in progress per request (default 0: no limit)\n"
                "  -d       disconnect after each request (default: connections are reused)\n"
                "  -o opt   OpenSSH-style option (StrictHostKeyChecking, UserKnownHostsFile, Ciphers...)\n"
-               "  -w N     worker threads (default: one per CPU)\n");
+               "  -w N     worker threads (default: one per CPU; the first works alone\n"
+               "           until its core is saturated)\n");
 }
 
 int cmd_agent(int argc, char **argv)

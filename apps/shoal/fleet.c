@@ -235,23 +235,15 @@ static void post(fleet_worker *w, fleet_msg *m)
     uv_async_send(&w->wake);
 }
 
-void fleet__post_task(fleet *f, unsigned idx, fleet_task *t)
+int fleet__post_task(fleet *f, unsigned idx, fleet_task *t)
 {
     fleet_msg *m = calloc(1, sizeof(*m));
-    if (!m) {
-        /* Nowhere to send it: the worker that has it finishes it. */
-        fleet_event *ev = fleet__task_event(t);
-        if (ev) {
-            ev->cls = FLEET_FAIL_LOCAL;
-            ev->phase = "connect";
-            fleet__set_message(ev, "%s: out of memory", t->host);
-        }
-        fleet__task_finish(t, ev);
-        return;
-    }
+    if (!m)
+        return SHOAL_ERR_NOMEM;
     m->type = MSG_TASK;
     m->task = t;
     post(&f->w[idx], m);
+    return SHOAL_OK;
 }
 
 uint64_t fleet__hash(const char *s)

@@ -131,8 +131,9 @@ struct fleet {
 /* FNV-1a of a string: picks a host's worker and its pool bucket. */
 uint64_t fleet__hash(const char *s);
 void fleet__post_event(fleet *f, fleet_event *ev);
-/* Queues a task on worker idx (from any thread). */
-void fleet__post_task(fleet *f, unsigned idx, fleet_task *t);
+/* Queues a task on worker idx (from any thread); SHOAL_ERR_NOMEM if it
+ * could not (the caller keeps the task). */
+int fleet__post_task(fleet *f, unsigned idx, fleet_task *t);
 
 /* fleet_worker.c */
 void fleet__worker_main(void *arg);

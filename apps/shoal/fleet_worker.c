@@ -806,10 +806,8 @@ static void backlog_take(fleet_worker *w)
     char key[1200];
     task_key(t, key, sizeof(key));
     unsigned to = handoff_find(w, key);
-    if (to)
-        fleet__post_task(w->f, to, t);
-    else
-        task_admit(w, t, key);
+    if (!to || fleet__post_task(w->f, to, t) != SHOAL_OK)
+        task_admit(w, t, key); /* kept (a hand-off it cannot send runs here) */
 }
 
 static void on_spill_tick(uv_timer_t *tm)
@@ -840,9 +838,7 @@ static void on_spill_tick(uv_timer_t *tm)
             if (!handoff_add(w, key, to))
                 to = 0;
         }
-        if (to)
-            fleet__post_task(w->f, to, t);
-        else
+        if (!to || fleet__post_task(w->f, to, t) != SHOAL_OK)
             task_admit(w, t, key); /* its host has a connection here now */
     }
 }
@@ -853,10 +849,8 @@ static void task_arrive(fleet_worker *w, fleet_task *t)
     task_key(t, key, sizeof(key));
     if (w->idx == 0 && w->f->nw > 1) {
         unsigned to = handoff_find(w, key);
-        if (to) {
-            fleet__post_task(w->f, to, t);
+        if (to && fleet__post_task(w->f, to, t) == SHOAL_OK)
             return;
-        }
         if (!table_find(w, key) && !w->quitting) {
             /* A new host: into the backlog, started when the budget
              * allows, or handed off while this core is saturated. */

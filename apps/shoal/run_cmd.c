@@ -279,7 +279,8 @@ static void usage(FILE *f, int put)
                "  -o Option=value     OpenSSH-style option; repeatable\n"
                "  -t seconds          deadline per host, from connect to the end (default none)\n"
                "  -m, --max-parallel N  hosts in progress at once (default 0: all)\n"
-               "  -w N                worker threads (default: one per CPU)\n"
+               "  -w N                worker threads (default: one per CPU; the first takes\n"
+               "                      the hosts alone until its core is saturated)\n"
                "  --no-progress       no progress line on a terminal\n");
 }
 
