@@ -787,6 +787,16 @@ static void task_key(const fleet_task *t, char *key, size_t n)
     snprintf(key, n, "%s@%s:%u/%p", t->user, t->host, t->port, (void *)t->key);
 }
 
+static void backlog_push(fleet_worker *w, fleet_task *t)
+{
+    t->wnext = NULL;
+    if (w->backlog_tail)
+        w->backlog_tail->wnext = t;
+    else
+        w->backlog = t;
+    w->backlog_tail = t;
+}
+
 static fleet_task *backlog_pop(fleet_worker *w)
 {
     fleet_task *t = w->backlog;
@@ -854,12 +864,7 @@ static void task_arrive(fleet_worker *w, fleet_task *t)
         if (!table_find(w, key) && !w->quitting) {
             /* A new host: into the backlog, started when the budget
              * allows, or handed off while this core is saturated. */
-            t->wnext = NULL;
-            if (w->backlog_tail)
-                w->backlog_tail->wnext = t;
-            else
-                w->backlog = t;
-            w->backlog_tail = t;
+            backlog_push(w, t);
             if (!uv_is_active((uv_handle_t *)&w->spill)) {
                 w->spill_busy = 0;
                 w->spill_t0 = uv_hrtime();
@@ -969,12 +974,7 @@ static void stop_request(fleet_worker *w, fleet_request *req, int reason)
     }
     for (fleet_task *t = keep, *next; t; t = next) {
         next = t->wnext;
-        t->wnext = NULL;
-        if (w->backlog_tail)
-            w->backlog_tail->wnext = t;
-        else
-            w->backlog = t;
-        w->backlog_tail = t;
+        backlog_push(w, t);
     }
     /* Restart from the head after each stop: finishing a task can finish
      * others (a shared connection closing). */
