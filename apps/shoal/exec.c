@@ -615,8 +615,9 @@ int cmd_exec(int argc, char **argv)
     uo.kex_timeout_ms = uo.connect_timeout_ms;
     uo.log_level = o.log_level >= 0 ? (verbose > o.log_level ? verbose : o.log_level) : verbose;
 
-    shoal_uv_callbacks cb = {on_ready,  on_closed, on_passphrase,     on_password,
-                             on_kbdint, on_banner, on_log,            on_confirm_hostkey};
+    shoal_uv_callbacks cb = {on_ready,  on_closed, on_passphrase,      on_password,
+                             on_kbdint, on_banner, on_log,             on_confirm_hostkey,
+                             NULL /* on_authenticating: the channel opens in on_ready */};
     int rc = shoal_uv_conn_new(st.loop, &uo, &cb, &st, &st.conn);
     if (rc) {
         fprintf(stderr, "shoal: %s\n", shoal_strerror(rc));

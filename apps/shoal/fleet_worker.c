@@ -216,7 +216,9 @@ static void task_stopped(fleet_task *t, int reason)
     }
     pconn *pc = t->pc;
     const char *phase = "command";
-    if (t->child && !shoal_child_started(t->child))
+    if (t->child && pc && pc->state != PC_READY && pc->c)
+        phase = stage_phase(shoal_uv_conn_stage(pc->c)); /* started while authenticating */
+    else if (t->child && !shoal_child_started(t->child))
         phase = "channel";
     else if (t->up)
         phase = "upload";
@@ -341,6 +343,11 @@ static void on_child_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
             fleet__set_message(ev, "Process exited without reporting an exit status");
             break;
         case SHOAL_EXIT_ERROR:
+            if (t->pc && t->pc->state != PC_READY && t->pc->c) {
+                /* Started while authenticating: the connection failed. */
+                fleet__classify(ev, ex->err, shoal_uv_conn_stage(t->pc->c), ex->message);
+                break;
+            }
             ev->phase = strstr(ex->message ? ex->message : "", ": channel:") ? "channel" : "command";
             fleet__classify(ev, ex->err, SHOAL_STAGE_READY, ex->message);
             break;
@@ -542,6 +549,28 @@ static void on_conn_ready(shoal_uv_conn *c, void *ud)
     pool_pump(w);
 }
 
+/* Authentication has begun: one command starts now, so that its channel
+ * rides with the final auth request, a round trip sooner (see
+ * shoal_channel_open_session); the other tasks start once the connection
+ * is ready. Uploads wait: they pick SFTP, SCP or cat by what the server
+ * offers. */
+static void on_conn_authenticating(shoal_uv_conn *c, void *ud)
+{
+    pconn *pc = ud;
+    (void)c;
+    fleet_task **pp = &pc->waiting;
+    while (*pp && (*pp)->req->kind == FLEET_UPLOAD)
+        pp = &(*pp)->wnext;
+    fleet_task *t = *pp;
+    if (!t)
+        return;
+    *pp = t->wnext;
+    t->wnext = NULL;
+    pc->users++; /* a quick failure must not free pc under us */
+    task_begin(t);
+    pc_release(pc);
+}
+
 /* The connection is gone (or never came up): every task waiting for it
  * gets the failure as its result. */
 static void pc_fail(pconn *pc, int err, shoal_uv_stage stage, const char *message)
@@ -672,10 +701,14 @@ static void pc_start(pconn *pc)
     shoal_uv_callbacks cb;
     memset(&cb, 0, sizeof(cb));
     cb.on_ready = on_conn_ready;
+    cb.on_authenticating = on_conn_authenticating;
     cb.on_closed = on_conn_closed;
     cb.log = conn_log;
     cb.passphrase = conn_passphrase;
-    cb.password = conn_password;
+    /* Without a password source the method is not offered, and a single
+     * key's signed request is then the final one: the command's channel
+     * can follow it at once (on_conn_authenticating). */
+    cb.password = cfg->conn_cb.password ? conn_password : NULL;
     pc->state = PC_CONNECTING;
     pc->attempts++;
     w->handshaking++;

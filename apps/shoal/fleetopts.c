@@ -62,6 +62,15 @@ static int add_key(fleetopts *o, shoal_key *k)
     return 0;
 }
 
+/* -o LogLevel=VERBOSE or DEBUG*: each connection's log on stderr, named by
+ * host. Worker threads call this; one fprintf per line keeps lines whole. */
+static void log_to_stderr(shoal_uv_conn *conn, int level, const char *msg, void *ud)
+{
+    (void)level;
+    (void)ud;
+    fprintf(stderr, "%s: %s\n", shoal_uv_conn_name(conn), msg);
+}
+
 int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetopts_ask_fn ask, void *ask_ud,
                       fleetopts_warn_fn warn, void *warn_ud, char *err, size_t errsz)
 {
@@ -166,6 +175,8 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
     u->banner_timeout_ms = u->connect_timeout_ms;
     u->kex_timeout_ms = u->connect_timeout_ms;
     u->log_level = s->log_level >= 0 ? s->log_level : 0;
+    if (u->log_level > 0)
+        c->conn_cb.log = log_to_stderr;
     return 0;
 }
 

@@ -42,7 +42,13 @@ typedef struct shoal_channel_callbacks {
     void (*on_close)(shoal_channel *ch, void *ud);
 } shoal_channel_callbacks;
 
-/* Opens a "session" channel. */
+/* Opens a "session" channel. A client may call it before it is
+ * authenticated: the CHANNEL_OPEN then goes out with the final
+ * authentication request when no other attempt could follow (one key, no
+ * password or keyboard-interactive to fall back on; RFC 4252 5.1 lets the
+ * service's messages follow the request that succeeds), saving a round
+ * trip, or else as soon as authentication succeeds. If authentication
+ * fails, on_open reports the session's error. */
 SHOAL_EXTERN int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *cb, void *ud,
                                             shoal_channel **out);
 
@@ -63,6 +69,7 @@ SHOAL_EXTERN int shoal_channel_write(shoal_channel *ch, const void *data, size_t
 /* How many bytes shoal_channel_write() would take now. */
 SHOAL_EXTERN size_t shoal_channel_writable(const shoal_channel *ch);
 SHOAL_EXTERN int shoal_channel_send_eof(shoal_channel *ch);
+/* A channel whose open was never sent is freed at once (on_close runs). */
 SHOAL_EXTERN int shoal_channel_close(shoal_channel *ch);
 
 /* Forgets the callbacks and user data (no more calls into the

@@ -83,7 +83,10 @@ typedef struct shoal_child_callbacks {
     void (*on_exit)(shoal_child *ch, const shoal_exit *exit, void *ud);
 } shoal_child_callbacks;
 
-/* Starts command on an authenticated connection (after on_ready). */
+/* Starts command on an authenticated connection (after on_ready), or on one
+ * still authenticating (from on_authenticating: the channel then rides with
+ * the final auth request; the open timeout counts from authentication's
+ * end, and a failed login is reported as the connection's error). */
 SHOAL_EXTERN int shoal_child_spawn(shoal_uv_conn *conn, const char *command, const shoal_child_options *opt,
                                    const shoal_child_callbacks *cb, void *ud, shoal_child **out);
 /* Queues stdin bytes (copied); they are sent as the window allows. */

@@ -117,6 +117,13 @@ typedef struct shoal_uv_callbacks {
      * added to the first known_hosts file). May be NULL. */
     int (*confirm_hostkey)(shoal_uv_conn *c, const char *host, const char *keytype, const char *fingerprint,
                            void *ud);
+    /* The key exchange is done and user authentication has begun (once).
+     * A channel opened now (shoal_child_spawn) goes out with the final
+     * authentication request when no other attempt could follow, a round
+     * trip sooner than from on_ready (see shoal_channel_open_session); if
+     * authentication fails, it fails with the connection's error. May be
+     * NULL. */
+    void (*on_authenticating)(shoal_uv_conn *c, void *ud);
 } shoal_uv_callbacks;
 
 SHOAL_EXTERN int shoal_uv_conn_new(uv_loop_t *loop, const shoal_uv_options *opt, const shoal_uv_callbacks *cb,

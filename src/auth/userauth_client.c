@@ -33,6 +33,56 @@ static int begin_request(shoal_session *s, const char *method, size_t *mark)
 static int pk_sign_data(shoal_session *s, shoal_buf *d);
 static int send_pk_signed(shoal_session *s, const uint8_t *sig, size_t sig_len);
 
+static int method_on(const shoal_session *s, unsigned m)
+{
+    return !s->auth_methods || (s->auth_methods & m);
+}
+
+/* Servers known to hold what follows an auth request until it is decided
+ * and to pass it to the connection protocol when the request succeeds
+ * (RFC 4252 5.1), checked by tests/interop/fanout_peers.sh. AsyncSSH 2.10
+ * disconnects instead ("Invalid request before authentication was
+ * complete") and an unknown server might too: they get the open after
+ * USERAUTH_SUCCESS, a round trip later. */
+static int peer_takes_early_open(const shoal_session *s)
+{
+    static const char *const known[] = {"OpenSSH_", "dropbear", "paramiko_", "shoal_"};
+    const char *sw = strchr(s->peer_version + 4, '-'); /* after "SSH-2.0" or "SSH-1.99" */
+    if (!sw)
+        return 0;
+    sw++;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strncmp(sw, known[i], strlen(known[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* After a failure of the signed request for identity auth_ident, would
+ * try_next() find anything else? Only when not may channel opens follow
+ * the request before its answer: servers that refuse connection messages
+ * during authentication (Go's, dropbear, ours) end the connection after
+ * their USERAUTH_FAILURE, which must not cut short attempts still to come. */
+static int no_attempt_after(const shoal_session *s)
+{
+    if (s->auth_ident + 1 < s->n_idents)
+        return 0;
+    if (method_on(s, SHOAL_AUTH_KBDINT) && s->cb.kbdint)
+        return 0;
+    if (method_on(s, SHOAL_AUTH_PASSWORD) && s->cb.password)
+        return 0;
+    return 1;
+}
+
+/* A signed publickey request was written: channels opened early follow it
+ * when it is the final one. */
+static int after_signed_request(shoal_session *s)
+{
+    if (!no_attempt_after(s) || !peer_takes_early_open(s))
+        return SHOAL_OK;
+    s->auth_final_sent = 1;
+    return shoal__chan_send_deferred_opens(s);
+}
+
 /* The first identity is a private key in memory (not the agent's, not one
  * still waiting for its passphrase) of a type whose signature algorithm
  * does not depend on the server's EXT_INFO (not RSA): then the signed
@@ -202,6 +252,8 @@ static int send_pk_signed(shoal_session *s, const uint8_t *sig, size_t sig_len)
     if (!rc)
         rc = shoal__pkt_end(s, mark);
     s->auth = AUTH_PK_SIGNED;
+    if (!rc)
+        rc = after_signed_request(s);
     return rc;
 }
 
@@ -468,6 +520,12 @@ static int on_failure(shoal_session *s, const uint8_t *p, size_t n)
     nl[ll] = 0;
     free(s->auth_allowed);
     s->auth_allowed = nl;
+    if (s->auth_final_sent) {
+        /* Opens sent with the request are lost with it (OpenSSH ignores
+         * them): should anything still be tried, they go again on success. */
+        s->auth_final_sent = 0;
+        shoal__chan_requeue_early_opens(s);
+    }
     if (partial) {
         /* One factor passed; the server wants another: start over on the
          * methods it still lists. */
@@ -575,8 +633,14 @@ int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         s->auth = AUTH_DONE;
         s->phase = SHOAL_PHASE_OPEN;
         s->ext_info_in_auth_ok = 0;
+        s->auth_final_sent = 0;
         free_prompts(s);
         shoal__log(s, 1, "authenticated as %s", s->user);
+        {
+            int rc = shoal__chan_send_deferred_opens(s);
+            if (rc)
+                return rc;
+        }
         if (s->cb.authenticated)
             s->cb.authenticated(s, s->ud);
         return SHOAL_OK;

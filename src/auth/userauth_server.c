@@ -216,7 +216,11 @@ int shoal_session_auth_reply(shoal_session *s, int result)
 {
     if (s->closed || !s->is_server || !s->sauth_pending)
         return SHOAL_ERR_BAD_STATE;
-    return apply_result(s, result < 0 ? SHOAL_AUTH_DENY : result);
+    int rc = apply_result(s, result < 0 ? SHOAL_AUTH_DENY : result);
+    /* Packets that arrived while the decision was pending. */
+    if (!rc && !s->closed)
+        rc = shoal__process_packets(s);
+    return rc;
 }
 
 int shoal_session_set_auth_methods(shoal_session *s, unsigned methods)

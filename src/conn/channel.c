@@ -171,12 +171,58 @@ int shoal__chan_finish(shoal_session *s, size_t mark, int rc)
 
 /* ---- public channel API ---- */
 
+static int write_open(shoal_session *s, shoal_channel *ch)
+{
+    size_t mark;
+    int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_OPEN, &mark);
+    if (!rc)
+        rc = shoal_buf_put_cstring(&s->out, "session");
+    if (!rc)
+        rc = shoal_buf_put_u32(&s->out, ch->local_id);
+    if (!rc)
+        rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_WINDOW);
+    if (!rc)
+        rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_MAXPKT);
+    return shoal__chan_finish(s, mark, rc);
+}
+
+int shoal__chan_send_deferred_opens(shoal_session *s)
+{
+    for (uint32_t i = 0; i < s->nchans; i++) {
+        shoal_channel *ch = s->chans[i];
+        if (!ch || !ch->open_deferred)
+            continue;
+        int rc = write_open(s, ch);
+        if (rc)
+            return rc;
+        ch->open_deferred = 0;
+        ch->open_early = s->phase != SHOAL_PHASE_OPEN;
+        if (ch->open_early)
+            shoal__log(s, 1, "channel %u: open sent with the final auth request", ch->local_id);
+    }
+    return SHOAL_OK;
+}
+
+void shoal__chan_requeue_early_opens(shoal_session *s)
+{
+    for (uint32_t i = 0; i < s->nchans; i++) {
+        shoal_channel *ch = s->chans[i];
+        if (ch && ch->open_early && ch->state == CH_OPENING) {
+            ch->open_early = 0;
+            ch->open_deferred = 1;
+        }
+    }
+}
+
 int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *cb, void *ud, shoal_channel **out)
 {
     *out = NULL;
     if (s->closed)
         return SHOAL_ERR_CLOSED;
-    if (s->phase != SHOAL_PHASE_OPEN)
+    /* A client may open before it is authenticated: the open waits for the
+     * final authentication request or for the success. */
+    int early = !s->is_server && s->phase != SHOAL_PHASE_OPEN;
+    if (s->phase != SHOAL_PHASE_OPEN && !early)
         return SHOAL_ERR_BAD_STATE;
     shoal_channel *ch;
     int rc = shoal__chan_alloc(s, &ch);
@@ -187,23 +233,21 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
     ch->ud = ud;
     ch->state = CH_OPENING;
     ch->local_window = SHOAL_CHAN_WINDOW;
-    size_t mark;
-    rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_OPEN, &mark);
-    if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, "session");
-    if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->local_id);
-    if (!rc)
-        rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_WINDOW);
-    if (!rc)
-        rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_MAXPKT);
-    rc = shoal__chan_finish(s, mark, rc);
+    if (early && !s->auth_final_sent) {
+        ch->open_deferred = 1;
+        *out = ch;
+        return SHOAL_OK;
+    }
+    rc = write_open(s, ch);
     if (rc) {
         s->chans[ch->local_id] = NULL;
         s->open_channels--;
         free(ch);
         return rc;
     }
+    ch->open_early = early;
+    if (early)
+        shoal__log(s, 1, "channel %u: open sent with the final auth request", ch->local_id);
     *out = ch;
     return SHOAL_OK;
 }
@@ -366,6 +410,12 @@ int shoal_channel_close(shoal_channel *ch)
 {
     if (ch->s->closed)
         return SHOAL_ERR_CLOSED;
+    if (ch->open_deferred) {
+        /* Never sent: the peer knows nothing of it. */
+        ch->state = CH_CLOSED;
+        shoal__chan_release(ch);
+        return SHOAL_OK;
+    }
     if (ch->state == CH_OPENING) {
         /* Cannot close before the peer answers; close as soon as it does. */
         ch->close_sent = 2;

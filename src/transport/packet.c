@@ -294,9 +294,25 @@ static int dispatch(shoal_session *s, const uint8_t *p, size_t n, uint32_t seq)
     return shoal__conn_dispatch(s, t, p, n);
 }
 
+static int process_packets(shoal_session *s);
+
+/* Server: while an authentication decision is deferred, the packets after
+ * the request wait in the input buffer, so that the connection messages a
+ * client may send right behind the request that succeeds (RFC 4252 5.1)
+ * are read once the user is known. */
 int shoal__process_packets(shoal_session *s)
 {
-    while (!s->closed && !s->hostkey_pending) {
+    if (s->processing)
+        return SHOAL_OK; /* a callback inside the loop: the loop goes on */
+    s->processing = 1;
+    int rc = process_packets(s);
+    s->processing = 0;
+    return rc;
+}
+
+static int process_packets(shoal_session *s)
+{
+    while (!s->closed && !s->hostkey_pending && !s->sauth_pending) {
         size_t avail = shoal_buf_len(&s->in);
         uint8_t *p = shoal_buf_mutptr(&s->in);
         size_t tag = s->rx ? shoal_pktcrypt_tag_len(s->rx) : 0;

@@ -105,6 +105,8 @@ struct shoal_channel {
     int state; /* CH_OPENING, CH_OPEN, CH_CLOSING */
     int eof_sent, eof_received, close_sent, close_received;
     int manual_window;
+    int open_deferred;        /* client: CHANNEL_OPEN not written yet (opened before authentication) */
+    int open_early;           /* client: CHANNEL_OPEN went out with the final auth request */
     uint32_t local_window;    /* bytes the peer may still send us */
     uint32_t local_consumed;  /* received and consumed, not yet re-announced */
     uint32_t remote_window;   /* bytes we may still send */
@@ -186,6 +188,7 @@ struct shoal_session {
     shoal_buf kex_queue;   /* payloads held during kex: u32 len || payload */
     shoal_key *hostkey;    /* from the first kex */
     int hostkey_pending;   /* waiting for shoal_session_hostkey_reply */
+    int processing;        /* inside shoal__process_packets */
 
     /* ext-info */
     char *server_sig_algs;
@@ -201,6 +204,7 @@ struct shoal_session {
     unsigned auth_tried;      /* SHOAL_AUTH_* methods already exhausted */
     unsigned auth_attempts;
     int auth_signed_first;   /* the first request was a signed publickey one */
+    int auth_final_sent;     /* the request on the wire is the last we could make */
     int kbdint_rounds;
     char **kbd_prompts;       /* owned prompt texts for the current round */
     unsigned kbd_n;
@@ -280,6 +284,13 @@ void shoal__sauth_free(shoal_session *s);
 /* Connection. */
 int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
 void shoal__conn_session_closed(shoal_session *s);
+/* Client: writes CHANNEL_OPEN for channels opened before authentication.
+ * Called when the final auth request goes out (RFC 4252 5.1 lets messages
+ * of the service follow the request that succeeds) and on USERAUTH_SUCCESS. */
+int shoal__chan_send_deferred_opens(shoal_session *s);
+/* Client: the final auth request failed; channels sent with it were
+ * dropped by the server (or it disconnects): write them again on success. */
+void shoal__chan_requeue_early_opens(shoal_session *s);
 void shoal__conn_notify_writable(shoal_session *s);
 int shoal__conn_keepalive(shoal_session *s);
 void shoal__conn_free(shoal_session *s);

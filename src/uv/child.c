@@ -109,10 +109,18 @@ static void close_channel(shoal_child *c)
     }
 }
 
+static void arm(shoal_child *c, uint64_t ms);
+
 static void on_timer(uv_timer_t *t)
 {
     shoal_child *c = t->data;
     char d[128];
+    if (!c->exec_ok && shoal_uv_conn_stage(c->conn) != SHOAL_STAGE_READY) {
+        /* Spawned before authentication ended (on_authenticating): the
+         * connection's own deadlines govern until then. */
+        arm(c, c->open_timeout_ms);
+        return;
+    }
     /* Close first: the exit callback may free the child. */
     if (!c->exec_ok) {
         snprintf(d, sizeof(d), "channel: no session channel with the command started within %.1f s",

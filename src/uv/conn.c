@@ -58,6 +58,7 @@ static void report_closed(shoal_uv_conn *c)
         return;
     c->closed_reported = 1;
     uv_timer_stop(&c->timer);
+    c->timer_due = UINT64_MAX;
     /* The agent connection would keep the loop alive: it is done. */
     shoal__uv_agent_free(c);
     if (c->cb.on_closed)
@@ -283,6 +284,7 @@ int shoal_uv_conn_new(uv_loop_t *loop, const shoal_uv_options *opt, const shoal_
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->timer_open = 1;
+    c->timer_due = UINT64_MAX;
     *out = c;
     return SHOAL_OK;
 }
@@ -328,8 +330,10 @@ static void maybe_close_handles(shoal_uv_conn *c)
 {
     if (!c->closed_reported || !c->tcp_open || c->connecting || c->pump.closing)
         return;
-    if (!shoal__pump_close_when_drained(&c->pump) && c->timer_open)
+    if (!shoal__pump_close_when_drained(&c->pump) && c->timer_open) {
         uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
+        c->timer_due = UINT64_MAX; /* not the deadline timer any more */
+    }
 }
 
 void shoal_uv_conn_free(shoal_uv_conn *c)
@@ -442,7 +446,12 @@ static void track_stage(shoal_uv_conn *c)
             set_stage(c, SHOAL_STAGE_KEX);
         break;
     case SHOAL_PHASE_AUTH:
-        set_stage(c, SHOAL_STAGE_AUTH);
+        if (c->stage != SHOAL_STAGE_AUTH) {
+            set_stage(c, SHOAL_STAGE_AUTH);
+            /* Before the flush that sends the first auth request. */
+            if (c->cb.on_authenticating)
+                c->cb.on_authenticating(c, c->ud);
+        }
         break;
     case SHOAL_PHASE_OPEN:
         c->stage = SHOAL_STAGE_READY;
@@ -476,6 +485,7 @@ static void on_timer(uv_timer_t *t)
 {
     shoal_uv_conn *c = t->data;
     uint64_t now = uv_now(c->loop);
+    c->timer_due = UINT64_MAX; /* one-shot: no longer armed */
     if (c->closed_reported)
         return;
     if (c->agent_wake) {
@@ -510,12 +520,20 @@ void shoal__uv_agent_wake(shoal_uv_conn *c)
     schedule(c);
 }
 
+/* Arms the deadline timer for the nearest deadline. schedule() runs after
+ * every read and write, so it avoids touching libuv's timer heap when it
+ * can: a timer armed for an earlier time is left alone (when it fires,
+ * on_timer() finds nothing due yet and schedules again), and only a deadline
+ * earlier than the armed one restarts it. Stage deadlines mostly move later,
+ * so a connection restarts its timer a few times rather than per packet. */
 static void schedule(shoal_uv_conn *c)
 {
     if (c->closed_reported || !c->timer_open)
         return;
+    uint64_t now = uv_now(c->loop);
     if (c->agent_wake) {
         uv_timer_start(&c->timer, on_timer, 0, 0);
+        c->timer_due = now;
         return;
     }
     uint64_t d = c->stage_deadline;
@@ -525,11 +543,20 @@ static void schedule(shoal_uv_conn *c)
             d = sd;
     }
     if (d == UINT64_MAX) {
-        uv_timer_stop(&c->timer);
+        /* Nothing due: stop, or an idle connection would keep the loop
+         * alive until the old deadline. */
+        if (c->timer_due != UINT64_MAX) {
+            uv_timer_stop(&c->timer);
+            c->timer_due = UINT64_MAX;
+        }
         return;
     }
-    uint64_t now = uv_now(c->loop);
-    uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
+    if (d < now)
+        d = now;
+    if (c->timer_due <= d)
+        return;
+    uv_timer_start(&c->timer, on_timer, d - now, 0);
+    c->timer_due = d;
 }
 
 /* ---- the socket (uv/pump.c) ---- */

@@ -39,6 +39,7 @@ struct shoal_uv_conn {
     shoal_pump pump;          /* the socket (uv/pump.c) */
     uv_connect_t creq;
     uv_timer_t timer;
+    uint64_t timer_due; /* loop time the armed deadline timer fires; UINT64_MAX when stopped */
     int tcp_open, timer_open, handles_pending;
     int resolving, connecting, started;
     int retry_connect;        /* try the next address once the handle is closed */

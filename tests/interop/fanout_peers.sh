@@ -15,14 +15,41 @@ head -c 200000 /dev/urandom >"$T/src"
 chmod 640 "$T/src"
 check_re() { check "$1" grep -Eq -- "$3" "$2"; }
 
+ssh-keygen -q -t ed25519 -N '' -C stranger -f "$T/keys/stranger"
+
 # common PORT: options for one server.
 common() {
     COMMON=(-l "$TEST_USER" -p "$1" -i "$T/keys/id_ed25519" -o "UserKnownHostsFile=$T/fan_kh" --no-progress)
 }
 
+# pipelined PEER PORT [no]: with one key and nothing else to try, the
+# command's CHANNEL_OPEN goes out with the signed auth request (RFC 4252
+# 5.1, a round trip saved) to servers known to take it: the command must
+# run; and when the server refuses the key, the result must still say
+# authentication (the open is dropped, or the server disconnects after its
+# USERAUTH_FAILURE). With "no" (a server that would disconnect), the open
+# must wait for the auth success.
+pipelined() {
+    local peer=$1 port=$2 want=${3:-yes} rc=0 sent=
+    [ "$want" = yes ] || sent=!
+    env -u SSH_AUTH_SOCK HOME="$T" "$SHOAL_BIN" run -l "$TEST_USER" -p "$port" -i "$T/keys/id_ed25519" \
+        -o "UserKnownHostsFile=$T/fan_kh" -o LogLevel=VERBOSE --no-progress -H 127.0.0.1 -- "echo piped-$peer" \
+        >"$T/pl_$peer" 2>&1 || rc=$?
+    check "$peer: channel open ${sent:+not }sent with the auth request, command ran" sh -c "test $rc -eq 0 &&
+        $sent grep -q 'open sent with the final auth request' '$T/pl_$peer' && grep -qx 'piped-$peer' '$T/pl_$peer'"
+    rc=0
+    env -u SSH_AUTH_SOCK HOME="$T" "$SHOAL_BIN" run --json -l "$TEST_USER" -p "$port" -i "$T/keys/stranger" \
+        -o "UserKnownHostsFile=$T/fan_kh" -o LogLevel=VERBOSE -H 127.0.0.1 -- true >"$T/plf_$peer" 2>"$T/plf_$peer.err" ||
+        rc=$?
+    check "$peer: a refused key is an auth failure" sh -c "test $rc -eq 1 &&
+        $sent grep -q 'open sent with the final auth request' '$T/plf_$peer.err' &&
+        grep -q '\"ErrorClass\":\"auth\"' '$T/plf_$peer'"
+}
+
 # ---- OpenSSH sshd ----
 start_sshd
 common "$SSHD_PORT"
+pipelined sshd "$SSHD_PORT"
 rc=0
 "$SHOAL_BIN" run "${COMMON[@]}" -H 127.0.0.1 -H 127.0.0.250 -- 'echo from-sshd; exit 4' >"$T/s1" 2>&1 || rc=$?
 check "sshd: run exits 1 when a host fails" test "$rc" -eq 1
@@ -61,6 +88,7 @@ check "sshd: agent upload landed" cmp "$T/src" "$T/updir/agent_sshd"
 # ---- dropbear: no SFTP subsystem ----
 if start_dropbear; then
     common "$DROPBEAR_PORT"
+    pipelined dropbear "$DROPBEAR_PORT"
     "$SHOAL_BIN" run "${COMMON[@]}" -H 127.0.0.1 -- 'echo from-dropbear' >"$T/d1" 2>&1 || true
     check_re "dropbear: run" "$T/d1" '^1 hosts in [0-9.]+ s: 1 ok, 0 failed$'
     check_re "dropbear: the output" "$T/d1" '^from-dropbear$'
@@ -72,6 +100,17 @@ if start_dropbear; then
 else
     echo "# dropbear not available: skipped its part"
 fi
+
+# ---- the Python servers (exec only) ----
+for py in asyncssh paramiko; do
+    if "$PEERS_PYTHON" -c "import $py" 2>/dev/null; then
+        "start_${py}_server"
+        port_var=${py^^}_PORT
+        pipelined "$py" "${!port_var}" "$([ "$py" = asyncssh ] && echo no || echo yes)"
+    else
+        echo "# python3-$py not installed: skipped its part"
+    fi
+done
 
 # ---- bad input ----
 bad() { # DESC ERE ARGS...: exit code 2 and a message matching ERE

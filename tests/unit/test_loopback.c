@@ -32,13 +32,18 @@ typedef struct srv_app {
     char command[128];
     int authenticated;
     int closed, err;
+    int auth_batch, open_batch; /* client->server deliveries seen at the last auth call / channel open */
 } srv_app;
+
+static int c2s_batches; /* deliveries from the client to the server so far */
+static int no_password_cb; /* pair_new: a client that cannot answer for a password */
 
 static int srv_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
 {
     srv_app *a = ud;
     (void)s;
     a->auth_calls++;
+    a->auth_batch = c2s_batches;
     int result = SHOAL_AUTH_DENY;
     if (req->method == SHOAL_METHOD_PUBLICKEY) {
         if (req->proven)
@@ -96,6 +101,7 @@ static int srv_channel_open(shoal_session *s, shoal_channel *ch, const char *typ
     (void)s;
     if (strcmp(type, "session") != 0)
         return 3;
+    ((srv_app *)ud)->open_batch = c2s_batches;
     static const shoal_server_channel_callbacks cb = {srv_request, NULL, srv_eof, NULL, NULL};
     shoal_channel_set_server_callbacks(ch, &cb, ud);
     return 0;
@@ -218,7 +224,11 @@ typedef struct pair {
 static void pump(pair *pr, int open_channel)
 {
     for (int i = 0; i < 10000; i++) {
-        int moved = move(pr->c, pr->s) | move(pr->s, pr->c);
+        c2s_batches++; /* numbers the delivery the server is reading */
+        int to_srv = move(pr->c, pr->s);
+        if (!to_srv)
+            c2s_batches--;
+        int moved = to_srv | move(pr->s, pr->c);
         if (open_channel && pr->ca.authenticated && !pr->ca.ch && !pr->ca.channel_closed) {
             static const shoal_channel_callbacks cb = {ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
             shoal_channel_open_session(pr->c, &cb, &pr->ca, &pr->ca.ch);
@@ -262,7 +272,7 @@ static void pair_new(pair *pr, const char *kex, const char *hk, const char *ciph
     shoal_client_callbacks ccb;
     memset(&ccb, 0, sizeof(ccb));
     ccb.hostkey = cli_hostkey;
-    ccb.password = cli_password;
+    ccb.password = no_password_cb ? NULL : cli_password;
     ccb.sign = cli_sign;
     ccb.authenticated = cli_authenticated;
     ccb.closed = cli_closed;
@@ -435,6 +445,98 @@ static void test_deferred_and_password(void **st)
     pair_free(&pr);
 }
 
+static const shoal_channel_callbacks CLI_CH = {ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
+
+/* A channel opened before authentication: with a single key and nothing
+ * else to try, its CHANNEL_OPEN travels with the signed request and the
+ * server reads it once the (deferred) decision is made (RFC 4252 5.1). */
+static void test_channel_with_final_request(void **st)
+{
+    (void)st;
+    no_password_cb = 1;
+    for (int defer = 0; defer < 2; defer++) {
+        pair pr;
+        pair_new(&pr, NULL, NULL, NULL, NULL, 0);
+        pr.sa.defer_auth = defer;
+        shoal_buf b;
+        shoal_buf_init(&b, 4096);
+        assert_int_equal(shoal_key_to_blob(user_key, &b), 0);
+        assert_true(shoal_session_add_identity(pr.c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(user_key)) >= 0);
+        shoal_buf_free(&b);
+        assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
+        pump(&pr, 0);
+        assert_true(pr.ca.authenticated);
+        assert_int_equal(pr.ca.status, 7);
+        assert_string_equal(pr.ca.out, "ran: do-it\n");
+        assert_int_equal(pr.sa.auth_calls, 1);
+        assert_int_equal(pr.sa.proven, 1);
+        assert_int_equal(pr.sa.open_batch, pr.sa.auth_batch); /* same delivery */
+        pair_free(&pr);
+    }
+
+    /* A second identity could follow a failure: the open waits for the
+     * success (one more delivery). */
+    pair pr;
+    pair_new(&pr, NULL, NULL, NULL, NULL, 0);
+    shoal_buf b;
+    shoal_buf_init(&b, 4096);
+    assert_int_equal(shoal_key_to_blob(user_key, &b), 0);
+    assert_true(shoal_session_add_identity(pr.c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(user_key)) >= 0);
+    shoal_buf_free(&b);
+    add_user_key(&pr, other_key);
+    assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
+    pump(&pr, 0);
+    assert_true(pr.ca.authenticated);
+    assert_int_equal(pr.ca.status, 7);
+    assert_true(pr.sa.open_batch > pr.sa.auth_batch);
+    pair_free(&pr);
+
+    /* Same with a password to fall back on. */
+    no_password_cb = 0;
+    pair_new(&pr, NULL, NULL, NULL, NULL, 0);
+    shoal_buf_init(&b, 4096);
+    assert_int_equal(shoal_key_to_blob(user_key, &b), 0);
+    assert_true(shoal_session_add_identity(pr.c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(user_key)) >= 0);
+    shoal_buf_free(&b);
+    assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
+    pump(&pr, 0);
+    assert_true(pr.ca.authenticated);
+    assert_int_equal(pr.ca.status, 7);
+    assert_true(pr.sa.open_batch > pr.sa.auth_batch);
+    pair_free(&pr);
+    no_password_cb = 1;
+
+    /* The final request fails: the client reports the authentication
+     * failure (not the server's complaint about the early open) and the
+     * channel learns it. */
+    pair_new(&pr, NULL, NULL, NULL, NULL, 0);
+    pr.sa.allowed = other_key;
+    shoal_buf_init(&b, 4096);
+    assert_int_equal(shoal_key_to_blob(user_key, &b), 0);
+    assert_true(shoal_session_add_identity(pr.c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(user_key)) >= 0);
+    shoal_buf_free(&b);
+    assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
+    pump(&pr, 0);
+    assert_false(pr.ca.authenticated);
+    assert_int_equal(pr.ca.err, SHOAL_ERR_AUTH_FAILED);
+    assert_int_equal(pr.sa.authenticated, 0);
+    pair_free(&pr);
+
+    /* Closed before it was ever sent: freed at once, nothing goes out. */
+    pair_new(&pr, NULL, NULL, NULL, NULL, 0);
+    add_user_key(&pr, user_key);
+    add_user_key(&pr, other_key);
+    assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
+    assert_int_equal(shoal_channel_close(pr.ca.ch), 0);
+    assert_true(pr.ca.channel_closed);
+    pr.ca.ch = NULL;
+    pump(&pr, 0);
+    assert_true(pr.ca.authenticated);
+    assert_int_equal(pr.sa.open_batch, 0);
+    pair_free(&pr);
+    no_password_cb = 0;
+}
+
 static void test_max_tries(void **st)
 {
     (void)st;
@@ -458,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_probe_then_other_key),
         cmocka_unit_test(test_deferred_and_password),
         cmocka_unit_test(test_max_tries),
+        cmocka_unit_test(test_channel_with_final_request),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
