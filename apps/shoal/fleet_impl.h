@@ -17,8 +17,9 @@ enum { MSG_TASK = 0, MSG_STOP, MSG_DROP_IDLE, MSG_QUIT };
 /* Worker 0 takes every host that needs a new connection while its core
  * keeps up; the other workers get hosts only while it is saturated (its
  * loop busy FLEET_SPILL_BUSY_PCT % of the time, a moving average over about
- * ten FLEET_SPILL_TICK_MS ticks), at most FLEET_SPILL_BATCH per worker and
- * tick. See fleet_worker.c, "spilling". */
+ * ten samples taken after its polls, at most one per FLEET_SPILL_TICK_MS),
+ * at most FLEET_SPILL_BATCH per worker and sample. See fleet_worker.c,
+ * "spilling". */
 #define FLEET_SPILL_TICK_MS 10
 #define FLEET_SPILL_BUSY_PCT 85
 #define FLEET_SPILL_BATCH 64
@@ -102,7 +103,7 @@ struct fleet_worker {
     fleet_task *backlog, *backlog_tail;
     struct handoff **handoffs;
     size_t handoffs_size;
-    uv_timer_t spill;
+    uv_check_t spill;         /* samples the loop's busy share after each poll */
     uint64_t spill_t0, spill_idle0;
     unsigned spill_busy;      /* moving average, percent x 10 */
     unsigned spill_next;

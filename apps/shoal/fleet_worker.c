@@ -853,17 +853,25 @@ static void backlog_take(fleet_worker *w)
         task_admit(w, t, key); /* kept (a hand-off it cannot send runs here) */
 }
 
-static void on_spill_tick(uv_timer_t *tm)
+/* Runs after every poll of worker 0's loop while it has a backlog, and
+ * samples at most every FLEET_SPILL_TICK_MS. A timer would wake a loop that
+ * waits on its servers a hundred times a second just to find it idle; an
+ * idle loop runs no check and needs no help, and a saturated one runs it
+ * all the time. */
+static void on_spill_check(uv_check_t *ck)
 {
-    fleet_worker *w = tm->data;
-    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(&w->loop);
+    fleet_worker *w = ck->data;
+    if (!w->backlog || w->quitting) {
+        uv_check_stop(ck);
+        return;
+    }
+    uint64_t now = uv_hrtime();
+    if (now - w->spill_t0 < (uint64_t)FLEET_SPILL_TICK_MS * 1000000u)
+        return;
+    uint64_t idle = uv_metrics_idle_time(&w->loop);
     uint64_t span = now - w->spill_t0, idled = idle - w->spill_idle0;
     w->spill_t0 = now;
     w->spill_idle0 = idle;
-    if (!w->backlog || w->quitting) {
-        uv_timer_stop(tm);
-        return;
-    }
     /* Busy share of the loop, averaged over ~10 ticks: the burst of a
      * fan-out's first handshakes alone does not make a saturated core. */
     unsigned busy = span && idled < span ? (unsigned)(100 - idled * 100 / span) : 0;
@@ -902,7 +910,7 @@ static void task_arrive(fleet_worker *w, fleet_task *t)
                 w->spill_busy = 0;
                 w->spill_t0 = uv_hrtime();
                 w->spill_idle0 = uv_metrics_idle_time(&w->loop);
-                uv_timer_start(&w->spill, on_spill_tick, FLEET_SPILL_TICK_MS, FLEET_SPILL_TICK_MS);
+                uv_check_start(&w->spill, on_spill_check);
             }
             pool_pump(w);
             return;
@@ -1122,7 +1130,7 @@ void fleet__worker_main(void *arg)
     uv_timer_init(&w->loop, &w->reaper);
     w->reaper.data = w;
     if (w->idx == 0 && w->f->nw > 1) {
-        uv_timer_init(&w->loop, &w->spill);
+        uv_check_init(&w->loop, &w->spill);
         w->spill.data = w;
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);

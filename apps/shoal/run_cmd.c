@@ -411,11 +411,6 @@ static int run_main(int argc, char **argv, int put)
     }
     o.cfg.workers = workers;
     o.cfg.no_connected_events = 1;
-    /* Results are only needed for the progress line and the final report,
-     * so they are collected 25 ms at a time instead of waking this thread
-     * once per host; -m refills its window from results, so it takes them
-     * at once. */
-    o.cfg.event_delay_ms = st.max_parallel ? 0 : 25;
     signal(SIGPIPE, SIG_IGN);
     fleet_raise_fd_limit();
 
@@ -482,6 +477,14 @@ static int run_main(int argc, char **argv, int put)
     }
     st.progress = !no_progress && !st.json && isatty(2);
     st.color = isatty(1);
+    /* Results are collected in batches instead of waking this thread once
+     * per host: every 25 ms for what is shown as it happens (the progress
+     * line, --stream, --json lines), every second when only the final
+     * report needs them (a run that waits on slow servers would otherwise
+     * wake 40 times a second for nothing). The last outstanding result
+     * wakes it at once either way. -m refills its window from results, so
+     * it takes them at once. */
+    o.cfg.event_delay_ms = st.max_parallel ? 0 : (st.progress || st.stream || st.json) ? 25 : 1000;
     if (fleet_new(st.loop, &o.cfg, on_event, &st, &st.f) != 0) {
         fprintf(stderr, "shoal: cannot start the workers\n");
         goto done;
