@@ -298,12 +298,47 @@ int shoal_kex_keypair(const shoal_kex_alg *alg, shoal_kex_state **st, shoal_buf 
 
 /* X25519: exactly 32 bytes. Low-order points are caught after derivation
  * by the all-zero check (RFC 8731 section 3, RFC 7748 section 6.1). */
+/* The peer's value goes into one key per thread, replaced each time
+ * (EVP_PKEY_set1_encoded_public_key): a new key per connection costs two
+ * provider look-ups by name, about as much as the copy costs nothing. The
+ * caller gets a reference; the derivation that uses it ends before the
+ * thread's next connection can replace the value. */
+static pthread_key_t x25519_peer_key;
+static pthread_once_t x25519_peer_once = PTHREAD_ONCE_INIT;
+static int x25519_peer_key_ok;
+
+static void x25519_peer_free(void *pk)
+{
+    EVP_PKEY_free(pk);
+}
+
+static void x25519_peer_init(void)
+{
+    x25519_peer_key_ok = pthread_key_create(&x25519_peer_key, x25519_peer_free) == 0;
+}
+
 static int peer_x25519(const uint8_t *peer, size_t len, EVP_PKEY **out)
 {
+    *out = NULL;
     if (len != X25519_LEN)
         return SHOAL_ERR_BAD_FORMAT;
-    *out = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer, len);
-    return *out ? SHOAL_OK : SHOAL_ERR_CRYPTO;
+    EVP_PKEY *pk = NULL;
+    if (pthread_once(&x25519_peer_once, x25519_peer_init) == 0 && x25519_peer_key_ok)
+        pk = pthread_getspecific(x25519_peer_key);
+    if (pk && EVP_PKEY_set1_encoded_public_key(pk, peer, len) == 1 && EVP_PKEY_up_ref(pk) == 1) {
+        *out = pk;
+        return SHOAL_OK;
+    }
+    pk = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer, len);
+    if (!pk)
+        return SHOAL_ERR_CRYPTO;
+    /* Keep it for the next connection on this thread (one reference for
+     * the cache, one for the caller). */
+    if (x25519_peer_key_ok && !pthread_getspecific(x25519_peer_key) && EVP_PKEY_up_ref(pk) == 1 &&
+        pthread_setspecific(x25519_peer_key, pk) != 0)
+        EVP_PKEY_free(pk);
+    *out = pk;
+    return SHOAL_OK;
 }
 
 /* A public-only key in the group of our own key, holding the peer's
