@@ -271,6 +271,12 @@ int shoal_session_recv(shoal_session *s, const uint8_t *in, size_t len, uint64_t
         if (!s->version_done)
             return SHOAL_OK;
     }
+    /* A client waiting for its authentication's answer has little to say:
+     * what it sends meanwhile is held unread (packet.c), within a cap. */
+    if (len && s->is_server && s->sauth_pending && shoal_buf_len(&s->in) + len > SHOAL_MAX_HELD_INPUT)
+        return shoal__fail(s, SHOAL_ERR_TOO_LARGE, SSH_DISCONNECT_PROTOCOL_ERROR,
+                           "more than %u bytes sent while the authentication was being decided",
+                           SHOAL_MAX_HELD_INPUT);
     if (len) {
         int rc = shoal_buf_put(&s->in, in, len);
         if (rc)

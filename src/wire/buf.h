@@ -17,6 +17,9 @@
 #define SHOAL_BUF_DEFAULT_MAX (1u << 20)
 /* Largest SSH packet we accept or build (RFC 4253 6.1 requires 35000). */
 #define SHOAL_MAX_PACKET (256u * 1024u)
+/* Server: what a client may send while its authentication is being decided
+ * (held unread, RFC 4252 5.1): pipelined connection messages, not more. */
+#define SHOAL_MAX_HELD_INPUT (64u * 1024u)
 /* Largest name-list we accept from a peer, and most names in it. */
 #define SHOAL_MAX_NAMELIST 8192u
 #define SHOAL_MAX_NAMES 128u

@@ -1563,6 +1563,27 @@ static void test_deferred_auth(void **st)
     assert_int_equal(last_type(&tp), SSH_MSG_CHANNEL_OPEN_CONFIRMATION);
     tp_free(&tp);
 
+    /* What waits unread is capped: 64 KiB of IGNORE while the decision is
+     * pending ends the connection. */
+    tp_ready(&tp, NULL);
+    tp_service(&tp);
+    tp.sa.defer = 1;
+    expect_srv_open(&tp, tp_send(&tp, m_password(PASSWORD)));
+    {
+        static char pad[8192];
+        memset(pad, 'x', sizeof(pad) - 1);
+        int rc = SHOAL_OK;
+        for (int i = 0; i < 12 && rc == SHOAL_OK; i++) {
+            shoal_buf ig = m_begin(SSH_MSG_IGNORE);
+            put_str(&ig, pad);
+            rc = tp_send(&tp, ig);
+        }
+        take_server_output(&tp);
+        expect_srv_closed(&tp, rc, SHOAL_ERR_TOO_LARGE);
+        assert_int_equal(tp.sa.authenticated, 0);
+    }
+    tp_free(&tp);
+
     /* ...and after a denial they end the connection: nothing of the
      * connection protocol before the user is known. */
     tp_ready(&tp, NULL);
