@@ -445,6 +445,17 @@ static void test_deferred_and_password(void **st)
     pair_free(&pr);
 }
 
+/* An identity whose private key is in memory: the client signs it itself,
+ * and as the first identity at once (no query). */
+static void add_private_identity(pair *pr, shoal_key *k)
+{
+    shoal_buf b;
+    shoal_buf_init(&b, 4096);
+    assert_int_equal(shoal_key_to_blob(k, &b), 0);
+    assert_true(shoal_session_add_identity(pr->c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(k)) >= 0);
+    shoal_buf_free(&b);
+}
+
 static const shoal_channel_callbacks CLI_CH = {ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
 
 /* A channel opened before authentication: with a single key and nothing
@@ -458,11 +469,7 @@ static void test_channel_with_final_request(void **st)
         pair pr;
         pair_new(&pr, NULL, NULL, NULL, NULL, 0);
         pr.sa.defer_auth = defer;
-        shoal_buf b;
-        shoal_buf_init(&b, 4096);
-        assert_int_equal(shoal_key_to_blob(user_key, &b), 0);
-        assert_true(shoal_session_add_identity(pr.c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(user_key)) >= 0);
-        shoal_buf_free(&b);
+        add_private_identity(&pr, user_key);
         assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
         pump(&pr, 0);
         assert_true(pr.ca.authenticated);
@@ -478,11 +485,7 @@ static void test_channel_with_final_request(void **st)
      * success (one more delivery). */
     pair pr;
     pair_new(&pr, NULL, NULL, NULL, NULL, 0);
-    shoal_buf b;
-    shoal_buf_init(&b, 4096);
-    assert_int_equal(shoal_key_to_blob(user_key, &b), 0);
-    assert_true(shoal_session_add_identity(pr.c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(user_key)) >= 0);
-    shoal_buf_free(&b);
+    add_private_identity(&pr, user_key);
     add_user_key(&pr, other_key);
     assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
     pump(&pr, 0);
@@ -494,10 +497,7 @@ static void test_channel_with_final_request(void **st)
     /* Same with a password to fall back on. */
     no_password_cb = 0;
     pair_new(&pr, NULL, NULL, NULL, NULL, 0);
-    shoal_buf_init(&b, 4096);
-    assert_int_equal(shoal_key_to_blob(user_key, &b), 0);
-    assert_true(shoal_session_add_identity(pr.c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(user_key)) >= 0);
-    shoal_buf_free(&b);
+    add_private_identity(&pr, user_key);
     assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
     pump(&pr, 0);
     assert_true(pr.ca.authenticated);
@@ -511,10 +511,7 @@ static void test_channel_with_final_request(void **st)
      * channel learns it. */
     pair_new(&pr, NULL, NULL, NULL, NULL, 0);
     pr.sa.allowed = other_key;
-    shoal_buf_init(&b, 4096);
-    assert_int_equal(shoal_key_to_blob(user_key, &b), 0);
-    assert_true(shoal_session_add_identity(pr.c, shoal_buf_ptr(&b), shoal_buf_len(&b), shoal_key_ref(user_key)) >= 0);
-    shoal_buf_free(&b);
+    add_private_identity(&pr, user_key);
     assert_int_equal(shoal_channel_open_session(pr.c, &CLI_CH, &pr.ca, &pr.ca.ch), 0);
     pump(&pr, 0);
     assert_false(pr.ca.authenticated);
