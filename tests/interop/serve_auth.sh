@@ -318,6 +318,14 @@ check "AuthorizedKeysCommand: runs as $AKC_USER with user, key type, key and fin
 run_cmd "${S[@]}" -i "$KEY" "$DEST" 'echo akc-ok' </dev/null
 check_rc 255 "AuthorizedKeysCommand: a key it does not print is refused"
 check "AuthorizedKeysCommand: it was asked about that key too" grep -q "|ssh-ed25519|" "$T/akc/args.log"
+# shoal run sends the command's channel open right behind its signed request
+# (RFC 4252 5.1): the server holds it while the command decides, then opens
+# the channel.
+env -u SSH_AUTH_SOCK HOME="$T" "$SHOAL_BIN" run -l "$PEER_USER" -p "$SERVE_PORT" -i "$T/keys/id_ecdsa" \
+    -o "UserKnownHostsFile=$T/akc_run_kh" -o LogLevel=VERBOSE --no-progress -H 127.0.0.1 -- 'echo akc-run' \
+    >"$T/akc_run" 2>&1 || true
+check "AuthorizedKeysCommand: shoal run's channel open, sent with the request, waits for the decision" \
+    sh -c "grep -q 'open sent with the final auth request' '$T/akc_run' && grep -qx 'akc-run' '$T/akc_run'"
 # The probe/signature bug of AuthenticationMethods, through the command.
 stop_shoal_serve "$SERVE_PID"
 start_shoal_serve "AuthorizedKeysFile none" "AuthorizedKeysCommand $T/akc/akc" \
