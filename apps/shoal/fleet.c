@@ -419,14 +419,10 @@ void fleet_free(fleet *f)
         /* Tasks handed over by worker 0 after this worker quit. */
         for (fleet_msg *m = w->head, *next; m; m = next) {
             next = m->next;
-            if (m->type == MSG_TASK) {
-                fleet_request_unref(m->task->req);
-                free(m->task->user);
-                free(m->task->host);
-                free(m->task);
-            } else if (m->req) {
+            if (m->type == MSG_TASK)
+                fleet__task_free(m->task);
+            else if (m->req)
                 fleet_request_unref(m->req);
-            }
             free(m);
         }
         w->head = w->tail = NULL;

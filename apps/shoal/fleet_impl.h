@@ -138,6 +138,8 @@ int fleet__post_task(fleet *f, unsigned idx, fleet_task *t);
 
 /* fleet_worker.c */
 void fleet__worker_main(void *arg);
+/* Frees a task that is in no list (its request reference included). */
+void fleet__task_free(fleet_task *t);
 void fleet__worker_wake(uv_async_t *a);
 /* Keeps a connection open while an aborted upload cleans up. */
 void fleet__pc_hold(pconn *pc);

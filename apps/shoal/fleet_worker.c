@@ -144,7 +144,7 @@ static void on_timer_closed(uv_handle_t *h)
     free(h);
 }
 
-static void task_free(fleet_task *t)
+void fleet__task_free(fleet_task *t)
 {
     if (t->timer)
         uv_close((uv_handle_t *)t->timer, on_timer_closed);
@@ -203,10 +203,18 @@ void fleet__task_finish(fleet_task *t, fleet_event *ev)
         waiting_remove(pc, t);
         pc_release(pc);
     }
-    task_free(t);
+    fleet__task_free(t);
 }
 
 /* The task is over before it could finish: deadline or stop. */
+/* A command started while its connection was still authenticating
+ * (on_conn_authenticating) that ends before the connection is ready: the
+ * connection failed, and its stage says where. */
+static int ended_while_authenticating(const fleet_task *t)
+{
+    return t->pc && t->pc->state != PC_READY && t->pc->c;
+}
+
 static void task_stopped(fleet_task *t, int reason)
 {
     fleet_event *ev = fleet__task_event(t);
@@ -216,8 +224,8 @@ static void task_stopped(fleet_task *t, int reason)
     }
     pconn *pc = t->pc;
     const char *phase = "command";
-    if (t->child && pc && pc->state != PC_READY && pc->c)
-        phase = stage_phase(shoal_uv_conn_stage(pc->c)); /* started while authenticating */
+    if (t->child && ended_while_authenticating(t))
+        phase = stage_phase(shoal_uv_conn_stage(pc->c));
     else if (t->child && !shoal_child_started(t->child))
         phase = "channel";
     else if (t->up)
@@ -343,8 +351,7 @@ static void on_child_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
             fleet__set_message(ev, "Process exited without reporting an exit status");
             break;
         case SHOAL_EXIT_ERROR:
-            if (t->pc && t->pc->state != PC_READY && t->pc->c) {
-                /* Started while authenticating: the connection failed. */
+            if (ended_while_authenticating(t)) {
                 fleet__classify(ev, ex->err, shoal_uv_conn_stage(t->pc->c), ex->message);
                 break;
             }
@@ -820,6 +827,14 @@ static void task_key(const fleet_task *t, char *key, size_t n)
     snprintf(key, n, "%s@%s:%u/%p", t->user, t->host, t->port, (void *)t->key);
 }
 
+/* Runs t on this worker. */
+static void admit_here(fleet_worker *w, fleet_task *t)
+{
+    char key[1200];
+    task_key(t, key, sizeof(key));
+    task_admit(w, t, key);
+}
+
 static void backlog_push(fleet_worker *w, fleet_task *t)
 {
     t->wnext = NULL;
@@ -872,7 +887,7 @@ static void on_spill_check(uv_check_t *ck)
     uint64_t span = now - w->spill_t0, idled = idle - w->spill_idle0;
     w->spill_t0 = now;
     w->spill_idle0 = idle;
-    /* Busy share of the loop, averaged over ~10 ticks: the burst of a
+    /* Busy share of the loop, averaged over ~10 samples: the burst of a
      * fan-out's first handshakes alone does not make a saturated core. */
     unsigned busy = span && idled < span ? (unsigned)(100 - idled * 100 / span) : 0;
     w->spill_busy = (w->spill_busy * 9 + busy * 10 + 5) / 10; /* percent x 10 */
@@ -1005,9 +1020,7 @@ static void stop_request(fleet_worker *w, fleet_request *req, int reason)
     fleet_task *keep = NULL, **tail = &keep;
     for (fleet_task *t = backlog_pop(w); t; t = backlog_pop(w)) {
         if (t->req == req) {
-            char key[1200];
-            task_key(t, key, sizeof(key));
-            task_admit(w, t, key);
+            admit_here(w, t);
         } else {
             *tail = t;
             tail = &t->wnext;
@@ -1054,11 +1067,8 @@ static void walk_close(uv_handle_t *h, void *arg)
 static void quit(fleet_worker *w)
 {
     w->quitting = 1;
-    for (fleet_task *t = backlog_pop(w); t; t = backlog_pop(w)) {
-        char key[1200];
-        task_key(t, key, sizeof(key));
-        task_admit(w, t, key); /* quitting: stopped at once */
-    }
+    for (fleet_task *t = backlog_pop(w); t; t = backlog_pop(w))
+        admit_here(w, t); /* quitting: stopped at once */
     if (w->idx == 0 && w->f->nw > 1)
         uv_close((uv_handle_t *)&w->spill, NULL);
     while (w->active)

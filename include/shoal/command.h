@@ -85,8 +85,9 @@ typedef struct shoal_child_callbacks {
 
 /* Starts command on an authenticated connection (after on_ready), or on one
  * still authenticating (from on_authenticating: the channel then rides with
- * the final auth request; the open timeout counts from authentication's
- * end, and a failed login is reported as the connection's error). */
+ * the final auth request; the open timeout does not expire while the
+ * connection is still authenticating, and a failed login is reported as the
+ * connection's error). */
 SHOAL_EXTERN int shoal_child_spawn(shoal_uv_conn *conn, const char *command, const shoal_child_options *opt,
                                    const shoal_child_callbacks *cb, void *ud, shoal_child **out);
 /* Queues stdin bytes (copied); they are sent as the window allows. */

@@ -627,7 +627,7 @@ int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
     }
     case SSH_MSG_USERAUTH_FAILURE:
         return on_failure(s, p, n);
-    case SSH_MSG_USERAUTH_SUCCESS:
+    case SSH_MSG_USERAUTH_SUCCESS: {
         if (n != 1 || s->auth == AUTH_SERVICE || s->auth == AUTH_IDLE || s->auth == AUTH_DONE)
             return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, "unexpected USERAUTH_SUCCESS");
         s->auth = AUTH_DONE;
@@ -636,14 +636,13 @@ int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         s->auth_final_sent = 0;
         free_prompts(s);
         shoal__log(s, 1, "authenticated as %s", s->user);
-        {
-            int rc = shoal__chan_send_deferred_opens(s);
-            if (rc)
-                return rc;
-        }
+        int rc = shoal__chan_send_deferred_opens(s);
+        if (rc)
+            return rc;
         if (s->cb.authenticated)
             s->cb.authenticated(s, s->ud);
         return SHOAL_OK;
+    }
     case SSH_MSG_USERAUTH_PK_OK: /* 60 means what the method in progress says */
         if (s->auth == AUTH_PK_QUERY)
             return on_pk_ok(s, p, n);

@@ -186,19 +186,29 @@ static int write_open(shoal_session *s, shoal_channel *ch)
     return shoal__chan_finish(s, mark, rc);
 }
 
+/* Writes the open; before authentication has ended it rides with the final
+ * auth request (shoal__chan_requeue_early_opens undoes that). */
+static int send_open(shoal_session *s, shoal_channel *ch)
+{
+    int rc = write_open(s, ch);
+    if (rc)
+        return rc;
+    ch->open_deferred = 0;
+    ch->open_early = s->phase != SHOAL_PHASE_OPEN;
+    if (ch->open_early)
+        shoal__log(s, 1, "channel %u: open sent with the final auth request", ch->local_id);
+    return SHOAL_OK;
+}
+
 int shoal__chan_send_deferred_opens(shoal_session *s)
 {
     for (uint32_t i = 0; i < s->nchans; i++) {
         shoal_channel *ch = s->chans[i];
-        if (!ch || !ch->open_deferred)
-            continue;
-        int rc = write_open(s, ch);
-        if (rc)
-            return rc;
-        ch->open_deferred = 0;
-        ch->open_early = s->phase != SHOAL_PHASE_OPEN;
-        if (ch->open_early)
-            shoal__log(s, 1, "channel %u: open sent with the final auth request", ch->local_id);
+        if (ch && ch->open_deferred) {
+            int rc = send_open(s, ch);
+            if (rc)
+                return rc;
+        }
     }
     return SHOAL_OK;
 }
@@ -238,16 +248,13 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
         *out = ch;
         return SHOAL_OK;
     }
-    rc = write_open(s, ch);
+    rc = send_open(s, ch);
     if (rc) {
         s->chans[ch->local_id] = NULL;
         s->open_channels--;
         free(ch);
         return rc;
     }
-    ch->open_early = early;
-    if (early)
-        shoal__log(s, 1, "channel %u: open sent with the final auth request", ch->local_id);
     *out = ch;
     return SHOAL_OK;
 }

@@ -25,22 +25,25 @@ static void fetch_all(void)
         macs[i] = EVP_MAC_fetch(NULL, mac_names[i], NULL);
 }
 
-EVP_CIPHER *shoal__fetched_cipher(const char *name)
+/* Index of name in names (after the one fetch), or -1. */
+static int lookup(const char *const *names, size_t n, const char *name)
 {
     if (!name || !CRYPTO_THREAD_run_once(&once, fetch_all))
-        return NULL;
-    for (size_t i = 0; i < N_CIPHERS; i++)
-        if (strcmp(cipher_names[i], name) == 0)
-            return ciphers[i];
-    return NULL;
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+EVP_CIPHER *shoal__fetched_cipher(const char *name)
+{
+    int i = lookup(cipher_names, N_CIPHERS, name);
+    return i < 0 ? NULL : ciphers[i];
 }
 
 EVP_MAC *shoal__fetched_mac(const char *name)
 {
-    if (!name || !CRYPTO_THREAD_run_once(&once, fetch_all))
-        return NULL;
-    for (size_t i = 0; i < N_MACS; i++)
-        if (strcmp(mac_names[i], name) == 0)
-            return macs[i];
-    return NULL;
+    int i = lookup(mac_names, N_MACS, name);
+    return i < 0 ? NULL : macs[i];
 }

@@ -16,7 +16,8 @@
  * ("ChaCha20", "AES-128-CTR", ...), or NULL for another name or when the
  * provider lacks it (the caller then fetches it itself, and fails there). */
 EVP_CIPHER *shoal__fetched_cipher(const char *name);
-/* Likewise for MACs ("HMAC", "POLY1305"). */
+/* Likewise for MACs ("HMAC", "POLY1305"); their callers treat NULL as the
+ * provider lacking it. */
 EVP_MAC *shoal__fetched_mac(const char *name);
 
 #endif

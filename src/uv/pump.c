@@ -27,21 +27,26 @@ typedef struct pump_write {
     uint8_t data[];
 } pump_write;
 
+#ifdef TCP_QUICKACK
+static void set_quickack(shoal_pump *p, int on)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&p->tcp, &fd) == 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
+}
+#endif
+
 static void quick_ack(shoal_pump *p)
 {
 #ifdef TCP_QUICKACK
     if (p->reads >= QUICKACK_READS)
         return;
     p->reads++;
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&p->tcp, &fd) == 0) {
-        int one = 1, zero = 0;
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-        /* Back to delayed ACKs (see shoal__pump_start): setting 1 also
-         * leaves that mode, and the next input we answer would get a pure
-         * ACK of its own. */
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
-    }
+    set_quickack(p, 1);
+    /* Back to delayed ACKs (see shoal__pump_start): setting 1 also leaves
+     * that mode, and the next input we answer would get a pure ACK of its
+     * own. */
+    set_quickack(p, 0);
 #else
     (void)p;
 #endif
@@ -106,11 +111,7 @@ int shoal__pump_start(shoal_pump *p, shoal_session *s)
      * pure ACK for each of the first segments even when our answer follows
      * at once. Delayed-ACK mode from the start lets the answers carry them;
      * input we do not answer is acknowledged by quick_ack(). */
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&p->tcp, &fd) == 0) {
-        int zero = 0;
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
-    }
+    set_quickack(p, 0);
 #endif
     if (uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read) != 0)
         return SHOAL_ERR_IO;
