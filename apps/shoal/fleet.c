@@ -343,10 +343,12 @@ int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index
     fleet_task *t = calloc(1, sizeof(*t));
     fleet_msg *m = calloc(1, sizeof(*m));
     const char *user = h->user && *h->user ? h->user : f->cfg.default_user;
-    t->user = strdup(user ? user : "");
-    t->host = strdup(h->host);
-    t->port = h->port ? h->port : (f->cfg.default_port ? f->cfg.default_port : 22);
-    t->key = h->key;
+    if (t) {
+        t->user = strdup(user ? user : "");
+        t->host = strdup(h->host);
+        t->port = h->port ? h->port : (f->cfg.default_port ? f->cfg.default_port : 22);
+        t->key = h->key;
+    }
     if (!t || !m || !t->user || !t->host) {
         if (t) {
             free(t->user);
