@@ -12,8 +12,8 @@
  *   SHOAL_ERR_BAD_STATE   second call on the same state */
 #include "crypto/kex.h"
 #include "crypto/kex_test_hooks.h"
+#include "crypto/kept.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,56 +127,18 @@ void shoal_kex_state_free(shoal_kex_state *st)
     free(st);
 }
 
-/* ---- per-thread X25519 objects ----
- * OpenSSL 3.0 looks names up in its whole name map for every new key or
- * context: a measurable share of a connection's non-crypto work in a
- * fan-out. So each thread keeps one key generation context (it generates any
- * number of keys) and one public key that takes each peer's value in turn,
- * both freed when the thread exits. */
-static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-static pthread_key_t tls_genctx, tls_peer;
-static int tls_ok;
-
-static void tls_genctx_free(void *ctx)
-{
-    EVP_PKEY_CTX_free(ctx);
-}
-
-static void tls_peer_free(void *pk)
-{
-    EVP_PKEY_free(pk);
-}
-
-static void tls_init(void)
-{
-    tls_ok = pthread_key_create(&tls_genctx, tls_genctx_free) == 0 &&
-             pthread_key_create(&tls_peer, tls_peer_free) == 0;
-}
-
-/* This thread's object under k, or NULL (none kept yet). */
-static void *tls_get(pthread_key_t *k)
-{
-    return pthread_once(&tls_once, tls_init) == 0 && tls_ok ? pthread_getspecific(*k) : NULL;
-}
-
-/* Keeps obj for this thread; 0 when it cannot (the caller keeps owning it). */
-static int tls_keep(pthread_key_t *k, void *obj)
-{
-    return tls_ok && pthread_setspecific(*k, obj) == 0;
-}
-
 /* ---- key generation ---- */
 
 static int keygen_x25519(EVP_PKEY **out)
 {
-    EVP_PKEY_CTX *ctx = tls_get(&tls_genctx);
+    EVP_PKEY_CTX *ctx = shoal__kept_get(SHOAL_KEPT_X25519_GEN);
     if (!ctx) {
         ctx = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
         if (!ctx || EVP_PKEY_keygen_init(ctx) <= 0) {
             EVP_PKEY_CTX_free(ctx);
             return SHOAL_ERR_CRYPTO;
         }
-        if (!tls_keep(&tls_genctx, ctx)) {
+        if (!shoal__kept_set(SHOAL_KEPT_X25519_GEN, ctx)) {
             int ok = EVP_PKEY_keygen(ctx, out) > 0;
             EVP_PKEY_CTX_free(ctx);
             return ok ? SHOAL_OK : SHOAL_ERR_CRYPTO;
@@ -326,7 +288,7 @@ static int peer_x25519(const uint8_t *peer, size_t len, EVP_PKEY **out)
     *out = NULL;
     if (len != X25519_LEN)
         return SHOAL_ERR_BAD_FORMAT;
-    EVP_PKEY *pk = tls_get(&tls_peer);
+    EVP_PKEY *pk = shoal__kept_get(SHOAL_KEPT_X25519_PEER);
     if (pk && EVP_PKEY_set1_encoded_public_key(pk, peer, len) == 1 && EVP_PKEY_up_ref(pk) == 1) {
         *out = pk;
         return SHOAL_OK;
@@ -336,7 +298,8 @@ static int peer_x25519(const uint8_t *peer, size_t len, EVP_PKEY **out)
         return SHOAL_ERR_CRYPTO;
     /* Kept for the thread's next connection: one reference for the thread,
      * one for the caller. */
-    if (!tls_get(&tls_peer) && EVP_PKEY_up_ref(pk) == 1 && !tls_keep(&tls_peer, pk))
+    if (!shoal__kept_get(SHOAL_KEPT_X25519_PEER) && EVP_PKEY_up_ref(pk) == 1 &&
+        !shoal__kept_set(SHOAL_KEPT_X25519_PEER, pk))
         EVP_PKEY_free(pk);
     *out = pk;
     return SHOAL_OK;

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include "crypto/kept.h"
 #include "keys/key_internal.h"
 
 static const shoal_ecinfo ec_infos[] = {
@@ -57,20 +58,45 @@ shoal_keytype shoal_keytype_from_name(const char *name, size_t len)
 
 /* ---- EVP_PKEY construction from public parts ---- */
 
-static int pkey_fromdata(const char *alg, int selection, OSSL_PARAM_BLD *bld, EVP_PKEY **out)
+/* A fromdata-initialised context for alg: this thread's kept one (see
+ * crypto/kept.h), or a new one that *owned tells the caller to free. */
+static EVP_PKEY_CTX *fromdata_ctx(const char *alg, shoal_kept_slot slot, int *owned)
 {
-    int rc = SHOAL_ERR_NOMEM;
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
-    *out = NULL;
-    if (params && ctx) {
-        rc = SHOAL_ERR_BAD_FORMAT;
-        if (EVP_PKEY_fromdata_init(ctx) == 1 && EVP_PKEY_fromdata(ctx, out, selection, params) == 1)
-            rc = SHOAL_OK;
+    EVP_PKEY_CTX *ctx = shoal__kept_get(slot);
+    *owned = 0;
+    if (ctx)
+        return ctx;
+    ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
+    if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
     }
-    OSSL_PARAM_free(params); /* may hold private numbers: the builder clears them */
-    EVP_PKEY_CTX_free(ctx);
+    if (!shoal__kept_set(slot, ctx))
+        *owned = 1;
+    return ctx;
+}
+
+static int pkey_fromdata_params(const char *alg, shoal_kept_slot slot, int selection, OSSL_PARAM *params,
+                                EVP_PKEY **out)
+{
+    int owned;
+    EVP_PKEY_CTX *ctx = fromdata_ctx(alg, slot, &owned);
+    int rc = SHOAL_ERR_NOMEM;
+    *out = NULL;
+    if (params && ctx)
+        rc = EVP_PKEY_fromdata(ctx, out, selection, params) == 1 ? SHOAL_OK : SHOAL_ERR_BAD_FORMAT;
+    if (owned)
+        EVP_PKEY_CTX_free(ctx);
     ERR_clear_error();
+    return rc;
+}
+
+static int pkey_fromdata(const char *alg, shoal_kept_slot slot, int selection, OSSL_PARAM_BLD *bld,
+                         EVP_PKEY **out)
+{
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    int rc = pkey_fromdata_params(alg, slot, selection, params, out);
+    OSSL_PARAM_free(params); /* may hold private numbers: the builder clears them */
     return rc;
 }
 
@@ -81,7 +107,7 @@ static int rsa_public_pkey(const uint8_t *e, size_t elen, const uint8_t *n, size
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     if (bn_e && bn_n && bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e))
-        rc = pkey_fromdata("RSA", EVP_PKEY_PUBLIC_KEY, bld, out);
+        rc = pkey_fromdata("RSA", SHOAL_KEPT_FROMDATA_RSA, EVP_PKEY_PUBLIC_KEY, bld, out);
     OSSL_PARAM_BLD_free(bld);
     BN_free(bn_e);
     BN_free(bn_n);
@@ -94,7 +120,7 @@ static int ec_public_pkey(const shoal_ecinfo *ec, const uint8_t *q, size_t qlen,
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     if (bld && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, ec->group, 0) &&
         OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, q, qlen))
-        rc = pkey_fromdata("EC", EVP_PKEY_PUBLIC_KEY, bld, out);
+        rc = pkey_fromdata("EC", SHOAL_KEPT_FROMDATA_EC, EVP_PKEY_PUBLIC_KEY, bld, out);
     OSSL_PARAM_BLD_free(bld);
     return rc;
 }
@@ -111,9 +137,9 @@ int shoal_key_parse_public_body(shoal_keytype type, shoal_rd *r, EVP_PKEY **out)
             return rc;
         if (alen != 32)
             return SHOAL_ERR_BAD_FORMAT;
-        *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, a, alen);
-        ERR_clear_error();
-        return *out ? SHOAL_OK : SHOAL_ERR_BAD_FORMAT;
+        OSSL_PARAM params[2] = {OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)a, alen),
+                                OSSL_PARAM_construct_end()};
+        return pkey_fromdata_params("ED25519", SHOAL_KEPT_FROMDATA_ED25519, EVP_PKEY_PUBLIC_KEY, params, out);
     }
     if (ec) {
         const char *curve;
@@ -274,6 +300,7 @@ int shoal_key_from_pkey(EVP_PKEY *pkey, shoal_keytype type, int has_private, sho
     }
     k->type = type;
     k->has_private = has_private;
+    pthread_mutex_init(&k->sign_mu, NULL);
     k->pkey = pkey;
     k->blob_len = shoal_buf_len(&blob);
     memcpy(k->blob, shoal_buf_ptr(&blob), k->blob_len);
@@ -414,6 +441,9 @@ void shoal_key_free(shoal_key *key)
             return;
     /* Everything other owners did with the key happens before the free. */
     atomic_thread_fence(memory_order_acquire);
+    for (int i = 0; i < SHOAL_KEY_SIGN_DIGESTS; i++)
+        EVP_MD_CTX_free(key->sign_tmpl[i]);
+    pthread_mutex_destroy(&key->sign_mu);
     EVP_PKEY_free(key->pkey); /* libcrypto clears private numbers on free */
     free(key->blob);
     shoal_wipe(key, sizeof(*key));

@@ -3,6 +3,7 @@
 #ifndef SHOAL_KEYS_KEY_INTERNAL_H
 #define SHOAL_KEYS_KEY_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include <openssl/evp.h>
@@ -18,6 +19,9 @@
  * itself refuses e over 64 bits for moduli above 3072 bits). */
 #define SHOAL_RSA_MAX_E_BITS 64
 
+/* Digests a key may sign with: none (Ed25519), SHA1, SHA256, SHA384, SHA512. */
+#define SHOAL_KEY_SIGN_DIGESTS 5
+
 struct shoal_key {
     /* References beyond the first (shoal_key_ref); 0 = one owner. Counting
      * the extra ones keeps calloc'd keys correct without an initializer. */
@@ -27,6 +31,11 @@ struct shoal_key {
     EVP_PKEY *pkey;  /* public, or the key pair when has_private */
     uint8_t *blob;   /* the public key blob, cached */
     size_t blob_len;
+    /* Private keys: a signing context per digest, initialised on first use
+     * and copied for each signature (sig.c says why); under sign_mu, as
+     * threads share keys. */
+    pthread_mutex_t sign_mu;
+    EVP_MD_CTX *sign_tmpl[SHOAL_KEY_SIGN_DIGESTS];
 };
 
 /* Per-type constants. */
