@@ -58,5 +58,8 @@ int shoal_kex_derive(int hash, const uint8_t *K_mpint, size_t K_len, const uint8
 
 /* Random bytes from libcrypto's CSPRNG. */
 int shoal_random(void *out, size_t len);
+/* Random bytes that are sent or padded, never kept secret (packet padding,
+ * the KEXINIT cookie): served from a per-thread pool of shoal_random output. */
+int shoal_random_public(void *out, size_t len);
 
 #endif

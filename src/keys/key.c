@@ -11,6 +11,7 @@
 #include <openssl/param_build.h>
 
 #include "crypto/kept.h"
+#include "crypto/kex.h"
 #include "keys/key_internal.h"
 
 static const shoal_ecinfo ec_infos[] = {
@@ -267,6 +268,30 @@ static int ed25519_blob(EVP_PKEY *pkey, shoal_buf *blob)
     return rc;
 }
 
+/* The key object around pkey (ownership moves in, freed on failure) and a
+ * copy of its blob. */
+static int key_wrap(EVP_PKEY *pkey, shoal_keytype type, int has_private, const uint8_t *blob, size_t blob_len,
+                    shoal_key **out)
+{
+    shoal_key *k = calloc(1, sizeof(*k));
+    if (k && !(k->blob = malloc(blob_len))) {
+        free(k);
+        k = NULL;
+    }
+    if (!k) {
+        EVP_PKEY_free(pkey);
+        return SHOAL_ERR_NOMEM;
+    }
+    k->type = type;
+    k->has_private = has_private;
+    pthread_mutex_init(&k->sign_mu, NULL);
+    k->pkey = pkey;
+    k->blob_len = blob_len;
+    memcpy(k->blob, blob, blob_len);
+    *out = k;
+    return SHOAL_OK;
+}
+
 int shoal_key_from_pkey(EVP_PKEY *pkey, shoal_keytype type, int has_private, shoal_key **out)
 {
     shoal_buf blob;
@@ -286,27 +311,12 @@ int shoal_key_from_pkey(EVP_PKEY *pkey, shoal_keytype type, int has_private, sho
         rc = ec ? ec_check_and_blob(pkey, ec, &blob) : SHOAL_ERR_UNSUPPORTED;
     }
     ERR_clear_error();
-    shoal_key *k = NULL;
-    if (!rc && !(k = calloc(1, sizeof(*k))))
-        rc = SHOAL_ERR_NOMEM;
-    if (!rc && !(k->blob = malloc(shoal_buf_len(&blob)))) {
-        free(k);
-        rc = SHOAL_ERR_NOMEM;
-    }
-    if (rc) {
+    if (rc)
         EVP_PKEY_free(pkey);
-        shoal_buf_free(&blob);
-        return rc;
-    }
-    k->type = type;
-    k->has_private = has_private;
-    pthread_mutex_init(&k->sign_mu, NULL);
-    k->pkey = pkey;
-    k->blob_len = shoal_buf_len(&blob);
-    memcpy(k->blob, shoal_buf_ptr(&blob), k->blob_len);
+    else
+        rc = key_wrap(pkey, type, has_private, shoal_buf_ptr(&blob), shoal_buf_len(&blob), out);
     shoal_buf_free(&blob);
-    *out = k;
-    return SHOAL_OK;
+    return rc;
 }
 
 /* ---- public API ---- */
@@ -338,6 +348,10 @@ int shoal_key_from_blob(const uint8_t *blob, size_t len, shoal_key **out)
         EVP_PKEY_free(pkey);
         return rc;
     }
+    /* An Ed25519 blob read to its end is canonical by construction (the
+     * name matched exactly, then 32 bytes): it is kept as it came. */
+    if (type == SHOAL_KEY_ED25519)
+        return key_wrap(pkey, type, 0, blob, len, out);
     if ((rc = shoal_key_from_pkey(pkey, type, 0, &k)) != SHOAL_OK)
         return rc;
     /* Our canonical re-encoding must be the input: anything else means a
@@ -490,14 +504,13 @@ int shoal_key_fingerprint(const shoal_key *key, char *out, size_t outsz)
     static const char prefix[] = "SHA256:";
     uint8_t md[32];
     char b64[48]; /* 44 padded base64 characters and the NUL */
-    unsigned int mdlen = 0;
     if (!key || !out)
         return SHOAL_ERR_INVALID_ARG;
     if (outsz)
         out[0] = 0;
-    if (EVP_Digest(key->blob, key->blob_len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
-        return SHOAL_ERR_CRYPTO;
-    int rc = shoal_base64_encode(md, sizeof(md), b64, sizeof(b64), 0);
+    int rc = shoal_hash(SHOAL_HASH_SHA256, key->blob, key->blob_len, md);
+    if (!rc)
+        rc = shoal_base64_encode(md, sizeof(md), b64, sizeof(b64), 0);
     if (rc)
         return rc;
     size_t n = strlen(b64);

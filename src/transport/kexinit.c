@@ -40,7 +40,7 @@ static int put_server_hostkey_algs(shoal_session *s, shoal_buf *out)
 int shoal__kexinit_build(shoal_session *s, shoal_buf *out)
 {
     uint8_t cookie[16];
-    int rc = shoal_random(cookie, sizeof(cookie));
+    int rc = shoal_random_public(cookie, sizeof(cookie));
     shoal_buf_reset(out);
     if (!rc)
         rc = shoal_buf_put_u8(out, SSH_MSG_KEXINIT);

@@ -13,25 +13,6 @@
 
 #include "transport/session_impl.h"
 
-/* Random padding without a libcrypto call per packet: a refillable pool. */
-static int fill_padding(shoal_session *s, uint8_t *p, size_t n)
-{
-    static _Thread_local uint8_t pool[512];
-    static _Thread_local size_t left;
-    if (n > sizeof(pool))
-        return shoal_random(p, n);
-    if (left < n) {
-        int rc = shoal_random(pool, sizeof(pool));
-        if (rc)
-            return rc;
-        left = sizeof(pool);
-    }
-    memcpy(p, pool + sizeof(pool) - left, n);
-    left -= n;
-    (void)s;
-    return SHOAL_OK;
-}
-
 /* Messages that must wait while our key exchange is in progress
  * (RFC 4253 7.1: only 1-19 except 5/6, 20-29 except KEXINIT, 30-49). */
 static int held_during_kex(uint8_t type)
@@ -71,7 +52,7 @@ static int seal_at(shoal_session *s, size_t mark)
         shoal_buf_truncate(&s->out, mark);
         return rc;
     }
-    rc = fill_padding(s, tail, pad);
+    rc = shoal_random_public(tail, pad);
     if (rc)
         return rc;
     uint8_t *base = shoal_buf_mutptr(&s->out) + mark;
