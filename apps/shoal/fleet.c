@@ -348,11 +348,13 @@ int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index
         t->host = strdup(h->host);
         t->port = h->port ? h->port : (f->cfg.default_port ? f->cfg.default_port : 22);
         t->key = h->key;
+        t->result = calloc(1, sizeof(*t->result));
     }
-    if (!t || !m || !t->user || !t->host) {
+    if (!t || !m || !t->user || !t->host || !t->result) {
         if (t) {
             free(t->user);
             free(t->host);
+            free(t->result);
         }
         free(t);
         free(m);

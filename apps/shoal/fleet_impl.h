@@ -77,6 +77,10 @@ struct fleet_task {
     int truncated;
     int done;
     int own_deadline;
+    /* The result event, allocated by the submitting thread, which also
+     * frees it: glibc serves an allocation freed on another thread only
+     * through its slow path (its per-thread cache stays empty). */
+    fleet_event *result;
 };
 
 struct fleet_worker {

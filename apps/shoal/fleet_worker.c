@@ -41,7 +41,8 @@ void fleet__set_message(fleet_event *ev, const char *fmt, ...)
 
 fleet_event *fleet__task_event(fleet_task *t)
 {
-    fleet_event *ev = calloc(1, sizeof(*ev));
+    fleet_event *ev = t->result ? t->result : calloc(1, sizeof(*ev));
+    t->result = NULL;
     if (!ev)
         return NULL;
     ev->type = FLEET_EV_RESULT;
@@ -153,6 +154,7 @@ void fleet__task_free(fleet_task *t)
     free(t->host);
     free(t->out);
     free(t->err);
+    free(t->result);
     free(t);
 }
 
