@@ -404,7 +404,6 @@ size_t fleet_connections(const fleet *f)
     return atomic_load(&((fleet *)f)->conns);
 }
 
-
 void fleet_free(fleet *f)
 {
     if (!f)

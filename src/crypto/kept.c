@@ -40,3 +40,19 @@ int shoal__kept_set(shoal_kept_slot slot, void *obj)
         return 0;
     return pthread_setspecific(keys[slot], obj) == 0;
 }
+
+EVP_PKEY_CTX *shoal__kept_ctx(shoal_kept_slot slot, const char *alg, int (*init)(EVP_PKEY_CTX *), int *owned)
+{
+    EVP_PKEY_CTX *ctx = shoal__kept_get(slot);
+    *owned = 0;
+    if (ctx)
+        return ctx;
+    ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
+    if (!ctx || init(ctx) <= 0) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    if (!shoal__kept_set(slot, ctx))
+        *owned = 1;
+    return ctx;
+}

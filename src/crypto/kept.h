@@ -10,6 +10,8 @@
 #ifndef SHOAL_CRYPTO_KEPT_H
 #define SHOAL_CRYPTO_KEPT_H
 
+#include <openssl/types.h>
+
 typedef enum shoal_kept_slot {
     SHOAL_KEPT_X25519_GEN,        /* EVP_PKEY_CTX, keygen-initialised, X25519 */
     SHOAL_KEPT_X25519_PEER,       /* EVP_PKEY: X25519 public, takes each peer's value */
@@ -25,5 +27,11 @@ void *shoal__kept_get(shoal_kept_slot slot);
 /* Keeps obj in the (empty) slot for this thread, which frees it at exit.
  * Returns 0 when it cannot: the caller still owns obj. */
 int shoal__kept_set(shoal_kept_slot slot, void *obj);
+
+/* A context for algorithm alg prepared by init (EVP_PKEY_keygen_init,
+ * EVP_PKEY_fromdata_init): this thread's one in slot, made and kept on first
+ * use; or, when it cannot be kept, a new one that *owned tells the caller
+ * to free. NULL when libcrypto cannot make it. */
+EVP_PKEY_CTX *shoal__kept_ctx(shoal_kept_slot slot, const char *alg, int (*init)(EVP_PKEY_CTX *), int *owned);
 
 #endif

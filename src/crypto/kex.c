@@ -131,20 +131,12 @@ void shoal_kex_state_free(shoal_kex_state *st)
 
 static int keygen_x25519(EVP_PKEY **out)
 {
-    EVP_PKEY_CTX *ctx = shoal__kept_get(SHOAL_KEPT_X25519_GEN);
-    if (!ctx) {
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
-        if (!ctx || EVP_PKEY_keygen_init(ctx) <= 0) {
-            EVP_PKEY_CTX_free(ctx);
-            return SHOAL_ERR_CRYPTO;
-        }
-        if (!shoal__kept_set(SHOAL_KEPT_X25519_GEN, ctx)) {
-            int ok = EVP_PKEY_keygen(ctx, out) > 0;
-            EVP_PKEY_CTX_free(ctx);
-            return ok ? SHOAL_OK : SHOAL_ERR_CRYPTO;
-        }
-    }
-    return EVP_PKEY_keygen(ctx, out) > 0 ? SHOAL_OK : SHOAL_ERR_CRYPTO;
+    int owned;
+    EVP_PKEY_CTX *ctx = shoal__kept_ctx(SHOAL_KEPT_X25519_GEN, "X25519", EVP_PKEY_keygen_init, &owned);
+    int ok = ctx && EVP_PKEY_keygen(ctx, out) > 0;
+    if (owned)
+        EVP_PKEY_CTX_free(ctx);
+    return ok ? SHOAL_OK : SHOAL_ERR_CRYPTO;
 }
 
 /* A fresh key of libcrypto type `type` ("X25519", "EC", "DH") in the named

@@ -59,29 +59,11 @@ shoal_keytype shoal_keytype_from_name(const char *name, size_t len)
 
 /* ---- EVP_PKEY construction from public parts ---- */
 
-/* A fromdata-initialised context for alg: this thread's kept one (see
- * crypto/kept.h), or a new one that *owned tells the caller to free. */
-static EVP_PKEY_CTX *fromdata_ctx(const char *alg, shoal_kept_slot slot, int *owned)
-{
-    EVP_PKEY_CTX *ctx = shoal__kept_get(slot);
-    *owned = 0;
-    if (ctx)
-        return ctx;
-    ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
-    if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1) {
-        EVP_PKEY_CTX_free(ctx);
-        return NULL;
-    }
-    if (!shoal__kept_set(slot, ctx))
-        *owned = 1;
-    return ctx;
-}
-
 static int pkey_fromdata_params(const char *alg, shoal_kept_slot slot, int selection, OSSL_PARAM *params,
                                 EVP_PKEY **out)
 {
     int owned;
-    EVP_PKEY_CTX *ctx = fromdata_ctx(alg, slot, &owned);
+    EVP_PKEY_CTX *ctx = shoal__kept_ctx(slot, alg, EVP_PKEY_fromdata_init, &owned);
     int rc = SHOAL_ERR_NOMEM;
     *out = NULL;
     if (params && ctx)
