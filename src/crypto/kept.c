@@ -22,7 +22,8 @@ static void free_pkey(void *p)
 static void make_keys(void)
 {
     for (int i = 0; i < SHOAL_KEPT_COUNT; i++)
-        if (pthread_key_create(&keys[i], i == SHOAL_KEPT_X25519_PEER ? free_pkey : free_ctx) != 0)
+        if (pthread_key_create(&keys[i], i == SHOAL_KEPT_X25519_PEER || i == SHOAL_KEPT_X25519_BASE ? free_pkey
+                                                                                                    : free_ctx) != 0)
             return; /* ready stays 0: nothing is kept, every caller makes its own */
     ready = 1;
 }

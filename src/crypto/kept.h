@@ -13,8 +13,9 @@
 #include <openssl/types.h>
 
 typedef enum shoal_kept_slot {
-    SHOAL_KEPT_X25519_GEN,        /* EVP_PKEY_CTX, keygen-initialised, X25519 */
+    SHOAL_KEPT_FROMDATA_X25519,   /* EVP_PKEY_CTX, fromdata-initialised, X25519 */
     SHOAL_KEPT_X25519_PEER,       /* EVP_PKEY: X25519 public, takes each peer's value */
+    SHOAL_KEPT_X25519_BASE,       /* EVP_PKEY: X25519 public, the base point u = 9 */
     SHOAL_KEPT_FROMDATA_ED25519,  /* EVP_PKEY_CTX, fromdata-initialised, ED25519 */
     SHOAL_KEPT_FROMDATA_EC,       /* EVP_PKEY_CTX, fromdata-initialised, EC */
     SHOAL_KEPT_FROMDATA_RSA,      /* EVP_PKEY_CTX, fromdata-initialised, RSA */
@@ -28,9 +29,8 @@ void *shoal__kept_get(shoal_kept_slot slot);
  * Returns 0 when it cannot: the caller still owns obj. */
 int shoal__kept_set(shoal_kept_slot slot, void *obj);
 
-/* A context for algorithm alg prepared by init (EVP_PKEY_keygen_init,
- * EVP_PKEY_fromdata_init): this thread's one in slot, made and kept on first
- * use; or, when it cannot be kept, a new one that *owned tells the caller
+/* A context for algorithm alg prepared by init (e.g. EVP_PKEY_fromdata_init):
+ * this thread's one in slot, made and kept on first use; or, when it cannot be kept, a new one that *owned tells the caller
  * to free. NULL when libcrypto cannot make it. */
 EVP_PKEY_CTX *shoal__kept_ctx(shoal_kept_slot slot, const char *alg, int (*init)(EVP_PKEY_CTX *), int *owned);
 

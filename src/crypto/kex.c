@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
+#include <openssl/rand.h>
 
 /* ---- method table ---- */
 
@@ -115,6 +116,8 @@ struct shoal_kex_state {
     const shoal_kex_alg *alg;
     const kex_group *group; /* NULL for X25519 */
     EVP_PKEY *key;          /* our ephemeral key; dropped once K is derived */
+    EVP_PKEY_CTX *derive;   /* X25519: derive-initialised on key, or NULL */
+    uint8_t x25519_pub[X25519_LEN]; /* X25519: our public value */
     int used;               /* shoal_kex_shared() has run */
 };
 
@@ -122,6 +125,7 @@ void shoal_kex_state_free(shoal_kex_state *st)
 {
     if (!st)
         return;
+    EVP_PKEY_CTX_free(st->derive);
     EVP_PKEY_free(st->key); /* libcrypto clears private key material on free */
     OPENSSL_cleanse(st, sizeof(*st));
     free(st);
@@ -129,30 +133,65 @@ void shoal_kex_state_free(shoal_kex_state *st)
 
 /* ---- key generation ---- */
 
-static int keygen_x25519(EVP_PKEY **out)
+/* The thread's X25519 key holding the base point, u = 9 (RFC 7748 4.1),
+ * or, when it cannot be kept, a new one that *owned tells the caller to
+ * free. */
+static EVP_PKEY *x25519_base(int *owned)
 {
-    int owned;
-    EVP_PKEY_CTX *ctx = shoal__kept_ctx(SHOAL_KEPT_X25519_GEN, "X25519", EVP_PKEY_keygen_init, &owned);
-    int ok = ctx && EVP_PKEY_keygen(ctx, out) > 0;
-    if (owned)
-        EVP_PKEY_CTX_free(ctx);
-    return ok ? SHOAL_OK : SHOAL_ERR_CRYPTO;
+    static const uint8_t nine[X25519_LEN] = {9};
+    EVP_PKEY *base = shoal__kept_get(SHOAL_KEPT_X25519_BASE);
+    *owned = 0;
+    if (base)
+        return base;
+    base = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, nine, sizeof(nine));
+    if (base && !shoal__kept_set(SHOAL_KEPT_X25519_BASE, base))
+        *owned = 1;
+    return base;
 }
 
-/* A fresh key of libcrypto type `type` ("X25519", "EC", "DH") in the named
- * group `group` (NULL for X25519). */
+/* Our X25519 key from a 32-byte private value, with its public value
+ * computed as X25519(priv, 9) (RFC 7748 section 6.1) on a context that stays
+ * derive-initialised for the shared secret.
+ *
+ * Why not EVP_PKEY_keygen: OpenSSL 3.0 computes the public value with the
+ * generic fixed-base Edwards multiplication and its 30 KB table, which is
+ * cold in a fan-out; the Montgomery ladder it uses for derivation has an
+ * assembly implementation and no table (~10 us less per connection here).
+ * The key is built with a placeholder public value, which nothing reads: the
+ * real one is kept in the state, and derivation uses the private value only.
+ * (EVP_PKEY_set1_encoded_public_key would drop the private value.) */
+static int x25519_from_private(shoal_kex_state *st, const uint8_t *priv)
+{
+    static const uint8_t placeholder[X25519_LEN] = {9};
+    int base_owned, owned;
+    EVP_PKEY *base = x25519_base(&base_owned);
+    EVP_PKEY_CTX *from = shoal__kept_ctx(SHOAL_KEPT_FROMDATA_X25519, "X25519", EVP_PKEY_fromdata_init, &owned);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)priv, X25519_LEN),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)placeholder, X25519_LEN),
+        OSSL_PARAM_construct_end(),
+    };
+    size_t len = X25519_LEN;
+    int ok = base && from && EVP_PKEY_fromdata(from, &st->key, EVP_PKEY_KEYPAIR, params) > 0 &&
+             (st->derive = EVP_PKEY_CTX_new_from_pkey(NULL, st->key, NULL)) != NULL &&
+             EVP_PKEY_derive_init(st->derive) > 0 && EVP_PKEY_derive_set_peer_ex(st->derive, base, 0) > 0 &&
+             EVP_PKEY_derive(st->derive, st->x25519_pub, &len) > 0 && len == X25519_LEN;
+    if (owned)
+        EVP_PKEY_CTX_free(from);
+    if (base_owned) /* the context holds its own reference */
+        EVP_PKEY_free(base);
+    if (!ok) {
+        ERR_clear_error();
+        return SHOAL_ERR_CRYPTO;
+    }
+    return SHOAL_OK;
+}
+
+/* A fresh key of libcrypto type `type` ("EC", "DH") in the named group
+ * `group`. */
 static int keygen(const char *type, const char *group, EVP_PKEY **out)
 {
     *out = NULL;
-    if (!group && strcmp(type, "X25519") == 0) {
-        int rc = keygen_x25519(out);
-        if (rc) {
-            EVP_PKEY_free(*out);
-            *out = NULL;
-            ERR_clear_error();
-        }
-        return rc;
-    }
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
     int ok = ctx && EVP_PKEY_keygen_init(ctx) > 0;
     if (ok && group) {
@@ -185,9 +224,8 @@ static int put_public(const shoal_kex_state *st, shoal_buf *out)
     const uint8_t *p = pub;
     switch (st->alg->kind) {
     case SHOAL_KEX_X25519:
-        len = sizeof(pub);
-        if (EVP_PKEY_get_raw_public_key(st->key, pub, &len) != 1 || len != X25519_LEN)
-            return SHOAL_ERR_CRYPTO;
+        p = st->x25519_pub;
+        len = X25519_LEN;
         break;
     case SHOAL_KEX_ECDH:
         if (EVP_PKEY_get_octet_string_param(st->key, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &len) != 1 ||
@@ -211,10 +249,11 @@ static int put_public(const shoal_kex_state *st, shoal_buf *out)
     return shoal_buf_put(out, p, len);
 }
 
-/* Wraps a generated key into a state and emits its public value. Takes
- * ownership of key in every case. */
-static int finish_keypair(const shoal_kex_alg *alg, const kex_group *group, EVP_PKEY *key, shoal_kex_state **stp,
-                          shoal_buf *pub_out)
+/* A new state for alg with our key: from key (EC, DH; taken over in every
+ * case) or, for X25519, from the private value priv (NULL: a random one).
+ * Emits our public value. */
+static int make_keypair(const shoal_kex_alg *alg, const kex_group *group, EVP_PKEY *key, const uint8_t *priv,
+                        shoal_kex_state **stp, shoal_buf *pub_out)
 {
     shoal_kex_state *st = calloc(1, sizeof(*st));
     if (!st) {
@@ -224,8 +263,18 @@ static int finish_keypair(const shoal_kex_alg *alg, const kex_group *group, EVP_
     st->alg = alg;
     st->group = group;
     st->key = key;
+    int rc = SHOAL_OK;
+    if (alg->kind == SHOAL_KEX_X25519) {
+        uint8_t fresh[X25519_LEN];
+        if (!priv && RAND_priv_bytes(fresh, sizeof(fresh)) != 1)
+            rc = SHOAL_ERR_CRYPTO;
+        if (!rc)
+            rc = x25519_from_private(st, priv ? priv : fresh);
+        OPENSSL_cleanse(fresh, sizeof(fresh));
+    }
     size_t mark = shoal_buf_len(pub_out);
-    int rc = put_public(st, pub_out);
+    if (!rc)
+        rc = put_public(st, pub_out);
     if (rc) {
         shoal_buf_truncate(pub_out, mark);
         shoal_kex_state_free(st);
@@ -247,8 +296,7 @@ int shoal_kex_keypair(const shoal_kex_alg *alg, shoal_kex_state **st, shoal_buf 
     const char *type;
     switch (alg->kind) {
     case SHOAL_KEX_X25519:
-        type = "X25519";
-        break;
+        return make_keypair(alg, NULL, NULL, NULL, st, pub_out);
     case SHOAL_KEX_ECDH:
         type = "EC";
         break;
@@ -258,13 +306,13 @@ int shoal_kex_keypair(const shoal_kex_alg *alg, shoal_kex_state **st, shoal_buf 
     default:
         return SHOAL_ERR_UNSUPPORTED;
     }
-    if (alg->kind != SHOAL_KEX_X25519 && !(group = group_for(alg)))
+    if (!(group = group_for(alg)))
         return SHOAL_ERR_UNSUPPORTED;
     EVP_PKEY *key;
-    int rc = keygen(type, group ? group->name : NULL, &key);
+    int rc = keygen(type, group->name, &key);
     if (rc)
         return rc;
-    return finish_keypair(alg, group, key, st, pub_out);
+    return make_keypair(alg, group, key, NULL, st, pub_out);
 }
 
 /* ---- peer public values ---- */
@@ -366,9 +414,9 @@ static int peer_dh(const shoal_kex_state *st, const uint8_t *peer, size_t len, E
 
 /* ---- shared secret ---- */
 
-/* Raw ECDH/DH/X25519 output of our key with an already validated peer key.
- * ECDH yields the x-coordinate padded to the field size, DH the big-endian
- * g^xy mod p, X25519 the 32-byte string; all become K as an mpint. */
+/* Raw ECDH/DH output of our key with an already validated peer key. ECDH
+ * yields the x-coordinate padded to the field size, DH the big-endian
+ * g^xy mod p; both become K as an mpint, as X25519's 32-byte string does. */
 static int derive_raw(EVP_PKEY *ours, EVP_PKEY *peer, uint8_t *out, size_t *outlen)
 {
     size_t need = 0;
@@ -417,13 +465,17 @@ int shoal_kex_shared(shoal_kex_state *st, const uint8_t *peer, size_t peer_len, 
         rc = SHOAL_ERR_UNSUPPORTED;
         break;
     }
-    if (!rc) {
-        rc = derive_raw(st->key, pk, secret, &slen);
-        /* libcrypto already fails X25519 on an all-zero result (a low-order
+    if (!rc && st->alg->kind == SHOAL_KEX_X25519) {
+        /* On the context that made our public value (x25519_from_private).
+         * libcrypto already fails X25519 on an all-zero result (a low-order
          * peer point); report that as the peer's fault, and check again
          * ourselves rather than rely on it (RFC 8731 section 3). */
-        if (st->alg->kind == SHOAL_KEX_X25519 && (rc || slen != X25519_LEN || all_zero(secret, slen)))
+        int ok = st->derive && EVP_PKEY_derive_set_peer_ex(st->derive, pk, 0) > 0 &&
+                 EVP_PKEY_derive(st->derive, secret, &slen) > 0;
+        if (!ok || slen != X25519_LEN || all_zero(secret, slen))
             rc = SHOAL_ERR_PROTOCOL;
+    } else if (!rc) {
+        rc = derive_raw(st->key, pk, secret, &slen);
     }
     if (!rc)
         rc = shoal_buf_put_mpint(K_out, secret, slen);
@@ -434,6 +486,8 @@ int shoal_kex_shared(shoal_kex_state *st, const uint8_t *peer, size_t peer_len, 
 
     OPENSSL_cleanse(secret, sizeof(secret));
     EVP_PKEY_free(pk);
+    EVP_PKEY_CTX_free(st->derive); /* also drops its hold on the thread's peer key */
+    st->derive = NULL;
     EVP_PKEY_free(st->key); /* forward secrecy: the ephemeral key is done */
     st->key = NULL;
     if (rc)
@@ -455,10 +509,7 @@ int shoal_kex_test_keypair_from_private(const shoal_kex_alg *alg, const uint8_t 
         return SHOAL_ERR_UNSUPPORTED;
     if (priv_len != X25519_LEN)
         return SHOAL_ERR_BAD_FORMAT;
-    EVP_PKEY *key = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv, priv_len);
-    if (!key)
-        return SHOAL_ERR_CRYPTO;
-    return finish_keypair(alg, NULL, key, st, pub_out);
+    return make_keypair(alg, NULL, NULL, priv, st, pub_out);
 }
 
 int shoal_kex_test_dh_priv_bits(const shoal_kex_state *st)
