@@ -133,17 +133,18 @@ void shoal_kex_state_free(shoal_kex_state *st)
 
 /* ---- key generation ---- */
 
-/* The thread's X25519 key holding the base point, u = 9 (RFC 7748 4.1),
- * or, when it cannot be kept, a new one that *owned tells the caller to
- * free. */
+/* The X25519 base point, u = 9 (RFC 7748 4.1), little-endian. */
+static const uint8_t x25519_nine[X25519_LEN] = {9};
+
+/* The thread's X25519 key holding the base point, or, when it cannot be
+ * kept, a new one that *owned tells the caller to free. */
 static EVP_PKEY *x25519_base(int *owned)
 {
-    static const uint8_t nine[X25519_LEN] = {9};
     EVP_PKEY *base = shoal__kept_get(SHOAL_KEPT_X25519_BASE);
     *owned = 0;
     if (base)
         return base;
-    base = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, nine, sizeof(nine));
+    base = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, x25519_nine, X25519_LEN);
     if (base && !shoal__kept_set(SHOAL_KEPT_X25519_BASE, base))
         *owned = 1;
     return base;
@@ -162,13 +163,13 @@ static EVP_PKEY *x25519_base(int *owned)
  * (EVP_PKEY_set1_encoded_public_key would drop the private value.) */
 static int x25519_from_private(shoal_kex_state *st, const uint8_t *priv)
 {
-    static const uint8_t placeholder[X25519_LEN] = {9};
     int base_owned, owned;
     EVP_PKEY *base = x25519_base(&base_owned);
     EVP_PKEY_CTX *from = shoal__kept_ctx(SHOAL_KEPT_FROMDATA_X25519, "X25519", EVP_PKEY_fromdata_init, &owned);
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)priv, X25519_LEN),
-        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)placeholder, X25519_LEN),
+        /* the placeholder public value: any 32 bytes do */
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)x25519_nine, X25519_LEN),
         OSSL_PARAM_construct_end(),
     };
     size_t len = X25519_LEN;
