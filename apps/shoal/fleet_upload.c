@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "fleet_impl.h"
+#include "scp_ack.h"
 #include "shoal/channel.h"
 #include "shoal/sftp.h"
 
@@ -28,6 +29,12 @@ struct remote_cmd {
     int feeding;              /* stdin comes from the upload */
     int scp;                  /* speak the scp sink protocol */
     int scp_stage;            /* 0 wait ready, 1 wait C ack, 2 data, 3 wait final ack, 4 done */
+    scp_ack ack;              /* the sink's replies */
+    int scp_failed;           /* the sink sent an error (its message in ack.msg) */
+    /* Protocol bytes not sent yet (the scp header line, the end-of-file
+     * byte): they need window space like data, and go before any data. */
+    char ctl[600];
+    size_t ctl_len, ctl_off;
     char out[SMALL_CAP], err[SMALL_CAP];
     size_t out_len, err_len;
     int have_status, status;
@@ -321,17 +328,62 @@ static void x_request(shoal_channel *ch, const char *req, int ok, void *ud)
         x_feed(x);
 }
 
+/* Sends pending protocol bytes; 1 when none are left. A partial write
+ * brings on_writable (x_writable), which calls again. */
+static int x_flush_ctl(remote_cmd *x)
+{
+    while (x->ctl_off < x->ctl_len) {
+        size_t w = 0;
+        if (shoal_channel_write(x->ch, x->ctl + x->ctl_off, x->ctl_len - x->ctl_off, &w) != 0 || w == 0)
+            return 0;
+        x->ctl_off += w;
+    }
+    x->ctl_len = x->ctl_off = 0;
+    return 1;
+}
+
+static void x_queue_ctl(remote_cmd *x, const char *p, size_t n)
+{
+    if (n > sizeof(x->ctl) - x->ctl_len)
+        n = sizeof(x->ctl) - x->ctl_len; /* never: the header line is bounded */
+    memcpy(x->ctl + x->ctl_len, p, n);
+    x->ctl_len += n;
+    x_flush_ctl(x);
+    shoal_uv_conn_flush(x->u->conn);
+}
+
 static void scp_send_header(remote_cmd *x)
 {
     fleet_upload *u = x->u;
-    char line[600];
+    char line[sizeof(x->ctl)];
     const char *base = strrchr(u->tmp, '/');
     base = base ? base + 1 : u->tmp;
     int n = snprintf(line, sizeof(line), "C%04o %llu %s\n", (unsigned)(u->mode ? u->mode : 0600),
                      (unsigned long long)u->size, base);
-    size_t w = 0;
-    shoal_channel_write(x->ch, line, (size_t)n, &w);
     x->scp_stage = 1;
+    x_queue_ctl(x, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
+}
+
+/* One reply of the scp sink. */
+static void scp_reply(remote_cmd *x, scp_ack_kind k)
+{
+    if (k != SCP_ACK_OK) {
+        /* A warning or a fatal error: either way this upload failed. */
+        x->scp_failed = 1;
+        x->scp_stage = 4;
+        shoal_channel_close(x->ch);
+        return;
+    }
+    if (x->scp_stage == 0) {
+        scp_send_header(x);
+    } else if (x->scp_stage == 1) {
+        x->scp_stage = 2;
+        x_feed(x);
+    } else if (x->scp_stage == 3) {
+        x->scp_stage = 4;
+        shoal_channel_send_eof(x->ch);
+        shoal_uv_conn_flush(x->u->conn);
+    }
 }
 
 static void x_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n, void *ud)
@@ -345,33 +397,13 @@ static void x_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n, vo
         return;
     }
     if (x->scp) {
-        /* The sink answers each step with one byte: 0 ok, 1 warning, 2 fatal
-         * (followed by a message line). */
-        for (size_t i = 0; i < n; i++) {
-            if (x->out_len) { /* collecting an error line */
-                if (d[i] == '\n' || x->out_len >= SMALL_CAP - 1) {
-                    x->out[x->out_len] = 0;
-                    shoal_channel_close(x->ch);
-                    x->scp_stage = 4;
-                    return;
-                }
-                x->out[x->out_len++] = (char)d[i];
-                continue;
-            }
-            if (d[i] != 0) {
-                x->out[0] = 0;
-                x->out_len = 1; /* marks "error line follows"; text starts at 1 */
-                continue;
-            }
-            if (x->scp_stage == 0)
-                scp_send_header(x);
-            else if (x->scp_stage == 1) {
-                x->scp_stage = 2;
-                x_feed(x);
-            } else if (x->scp_stage == 3) {
-                x->scp_stage = 4;
-                shoal_channel_send_eof(x->ch);
-            }
+        while (n > 0 && x->ch && !x->scp_failed && x->scp_stage < 4) {
+            size_t used = 0;
+            scp_ack_kind k = scp_ack_feed(&x->ack, d, n, &used);
+            d += used;
+            n -= used;
+            if (k != SCP_ACK_NONE)
+                scp_reply(x, k);
         }
         return;
     }
@@ -403,8 +435,13 @@ static void x_writable(shoal_channel *ch, void *ud)
 {
     remote_cmd *x = ud;
     (void)ch;
+    if (!x_flush_ctl(x)) {
+        shoal_uv_conn_flush(x->u->conn);
+        return;
+    }
     if (x->feeding && x->exec_ok && (!x->scp || x->scp_stage == 2))
         x_feed(x);
+    shoal_uv_conn_flush(x->u->conn);
 }
 
 static void x_close(shoal_channel *ch, void *ud)
@@ -416,8 +453,8 @@ static void x_close(shoal_channel *ch, void *ud)
     if (x->done && u->t) {
         char msg[SMALL_CAP + 200];
         x->err[x->err_len] = 0;
-        if (x->scp && x->out_len > 1) {
-            snprintf(msg, sizeof(msg), "scp: %s", x->out + 1);
+        if (x->scp && x->scp_failed) {
+            snprintf(msg, sizeof(msg), "scp: %s", x->ack.msg[0] ? x->ack.msg : "the sink refused the file");
             x->done(x, SHOAL_ERR_REQUEST_DENIED, msg, u);
         } else if (x->open_err[0]) {
             x->done(x, SHOAL_ERR_CHANNEL_OPEN, x->open_err, u);
@@ -455,6 +492,7 @@ static remote_cmd *rcmd_start(fleet_upload *u, const char *cmd, int feeding, int
     x->feeding = feeding;
     x->scp = scp;
     x->done = done;
+    scp_ack_init(&x->ack);
     x->cmd = strdup(cmd);
     if (!x->cmd || shoal_channel_open_session(shoal_uv_conn_session(u->conn), &XCBS, x, &x->ch) != 0) {
         free(x->cmd);
@@ -468,12 +506,19 @@ static remote_cmd *rcmd_start(fleet_upload *u, const char *cmd, int feeding, int
     return x;
 }
 
-/* Data from the source into the exec channel's stdin. */
+/* Data from the source into the exec channel's stdin. Stops when the
+ * channel has no room (a write taking less than offered, or writable() of
+ * 0, brings x_writable back), when the token buckets are empty (their
+ * timer brings up_pump back), or at the end. */
 static void x_feed(remote_cmd *x)
 {
     fleet_upload *u = x->u;
     if (!u->t || !x->ch)
         return;
+    if (!x_flush_ctl(x)) {
+        shoal_uv_conn_flush(u->conn);
+        return;
+    }
     while (u->off < u->size && !u->waiting) {
         size_t room = shoal_channel_writable(x->ch);
         if (!room)
@@ -489,15 +534,14 @@ static void x_feed(remote_cmd *x)
         shoal_channel_write(x->ch, u->data + u->off, g, &w);
         give_back(u, g - w);
         u->off += w;
-        if (!w)
+        if (w < g)
             break;
     }
     if (u->off == u->size && !u->finishing) {
         u->finishing = 1;
         if (x->scp) {
-            size_t w = 0;
-            shoal_channel_write(x->ch, "", 1, &w); /* end of file marker */
             x->scp_stage = 3;
+            x_queue_ctl(x, "", 1); /* the end-of-file byte, sent when there is room */
         } else {
             shoal_channel_send_eof(x->ch);
         }

@@ -5,8 +5,12 @@
  *
  * Flow control works both ways:
  *  - sending: shoal_channel_write() accepts at most what the peer's window
- *    and our output high-water mark allow, and says how much it took;
- *    on_writable is called when more can be written;
+ *    and our output high-water mark allow, and says how much it took.
+ *    The rule that keeps a sender from stalling: whenever a write takes
+ *    less than it was offered, or shoal_channel_writable() returns 0,
+ *    on_writable is called (once) as soon as there is room again. So a
+ *    sender may stop on either sign and resume from on_writable; it never
+ *    needs to poll;
  *  - receiving: data handed to on_data is consumed automatically unless
  *    shoal_channel_set_manual_window(ch, 1) was called, in which case the
  *    window only reopens as the application calls shoal_channel_consume(). */
@@ -64,10 +68,13 @@ SHOAL_EXTERN int shoal_channel_subsystem(shoal_channel *ch, const char *name);
 /* signal name without "SIG", e.g. "TERM", "INT", "KILL". */
 SHOAL_EXTERN int shoal_channel_signal(shoal_channel *ch, const char *signal);
 
-/* Sends data; *written gets how much was taken (possibly 0). */
+/* Sends data; *written gets how much was taken (possibly 0). When it is
+ * less than len, on_writable follows once there is room. */
 SHOAL_EXTERN int shoal_channel_write(shoal_channel *ch, const void *data, size_t len, size_t *written);
-/* How many bytes shoal_channel_write() would take now. */
-SHOAL_EXTERN size_t shoal_channel_writable(const shoal_channel *ch);
+/* How many bytes shoal_channel_write() would take now. A result of 0 asks
+ * for on_writable: it is called once there is room (or never, when the
+ * channel can no longer be written: EOF sent, closed). */
+SHOAL_EXTERN size_t shoal_channel_writable(shoal_channel *ch);
 SHOAL_EXTERN int shoal_channel_send_eof(shoal_channel *ch);
 /* A channel whose open was never sent is freed at once (on_close runs). */
 SHOAL_EXTERN int shoal_channel_close(shoal_channel *ch);

@@ -341,7 +341,8 @@ int shoal_channel_signal(shoal_channel *ch, const char *signal)
     return shoal__chan_finish(ch->s, mark, rc);
 }
 
-size_t shoal_channel_writable(const shoal_channel *ch)
+/* Room without side effects (the notification checks use it). */
+static size_t room_now(const shoal_channel *ch)
 {
     const shoal_session *s = ch->s;
     if (s->closed || ch->state != CH_OPEN || ch->eof_sent || ch->close_sent || kex_blocks_sending(s))
@@ -349,6 +350,16 @@ size_t shoal_channel_writable(const shoal_channel *ch)
     if (shoal_buf_len(&s->out) >= SHOAL_OUT_HIGH_WATER)
         return 0;
     return ch->remote_window;
+}
+
+size_t shoal_channel_writable(shoal_channel *ch)
+{
+    size_t room = room_now(ch);
+    /* A caller told "no room" waits for on_writable: make sure it comes
+     * (the audit's hung uploads stopped here and were never told). */
+    if (room == 0)
+        ch->want_writable = 1;
+    return room;
 }
 
 /* Sends data (ext = 0) or extended data of type ext, as far as the peer's
@@ -363,7 +374,7 @@ int shoal__chan_write(shoal_channel *ch, uint32_t ext, const void *data, size_t 
     if (ch->state != CH_OPEN || ch->eof_sent || ch->close_sent)
         return SHOAL_ERR_BAD_STATE;
     while (len > 0) {
-        size_t room = shoal_channel_writable(ch);
+        size_t room = room_now(ch);
         if (room == 0)
             break;
         size_t n = len < room ? len : room;
@@ -485,7 +496,7 @@ void shoal__conn_notify_writable(shoal_session *s)
 {
     for (uint32_t i = 0; i < s->nchans && !s->closed; i++) {
         shoal_channel *ch = s->chans[i];
-        if (ch && ch->want_writable && shoal_channel_writable(ch) > 0) {
+        if (ch && ch->want_writable && room_now(ch) > 0) {
             ch->want_writable = 0;
             notify_writable(ch);
         }
@@ -710,7 +721,7 @@ int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         if (add > UINT32_MAX - ch->remote_window)
             return PROTO_FAIL(s, "window of channel %u overflows 2^32-1", id);
         ch->remote_window += add;
-        if (ch->want_writable && shoal_channel_writable(ch) > 0) {
+        if (ch->want_writable && room_now(ch) > 0) {
             ch->want_writable = 0;
             notify_writable(ch);
         }

@@ -456,13 +456,8 @@ static size_t ch_io_writable(void *ctx)
 static void ch_io_arm(void *ctx)
 {
     shoal_sftp *sf = ctx;
-    /* The channel reports room only to a writer it had to turn away: a
-     * write it cannot take at all (no bytes leave) registers us. */
-    if (shoal_channel_writable(sf->ch) == 0) {
-        size_t taken = 0;
-        static const uint8_t nothing[1];
-        (void)shoal_channel_write(sf->ch, nothing, sizeof(nothing), &taken);
-    }
+    /* A writable() of 0 asks the channel for on_writable. */
+    (void)shoal_channel_writable(sf->ch);
 }
 
 static void ch_io_close(void *ctx)

@@ -527,6 +527,79 @@ static void test_channel_with_final_request(void **st)
     no_password_cb = 0;
 }
 
+/* The sender's contract (channel.h): a writer that stops because
+ * shoal_channel_writable() said 0 -- without ever being turned away by a
+ * write -- is still told when there is room again. The audit's uploads
+ * above ~1 MiB hung because it was not. */
+typedef struct feeder {
+    shoal_channel *ch;
+    size_t sent, total;
+    int writable_calls, stops;
+    int opened;
+} feeder;
+
+static void feed_some(feeder *f)
+{
+    for (;;) {
+        size_t room = shoal_channel_writable(f->ch);
+        if (room == 0 || f->sent == f->total) {
+            if (room == 0)
+                f->stops++;
+            return;
+        }
+        static uint8_t junk[65536];
+        size_t n = f->total - f->sent;
+        if (n > room)
+            n = room;
+        if (n > sizeof(junk))
+            n = sizeof(junk);
+        size_t w = 0;
+        assert_int_equal(shoal_channel_write(f->ch, junk, n, &w), 0);
+        assert_int_equal(w, n); /* never more than writable() said: always taken whole */
+        f->sent += w;
+    }
+}
+
+static void feeder_open(shoal_channel *ch, int err, const char *reason, void *ud)
+{
+    feeder *f = ud;
+    (void)reason;
+    assert_int_equal(err, 0);
+    f->opened = 1;
+    shoal_channel_exec(ch, "sink");
+    feed_some(f);
+}
+
+static void feeder_writable(shoal_channel *ch, void *ud)
+{
+    feeder *f = ud;
+    (void)ch;
+    f->writable_calls++;
+    feed_some(f);
+}
+
+static void test_writable_zero_brings_on_writable(void **st)
+{
+    (void)st;
+    pair pr;
+    no_password_cb = 1;
+    pair_new(&pr, NULL, NULL, NULL, NULL, 0);
+    add_private_identity(&pr, user_key);
+    pump(&pr, 0);
+    assert_true(pr.ca.authenticated);
+    feeder f = {0};
+    f.total = 8u << 20; /* four times the server's window, eight times the output mark */
+    static const shoal_channel_callbacks cb = {feeder_open, NULL, NULL, NULL, NULL, NULL, feeder_writable, NULL};
+    assert_int_equal(shoal_channel_open_session(pr.c, &cb, &f, &f.ch), 0);
+    pump(&pr, 0);
+    assert_true(f.opened);
+    assert_true(f.stops > 0);
+    assert_true(f.writable_calls > 0);
+    assert_int_equal(f.sent, f.total);
+    pair_free(&pr);
+    no_password_cb = 0;
+}
+
 static void test_max_tries(void **st)
 {
     (void)st;
@@ -551,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_deferred_and_password),
         cmocka_unit_test(test_max_tries),
         cmocka_unit_test(test_channel_with_final_request),
+        cmocka_unit_test(test_writable_zero_brings_on_writable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
