@@ -123,9 +123,11 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
         o->kh_files[o->n_kh++] = s->global_known_hosts[i];
     if (!s->n_global_known_hosts)
         o->kh_files[o->n_kh++] = "/etc/ssh/ssh_known_hosts";
-    int rc = shoal_kh_db_open(o->kh_files, o->n_kh, &o->khdb);
+    unsigned bad = 0;
+    int bad_errno = 0;
+    int rc = shoal_kh_db_open_files(o->kh_files, o->n_kh, &o->khdb, &bad, &bad_errno);
     if (rc) {
-        snprintf(err, errsz, "cannot read known_hosts: %s", shoal_strerror(rc));
+        shoal_knownhosts_read_error(bad < o->n_kh ? o->kh_files[bad] : NULL, rc, bad_errno, err, errsz);
         return -1;
     }
 

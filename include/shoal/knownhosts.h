@@ -40,8 +40,12 @@ typedef struct shoal_kh_result {
 SHOAL_EXTERN int shoal_knownhosts_check_buf(const char *buf, size_t len, const char *host, unsigned port,
                                             const char *keytype, const uint8_t *blob, size_t bloblen,
                                             shoal_kh_result *res);
-/* Same, reading the file at path (a missing file is NOT_FOUND, not an error;
- * files over 64 MiB are refused). */
+/* Same, reading the file at path. A missing file (ENOENT, ENOTDIR) is
+ * NOT_FOUND, not an error. A file that exists but cannot be read is an
+ * error that callers must never take for "not found" (CVE-2025-26465's
+ * class): SHOAL_ERR_PERMISSION (EACCES, EPERM) or SHOAL_ERR_IO (any other
+ * open or read error), both with errno left set to the system's reason;
+ * SHOAL_ERR_TOO_LARGE (over 64 MiB); SHOAL_ERR_NOMEM. */
 SHOAL_EXTERN int shoal_knownhosts_check_file(const char *path, const char *host, unsigned port,
                                              const char *keytype, const uint8_t *blob, size_t bloblen,
                                              shoal_kh_result *res);
@@ -79,6 +83,14 @@ typedef struct shoal_kh_db shoal_kh_db;
  * file that cannot be read is never silently ignored. n may be 0 (an empty,
  * memory-only database). The first file receives shoal_kh_db_add's lines. */
 SHOAL_EXTERN int shoal_kh_db_open(const char *const *files, unsigned n, shoal_kh_db **out);
+/* The same, telling which file could not be read: *failed gets its index
+ * and *sys_errno the system's reason (0 for TOO_LARGE and NOMEM); either
+ * pointer may be NULL. */
+SHOAL_EXTERN int shoal_kh_db_open_files(const char *const *files, unsigned n, shoal_kh_db **out, unsigned *failed,
+                                        int *sys_errno);
+/* One line for a read error of the calls above, e.g. "cannot read known_hosts
+ * file /x: Permission denied" (rc is their result, sys_errno the errno). */
+SHOAL_EXTERN void shoal_knownhosts_read_error(const char *path, int rc, int sys_errno, char *buf, size_t sz);
 SHOAL_EXTERN void shoal_kh_db_free(shoal_kh_db *db);
 
 /* Checks (host, port) with the key blob against all files at once, with the

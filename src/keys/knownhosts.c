@@ -438,13 +438,29 @@ int shoal_knownhosts_check_buf(const char *buf, size_t len, const char *host, un
 }
 
 /* Reads the whole file: see knownhosts_internal.h. */
-int shoal__kh_read_file(const char *path, char **data, size_t *len)
+static int sys_error(int e, int *sys_errno)
+{
+    if (sys_errno)
+        *sys_errno = e;
+    return (e == EACCES || e == EPERM) ? SHOAL_ERR_PERMISSION : SHOAL_ERR_IO;
+}
+
+int shoal__kh_read_file(const char *path, char **data, size_t *len, int *sys_errno)
 {
     *data = NULL;
     *len = 0;
+    if (sys_errno)
+        *sys_errno = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return (errno == ENOENT || errno == ENOTDIR) ? SHOAL_OK : SHOAL_ERR_IO;
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return SHOAL_OK;
+        int e = errno;
+        int rc = sys_error(e, sys_errno);
+        errno = e;
+        return rc;
+    }
+    int read_errno = 0;
     size_t cap = 0, n = 0;
     char *b = NULL;
     int rc = SHOAL_OK;
@@ -471,7 +487,8 @@ int shoal__kh_read_file(const char *path, char **data, size_t *len)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = SHOAL_ERR_IO;
+            read_errno = errno;
+            rc = sys_error(read_errno, sys_errno);
             break;
         }
         if (r == 0)
@@ -485,6 +502,7 @@ int shoal__kh_read_file(const char *path, char **data, size_t *len)
     close(fd);
     if (rc) {
         free(b);
+        errno = read_errno;
         return rc;
     }
     if (!b) {
@@ -506,13 +524,26 @@ int shoal_knownhosts_check_file(const char *path, const char *host, unsigned por
         return SHOAL_ERR_INVALID_ARG;
     char *data;
     size_t len;
-    int rc = shoal__kh_read_file(path, &data, &len);
+    int rc = shoal__kh_read_file(path, &data, &len, NULL);
     if (rc)
-        return rc;
+        return rc; /* errno is the system's reason */
     /* A missing file still validates the arguments, then reports NOT_FOUND. */
     rc = shoal_knownhosts_check_buf(data ? data : "", len, host, port, keytype, blob, bloblen, res);
     free(data);
     return rc;
+}
+
+void shoal_knownhosts_read_error(const char *path, int rc, int sys_errno, char *buf, size_t sz)
+{
+    const char *why;
+    char tmp[64];
+    if ((rc == SHOAL_ERR_IO || rc == SHOAL_ERR_PERMISSION) && sys_errno)
+        why = strerror_r(sys_errno, tmp, sizeof(tmp));
+    else if (rc == SHOAL_ERR_TOO_LARGE)
+        why = "larger than the 64 MiB limit";
+    else
+        why = shoal_strerror(rc);
+    snprintf(buf, sz, "cannot read known_hosts file %s: %s", path ? path : "?", why);
 }
 
 /* ---- appending ---- */

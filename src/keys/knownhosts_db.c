@@ -277,6 +277,16 @@ void shoal_kh_db_free(shoal_kh_db *db)
 
 int shoal_kh_db_open(const char *const *files, unsigned n, shoal_kh_db **out)
 {
+    return shoal_kh_db_open_files(files, n, out, NULL, NULL);
+}
+
+int shoal_kh_db_open_files(const char *const *files, unsigned n, shoal_kh_db **out, unsigned *failed,
+                           int *sys_errno)
+{
+    if (failed)
+        *failed = 0;
+    if (sys_errno)
+        *sys_errno = 0;
     if (!out)
         return SHOAL_ERR_INVALID_ARG;
     *out = NULL;
@@ -315,9 +325,12 @@ int shoal_kh_db_open(const char *const *files, unsigned n, shoal_kh_db **out)
     for (unsigned i = 0; !rc && i < n; i++) {
         char *data = NULL;
         size_t len = 0;
-        rc = shoal__kh_read_file(files[i], &data, &len);
-        if (rc)
+        rc = shoal__kh_read_file(files[i], &data, &len, sys_errno);
+        if (rc) {
+            if (failed)
+                *failed = i;
             break;
+        }
         unsigned nlines = 0;
         lc.file = i;
         if (data)

@@ -77,8 +77,9 @@ enum shoal__kh_class shoal__kh_classify(enum shoal__kh_marker marker, const char
                                         size_t want_typelen, const uint8_t *blob, size_t bloblen);
 
 /* Reads a whole file (at most KH_MAX_FILE bytes). *data is NULL with rc 0
- * when the file does not exist. */
-int shoal__kh_read_file(const char *path, char **data, size_t *len);
+ * when the file does not exist. Errors: see shoal_knownhosts_check_file;
+ * *sys_errno (when not NULL) gets the errno of a failed open or read, else 0. */
+int shoal__kh_read_file(const char *path, char **data, size_t *len, int *sys_errno);
 
 /* SHOAL_OK when shoal_knownhosts_append would accept these (host name safe
  * to write, key type sane, blob non-empty and not too large), else its error. */

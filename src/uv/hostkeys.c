@@ -3,6 +3,7 @@
  * the session asks during key exchange and waits for the answer.
  * With shoal_uv_options.known_hosts_db the lookups and additions go to that
  * shared in-memory database instead of the files (same answers). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +81,13 @@ int shoal__uv_hostkey_check(shoal_uv_conn *c, const shoal_hostkey_info *info)
         const char *file = c->kh_files[i];
         int rc = shoal_knownhosts_check_file(file, host, port, type, info->blob, info->blob_len, &r);
         if (rc) {
-            shoal__uv_log(c, 1, "cannot read %s: %s", file, shoal_strerror(rc));
-            continue;
+            /* A file that exists and cannot be read may hold this host's
+             * key (or its revocation): never go on as if it were absent. */
+            int e = errno;
+            char why[600];
+            shoal_knownhosts_read_error(file, rc, e, why, sizeof(why));
+            snprintf(c->detail, sizeof(c->detail), "%s; cannot check the host key of %s", why, shown);
+            return rc;
         }
         switch (r.status) {
         case SHOAL_KH_REVOKED:

@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +317,35 @@ static void test_open_errors(void **st)
     const char *dir[] = {g_dir};
     assert_int_not_equal(shoal_kh_db_open(dir, 1, &db), 0);
     assert_null(db);
+    /* Which file, and why, for the message (the second one fails here). */
+    char missing[600];
+    snprintf(missing, sizeof(missing), "%s/does-not-exist", g_dir);
+    const char *two[] = {missing, "/proc/self/mem", g_dir};
+    unsigned failed = 99;
+    int e = 0;
+    assert_int_equal(shoal_kh_db_open_files(two, 3, &db, &failed, &e), SHOAL_ERR_IO);
+    assert_null(db);
+    assert_int_equal(failed, 1);
+    assert_int_equal(e, EIO);
+    char msg[700];
+    shoal_knownhosts_read_error(two[failed], SHOAL_ERR_IO, e, msg, sizeof(msg));
+    assert_string_equal(msg, "cannot read known_hosts file /proc/self/mem: Input/output error");
+    assert_int_equal(shoal_kh_db_open_files(dir, 1, &db, &failed, &e), SHOAL_ERR_IO);
+    assert_int_equal(failed, 0);
+    assert_int_equal(e, EISDIR);
+    /* The file checker says the same, with errno set. */
+    shoal_kh_result fr;
+    errno = 0;
+    assert_int_equal(shoal_knownhosts_check_file("/proc/self/mem", "a", 22, "ssh-ed25519", (const uint8_t *)"x", 1,
+                                                 &fr),
+                     SHOAL_ERR_IO);
+    assert_int_equal(errno, EIO);
+    assert_int_equal(shoal_knownhosts_check_file(missing, "a", 22, "ssh-ed25519", (const uint8_t *)"x", 1, &fr), 0);
+    assert_int_equal(fr.status, SHOAL_KH_NOT_FOUND);
+    shoal_knownhosts_read_error("/x", SHOAL_ERR_TOO_LARGE, 0, msg, sizeof(msg));
+    assert_string_equal(msg, "cannot read known_hosts file /x: larger than the 64 MiB limit");
+    shoal_knownhosts_read_error("/x", SHOAL_ERR_NOMEM, 0, msg, sizeof(msg));
+    assert_string_equal(msg, "cannot read known_hosts file /x: out of memory");
     const char *bad[] = {NULL};
     assert_int_equal(shoal_kh_db_open(bad, 1, &db), SHOAL_ERR_INVALID_ARG);
     /* No files at all: an empty, memory-only database. */
