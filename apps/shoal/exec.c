@@ -24,6 +24,10 @@
 #include "shoal/uv.h"
 
 #define EXIT_CONN_ERROR 255
+/* Opening the session channel and starting the command: the server must
+ * answer within this (ConnectTimeout when given). OpenSSH would wait for
+ * ever on a server that never confirms the channel. */
+#define DEFAULT_OPEN_TIMEOUT_MS 30000u
 
 enum { IN_NONE, IN_STREAM, IN_FILE };
 
@@ -42,6 +46,9 @@ typedef struct exec_state {
     int core;
     int conn_err;
     char conn_msg[800];
+    uv_timer_t open_timer; /* channel open + exec reply */
+    uint64_t open_timeout_ms;
+    int open_timer_on, ch_opened;
 
     int in_kind;
     union {
@@ -228,9 +235,34 @@ static void stdin_close(exec_state *st)
 
 /* ---- channel ---- */
 
+static void open_timer_stop(exec_state *st)
+{
+    if (st->open_timer_on) {
+        st->open_timer_on = 0;
+        uv_timer_stop(&st->open_timer);
+    }
+}
+
+static void on_open_timeout(uv_timer_t *t)
+{
+    exec_state *st = t->data;
+    st->open_timer_on = 0;
+    if (st->conn_err || st->channel_done)
+        return;
+    snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: timed out after %.1f s: %s",
+             shoal_uv_conn_name(st->conn), (double)st->open_timeout_ms / 1000.0,
+             st->ch_opened ? "the server did not answer the exec request"
+                           : "the server did not confirm the session channel");
+    st->conn_err = SHOAL_ERR_TIMEOUT;
+    stdin_close(st);
+    shoal_uv_conn_close(st->conn);
+}
+
 static void on_ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
 {
     exec_state *st = ud;
+    if (err && st->conn_err)
+        return; /* we closed it (the open timed out): that message stands */
     if (err) {
         /* A connection that ended (reset, disconnect) is not a refusal. */
         shoal_session *s = shoal_channel_session(ch);
@@ -245,6 +277,7 @@ static void on_ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
         st->conn_err = serr ? serr : err;
         return;
     }
+    st->ch_opened = 1;
     shoal_channel_exec(ch, st->command);
 }
 
@@ -253,6 +286,7 @@ static void on_ch_request(shoal_channel *ch, const char *request, int ok, void *
     exec_state *st = ud;
     if (strcmp(request, "exec") != 0)
         return;
+    open_timer_stop(st);
     if (!ok) {
         st->exec_refused = 1;
         shoal_channel_close(ch);
@@ -313,6 +347,7 @@ static void on_ch_close(shoal_channel *ch, void *ud)
 {
     exec_state *st = ud;
     (void)ch;
+    open_timer_stop(st);
     st->ch = NULL;
     st->channel_done = 1;
     stdin_close(st);
@@ -328,6 +363,8 @@ static void on_ready(shoal_uv_conn *c, void *ud)
                                                 on_ch_eof,         on_ch_exit_status, on_ch_exit_signal,
                                                 on_ch_writable,    on_ch_close};
     int rc = shoal_channel_open_session(shoal_uv_conn_session(c), &cbs, st, &st->ch);
+    if (!rc && uv_timer_start(&st->open_timer, on_open_timeout, st->open_timeout_ms, 0) == 0)
+        st->open_timer_on = 1;
     if (rc) {
         snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: %s", shoal_uv_conn_name(c), shoal_strerror(rc));
         st->conn_err = rc;
@@ -343,6 +380,7 @@ static void on_closed(shoal_uv_conn *c, int err, const char *message, void *ud)
         st->conn_err = err;
         snprintf(st->conn_msg, sizeof(st->conn_msg), "%s", message ? message : shoal_strerror(err));
     }
+    open_timer_stop(st);
     stdin_close(st);
     if (st->fs_busy)
         uv_cancel((uv_req_t *)&st->fsreq);
@@ -613,6 +651,9 @@ int cmd_exec(int argc, char **argv)
     uo.connect_timeout_ms = o.connect_timeout_s > 0 ? (uint64_t)o.connect_timeout_s * 1000 : 0;
     uo.banner_timeout_ms = uo.connect_timeout_ms;
     uo.kex_timeout_ms = uo.connect_timeout_ms;
+    st.open_timeout_ms = uo.connect_timeout_ms ? uo.connect_timeout_ms : DEFAULT_OPEN_TIMEOUT_MS;
+    uv_timer_init(st.loop, &st.open_timer);
+    st.open_timer.data = &st;
     uo.log_level = o.log_level >= 0 ? (verbose > o.log_level ? verbose : o.log_level) : verbose;
 
     shoal_uv_callbacks cb = {on_ready,  on_closed, on_passphrase,      on_password,
@@ -648,6 +689,7 @@ int cmd_exec(int argc, char **argv)
         code = EXIT_CONN_ERROR;
     }
     shoal_uv_conn_free(st.conn);
+    uv_close((uv_handle_t *)&st.open_timer, NULL);
     uv_run(st.loop, UV_RUN_DEFAULT);
     uv_loop_close(st.loop);
     free(command);

@@ -41,6 +41,7 @@ typedef struct shoal_server_config {
     unsigned max_channels;          /* per connection; 0 = 10 */
     uint64_t keepalive_interval_ms; /* ClientAliveInterval; 0 = off */
     unsigned keepalive_count_max;   /* ClientAliveCountMax; 0 = 3 */
+    uint64_t rekey_timeout_ms;      /* a key re-exchange must complete within this; 0 = 60 s */
 } shoal_server_config;
 
 typedef enum shoal_auth_method {

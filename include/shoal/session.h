@@ -58,10 +58,16 @@ typedef struct shoal_client_config {
     const char *macs;
     uint64_t rekey_bytes;           /* 0 = 1 GiB; rekey after this many bytes either way */
     uint64_t rekey_interval_ms;     /* 0 = never by time */
-    uint64_t keepalive_interval_ms; /* ServerAliveInterval; 0 = off */
+    uint64_t keepalive_interval_ms; /* ServerAliveInterval; 0 = off. Before authentication
+                                       ends (no keepalives can be sent yet) a server silent
+                                       for interval x count while we wait for it fails the
+                                       session, as OpenSSH's packet timeout does */
     unsigned keepalive_count_max;   /* ServerAliveCountMax; 0 = 3 */
     unsigned auth_methods;          /* SHOAL_AUTH_* bits; 0 = all */
     const char *software_version;   /* after "SSH-2.0-"; NULL = "shoal_<version>" */
+    uint64_t rekey_timeout_ms;      /* a key re-exchange must complete within this; 0 = 60 s,
+                                       UINT64_MAX = never (a peer that stalls one while we
+                                       hold data for it must not hold us forever) */
 } shoal_client_config;
 
 /* What the host key callback is told. */
@@ -135,6 +141,18 @@ SHOAL_EXTERN int shoal_session_start(shoal_session *s, uint64_t now);
 SHOAL_EXTERN int shoal_session_recv(shoal_session *s, const uint8_t *in, size_t len, uint64_t now);
 /* The peer closed its side of the connection. */
 SHOAL_EXTERN void shoal_session_recv_eof(shoal_session *s, uint64_t now);
+/* Read backpressure. While the session's unsent output is above a small
+ * mark (a few hundred KiB before authentication, 2 MiB after), it stops
+ * processing input and this returns 0: the driver should stop reading the
+ * socket (bytes already read stay buffered, at most one read's worth).
+ * Once output was consumed and this returns 1 again, call
+ * shoal_session_resume() to process what was held, and read again. So a
+ * peer that sends requests without reading our replies cannot grow our
+ * memory. Also 0 once the session is closed. */
+SHOAL_EXTERN int shoal_session_wants_input(const shoal_session *s);
+/* Processes input held while output was above the mark (a no-op when none
+ * is held or output is still above it). Errors as shoal_session_recv(). */
+SHOAL_EXTERN int shoal_session_resume(shoal_session *s, uint64_t now);
 /* Bytes to send: returns their count and lends a pointer valid until the
  * next call into the session. */
 SHOAL_EXTERN size_t shoal_session_output(shoal_session *s, const uint8_t **p);

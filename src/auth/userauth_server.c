@@ -9,7 +9,9 @@
  *  - a public key only logs a user in after its signature over this
  *    session verified; a probe can at most earn PK_OK (CVE-2024-45337's
  *    trap: the callback is told which is which);
- *  - failed attempts are counted and the connection ends past the limit. */
+ *  - every attempt is counted against the limit (failures, probes that
+ *    earned PK_OK, every "none" but the first) and the connection ends
+ *    past it: a client cannot try without end, whatever it tries. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,13 +108,19 @@ static int send_failure(shoal_session *s, int partial)
     return rc;
 }
 
-static int count_failure(shoal_session *s)
+static int count_attempt(shoal_session *s)
 {
     if (++s->auth_failures > s->max_auth_tries)
         return shoal__fail(s, SHOAL_ERR_AUTH_FAILED, SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
                            "too many authentication failures (%u) for %s", s->auth_failures,
                            s->sauth_user ? s->sauth_user : "?");
-    return send_failure(s, 0);
+    return SHOAL_OK;
+}
+
+static int count_failure(shoal_session *s)
+{
+    int rc = count_attempt(s);
+    return rc ? rc : send_failure(s, 0);
 }
 
 static int send_info_request(shoal_session *s)
@@ -145,9 +153,16 @@ static int apply_result(shoal_session *s, int result)
     if ((result == SHOAL_AUTH_SUCCESS || result == SHOAL_AUTH_PARTIAL) && method == SHOAL_METHOD_PUBLICKEY &&
         !s->sauth_proven) {
         /* A probe the application likes: say the key would do (PK_OK).
-         * PARTIAL too: a probe must never pass a step of a multi-step login. */
+         * PARTIAL too: a probe must never pass a step of a multi-step login.
+         * It counts as an attempt: a client repeating accepted probes must
+         * reach the limit too. */
+        int rc = count_attempt(s);
+        if (rc) {
+            clear_pending(s);
+            return rc;
+        }
         size_t mark;
-        int rc = shoal__pkt_begin(s, SSH_MSG_USERAUTH_PK_OK, &mark);
+        rc = shoal__pkt_begin(s, SSH_MSG_USERAUTH_PK_OK, &mark);
         if (!rc)
             rc = shoal_buf_put_cstring(&s->out, s->sauth_alg);
         if (!rc)
@@ -191,9 +206,10 @@ static int apply_result(shoal_session *s, int result)
         s->sauth_pending = 0;
         return send_info_request(s);
     }
-    /* DENY, or anything unexpected: this attempt fails ("none" is how
-     * clients learn the methods, so it is not counted). */
-    int rc = method == SHOAL_METHOD_NONE ? send_failure(s, 0) : count_failure(s);
+    /* DENY, or anything unexpected: this attempt fails (the first "none"
+     * is how clients learn the methods, so it is not counted; later ones
+     * are, as in OpenSSH). */
+    int rc = method == SHOAL_METHOD_NONE && s->sauth_nones++ == 0 ? send_failure(s, 0) : count_failure(s);
     clear_pending(s);
     clear_prompts(s);
     return rc;

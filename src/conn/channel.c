@@ -347,9 +347,13 @@ static size_t room_now(const shoal_channel *ch)
     const shoal_session *s = ch->s;
     if (s->closed || ch->state != CH_OPEN || ch->eof_sent || ch->close_sent || kex_blocks_sending(s))
         return 0;
-    if (shoal_buf_len(&s->out) >= SHOAL_OUT_HIGH_WATER)
+    size_t out = shoal_buf_len(&s->out);
+    if (out >= SHOAL_OUT_HIGH_WATER)
         return 0;
-    return ch->remote_window;
+    /* Never past the mark by more than one packet's headers: channel data
+     * alone keeps output below the input-pause mark (session_impl.h). */
+    size_t room = SHOAL_OUT_HIGH_WATER - out;
+    return ch->remote_window < room ? ch->remote_window : room;
 }
 
 size_t shoal_channel_writable(shoal_channel *ch)
@@ -373,10 +377,10 @@ int shoal__chan_write(shoal_channel *ch, uint32_t ext, const void *data, size_t 
         return SHOAL_ERR_CLOSED;
     if (ch->state != CH_OPEN || ch->eof_sent || ch->close_sent)
         return SHOAL_ERR_BAD_STATE;
-    while (len > 0) {
-        size_t room = room_now(ch);
-        if (room == 0)
-            break;
+    /* Measured once: writable() said exactly this much would be taken
+     * (packet headers may take output a little past the mark). */
+    size_t room = room_now(ch);
+    while (len > 0 && room > 0) {
         size_t n = len < room ? len : room;
         if (n > ch->remote_maxpkt)
             n = ch->remote_maxpkt;
@@ -392,6 +396,7 @@ int shoal__chan_write(shoal_channel *ch, uint32_t ext, const void *data, size_t 
         if (rc)
             return rc;
         ch->remote_window -= (uint32_t)n;
+        room -= n;
         p += n;
         len -= n;
         *written += n;

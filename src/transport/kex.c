@@ -36,6 +36,7 @@ int shoal__kex_start(shoal_session *s)
     /* Mark first: sending may itself cross the rekey threshold. */
     s->kexinit_sent = 1;
     s->kex_running = 1;
+    s->kex_started_at = s->now;
     int rc = shoal__kexinit_build(s, &s->my_kexinit);
     if (!rc)
         rc = shoal__send_payload(s, shoal_buf_ptr(&s->my_kexinit), shoal_buf_len(&s->my_kexinit));

@@ -92,6 +92,8 @@ int shoal__pkt_end(shoal_session *s, size_t mark)
         int rc = shoal_buf_put_u32(&s->kex_queue, (uint32_t)plen);
         if (!rc)
             rc = shoal_buf_put(&s->kex_queue, shoal_buf_ptr(&s->out) + mark + 5, plen);
+        if (!rc)
+            s->kex_queue_n++;
         shoal_buf_truncate(&s->out, mark);
         return rc;
     }
@@ -120,6 +122,7 @@ int shoal__kex_flush_queue(shoal_session *s)
 {
     shoal_buf q = s->kex_queue;
     shoal_buf_init(&s->kex_queue, SHOAL_KEX_QUEUE_MAX);
+    s->kex_queue_n = 0;
     shoal_rd r;
     int rc = SHOAL_OK;
     shoal_rd_init(&r, shoal_buf_ptr(&q), shoal_buf_len(&q));
@@ -291,9 +294,19 @@ int shoal__process_packets(shoal_session *s)
     return rc;
 }
 
+/* A held payload becomes a packet of up to this much more once sealed
+ * (length, padding up to a block and more, tag). */
+#define SEALED_OVERHEAD 64u
+
+int shoal__input_room(const shoal_session *s)
+{
+    size_t pending = shoal_buf_len(&s->out) + shoal_buf_len(&s->kex_queue) + s->kex_queue_n * SEALED_OVERHEAD;
+    return pending < (s->phase == SHOAL_PHASE_OPEN ? SHOAL_IN_PAUSE : SHOAL_IN_PAUSE_PREAUTH);
+}
+
 static int process_packets(shoal_session *s)
 {
-    while (!s->closed && !s->hostkey_pending && !s->sauth_pending) {
+    while (!s->closed && !s->hostkey_pending && !s->sauth_pending && shoal__input_room(s)) {
         size_t avail = shoal_buf_len(&s->in);
         uint8_t *p = shoal_buf_mutptr(&s->in);
         size_t tag = s->rx ? shoal_pktcrypt_tag_len(s->rx) : 0;

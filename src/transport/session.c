@@ -49,6 +49,7 @@ static int session_alloc(shoal_session **out, const shoal_client_config *cfg, vo
     s->rekey_interval_ms = cfg->rekey_interval_ms;
     s->keepalive_ms = cfg->keepalive_interval_ms;
     s->keepalive_max = cfg->keepalive_count_max ? cfg->keepalive_count_max : 3;
+    s->rekey_timeout_ms = cfg->rekey_timeout_ms ? cfg->rekey_timeout_ms : SHOAL_DEFAULT_REKEY_TIMEOUT_MS;
     s->auth_methods = cfg->auth_methods ? cfg->auth_methods & ~(unsigned)SHOAL_AUTH_NONE_ONLY
                                         : (SHOAL_AUTH_PUBLICKEY | SHOAL_AUTH_KBDINT | SHOAL_AUTH_PASSWORD);
     char ver[300];
@@ -110,6 +111,7 @@ int shoal_session_new_server(shoal_session **out, const shoal_server_config *cfg
     cc.software_version = cfg->software_version;
     cc.keepalive_interval_ms = cfg->keepalive_interval_ms;
     cc.keepalive_count_max = cfg->keepalive_count_max;
+    cc.rekey_timeout_ms = cfg->rekey_timeout_ms;
     shoal_session *s;
     int rc = session_alloc(&s, &cc, ud);
     if (rc)
@@ -288,6 +290,24 @@ int shoal_session_recv(shoal_session *s, const uint8_t *in, size_t len, uint64_t
     return s->closed ? (s->err ? s->err : SHOAL_ERR_CLOSED) : SHOAL_OK;
 }
 
+int shoal_session_wants_input(const shoal_session *s)
+{
+    return !s->closed && shoal__input_room(s);
+}
+
+int shoal_session_resume(shoal_session *s, uint64_t now)
+{
+    if (s->closed)
+        return s->err ? s->err : SHOAL_ERR_CLOSED;
+    if (!shoal_buf_len(&s->in) || !shoal__input_room(s))
+        return SHOAL_OK;
+    s->now = now;
+    int rc = shoal__process_packets(s);
+    if (rc && rc != SHOAL_ERR_DEFERRED)
+        return rc;
+    return s->closed ? (s->err ? s->err : SHOAL_ERR_CLOSED) : SHOAL_OK;
+}
+
 void shoal_session_recv_eof(shoal_session *s, uint64_t now)
 {
     s->now = now;
@@ -321,11 +341,36 @@ void shoal_session_output_consume(shoal_session *s, size_t n)
         shoal__conn_notify_writable(s);
 }
 
+/* A client waiting for the server before authentication has ended: no
+ * keepalive can be sent yet, so ServerAliveInterval x ServerAliveCountMax
+ * of silence ends the session (OpenSSH's packet timeout). Not while the
+ * wait is ours: a host key decision, a signature, a password. */
+static int client_waits_for_server(const shoal_session *s)
+{
+    if (s->is_server || !s->keepalive_ms || !s->version_done || s->phase == SHOAL_PHASE_OPEN || s->hostkey_pending)
+        return 0;
+    return s->auth != AUTH_PK_SIGNING && s->auth != AUTH_PASSWORD_WAIT && s->auth != AUTH_KBDINT_WAIT;
+}
+
+static uint64_t silence_deadline(const shoal_session *s)
+{
+    return s->last_rx_time + s->keepalive_ms * s->keepalive_max;
+}
+
+static int rekeying(const shoal_session *s)
+{
+    return s->first_kex_done && s->kex_running && s->rekey_timeout_ms != UINT64_MAX;
+}
+
 uint64_t shoal_session_deadline(const shoal_session *s)
 {
     uint64_t d = UINT64_MAX;
     if (s->closed)
         return d;
+    if (rekeying(s) && s->kex_started_at + s->rekey_timeout_ms < d)
+        d = s->kex_started_at + s->rekey_timeout_ms;
+    if (client_waits_for_server(s) && silence_deadline(s) < d)
+        d = silence_deadline(s);
     if (s->phase == SHOAL_PHASE_OPEN) {
         if (s->keepalive_ms) {
             uint64_t base = s->keepalive_outstanding ? s->keepalive_sent_at : s->last_rx_time;
@@ -343,6 +388,15 @@ int shoal_session_tick(shoal_session *s, uint64_t now)
     s->now = now;
     if (s->closed)
         return SHOAL_OK;
+    /* CVE-2025-22869's class: a peer that stalls a key re-exchange while we
+     * hold data for it gets a deadline, not our memory for ever. */
+    if (rekeying(s) && now >= s->kex_started_at + s->rekey_timeout_ms)
+        return shoal__fail(s, SHOAL_ERR_TIMEOUT, SSH_DISCONNECT_BY_APPLICATION,
+                           "key re-exchange did not complete within %.1f s", (double)s->rekey_timeout_ms / 1000.0);
+    if (client_waits_for_server(s) && now >= silence_deadline(s))
+        return shoal__fail(s, SHOAL_ERR_TIMEOUT, SSH_DISCONNECT_BY_APPLICATION,
+                           "server not responding for %.1f s (ServerAliveInterval x ServerAliveCountMax)",
+                           (double)(s->keepalive_ms * s->keepalive_max) / 1000.0);
     if (s->phase != SHOAL_PHASE_OPEN)
         return SHOAL_OK;
     if (s->keepalive_ms) {

@@ -67,9 +67,20 @@ enum {
 #define SHOAL_BANNER_MAX_BYTES 16384u
 /* Output is built in place; above this, channels stop being writable. */
 #define SHOAL_OUT_HIGH_WATER (1u << 20)
+/* Input is processed only while our unsent output (with what a key
+ * exchange holds back) is below a mark, and the driver stops reading the
+ * socket meanwhile: a peer that sends requests without reading the replies
+ * (keepalives, unknown messages, auth attempts) cannot grow our memory
+ * (CVE-2025-26466's class). Before authentication little output is
+ * legitimate, so the mark is small. After it, replies get room above the
+ * channels' high-water mark: bulk data both ways never pauses input, so two
+ * peers that both obey it cannot wait on each other. */
+#define SHOAL_IN_PAUSE_PREAUTH (256u << 10)
+#define SHOAL_IN_PAUSE (2u * SHOAL_OUT_HIGH_WATER)
 /* Payloads held back while a key exchange runs (RFC 4253 7.1). */
 #define SHOAL_KEX_QUEUE_MAX (8u << 20)
 #define SHOAL_DEFAULT_REKEY_BYTES (1ull << 30)
+#define SHOAL_DEFAULT_REKEY_TIMEOUT_MS 60000u
 #define SHOAL_CHAN_WINDOW (2u * 1024u * 1024u)
 #define SHOAL_CHAN_MAXPKT (32u * 1024u)
 #define SHOAL_MAX_CHANNELS 4096u
@@ -129,7 +140,7 @@ struct shoal_session {
     /* configuration (owned copies) */
     char *user;
     char *kex_algs, *hostkey_algs, *ciphers, *macs;
-    uint64_t rekey_bytes, rekey_interval_ms, keepalive_ms;
+    uint64_t rekey_bytes, rekey_interval_ms, keepalive_ms, rekey_timeout_ms;
     unsigned keepalive_max;
     unsigned auth_methods;
     char *our_version; /* "SSH-2.0-..." without CRLF */
@@ -172,6 +183,7 @@ struct shoal_session {
     int in_hostkey_cb;
     unsigned kex_count;
     uint64_t last_kex_time;
+    uint64_t kex_started_at;    /* when our KEXINIT went out (the rekey deadline) */
     shoal_buf my_kexinit, peer_kexinit;
     const shoal_kex_alg *kex_alg;
     char alg_kex[64], alg_hostkey[64], alg_cipher_c2s[64], alg_cipher_s2c[64], alg_mac_c2s[64],
@@ -186,6 +198,7 @@ struct shoal_session {
     shoal_buf K;           /* shared secret, mpint-encoded (wiped) */
     shoal_pktcrypt *next_rx, *next_tx;
     shoal_buf kex_queue;   /* payloads held during kex: u32 len || payload */
+    size_t kex_queue_n;    /* how many (each grows by a packet's overhead when sealed) */
     shoal_key *hostkey;    /* from the first kex */
     int hostkey_pending;   /* waiting for shoal_session_hostkey_reply */
     int processing;        /* inside shoal__process_packets */
@@ -215,6 +228,7 @@ struct shoal_session {
     unsigned n_host_keys;
     unsigned srv_methods;     /* methods offered now */
     unsigned max_auth_tries, auth_failures;
+    unsigned sauth_nones;     /* "none" requests seen (the first one is free) */
     char *banner;
     int banner_sent;
     unsigned max_channels;
@@ -297,5 +311,9 @@ void shoal__conn_free(shoal_session *s);
 
 /* Record the end of a kex for time-based rekeying and queued payloads. */
 int shoal__kex_flush_queue(shoal_session *s);
+
+/* 1 while input may be processed: unsent output below the mark for the
+ * phase (SHOAL_IN_PAUSE_PREAUTH / SHOAL_IN_PAUSE). */
+int shoal__input_room(const shoal_session *s);
 
 #endif

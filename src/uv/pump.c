@@ -85,11 +85,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     } else if (nread == UV_EOF) {
         uv_read_stop(st);
         p->reading = 0;
+        p->read_ended = 1;
         shoal_session_recv_eof(p->s, now);
         p->ops->io_error(p, 0, NULL);
     } else if (nread < 0) {
         uv_read_stop(st);
         p->reading = 0;
+        p->read_ended = 1;
         if (nread == UV_ECONNRESET)
             p->ops->io_error(p, SHOAL_ERR_EOF, "connection reset by peer");
         else
@@ -154,9 +156,44 @@ static int try_send_last(shoal_pump *p, const uv_buf_t *b)
 
 static int flush_out(shoal_pump *p, int final);
 
+/* Reads only while the session takes input (see pump.h). */
+static void input_control(shoal_pump *p)
+{
+    if (!p->open || p->closing || !p->s || p->read_ended)
+        return;
+    int want = shoal_session_wants_input(p->s);
+    if (want && !p->reading) {
+        if (uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read) == 0)
+            p->reading = 1;
+    } else if (!want && p->reading && !shoal_session_is_closed(p->s)) {
+        uv_read_stop((uv_stream_t *)&p->tcp);
+        p->reading = 0;
+    }
+}
+
+static size_t unsent(shoal_session *s)
+{
+    const uint8_t *d;
+    return shoal_session_output(s, &d);
+}
+
 int shoal__pump_flush(shoal_pump *p)
 {
-    return flush_out(p, 0);
+    int rc = flush_out(p, 0);
+    /* Output below the session's mark: input it held back is processed now
+     * (a no-op when none is). That may produce output again: a few rounds,
+     * each of which drains it or stops at the kernel's and the queue's
+     * limits, where the session pauses again. */
+    for (int round = 0; !rc && round < 8 && p->open && !p->closing && p->s && shoal_session_wants_input(p->s);
+         round++) {
+        size_t before = unsent(p->s);
+        shoal_session_resume(p->s, uv_now(p->loop));
+        if (unsent(p->s) == before)
+            break;
+        rc = flush_out(p, 0);
+    }
+    input_control(p);
+    return rc;
 }
 
 static int flush_out(shoal_pump *p, int final)
@@ -165,7 +202,9 @@ static int flush_out(shoal_pump *p, int final)
         return SHOAL_OK;
     const uint8_t *data;
     size_t n;
-    while ((n = shoal_session_output(p->s, &data)) > 0 && p->tcp.write_queue_size < SHOAL_PUMP_QUEUE_MAX) {
+    /* Before authentication a peer is owed little: a small queue. */
+    size_t qmax = shoal_session_phase(p->s) == SHOAL_PHASE_OPEN ? SHOAL_PUMP_QUEUE_MAX : SHOAL_PUMP_QUEUE_PREAUTH;
+    while ((n = shoal_session_output(p->s, &data)) > 0 && p->tcp.write_queue_size < qmax) {
         if (p->tcp.write_queue_size == 0) {
             /* Nothing queued: write straight from the session's buffer. */
             uv_buf_t b = uv_buf_init((char *)data, (unsigned)(n > (1u << 30) ? (1u << 30) : n));

@@ -4,9 +4,15 @@
  * Reading: every chunk goes straight to shoal_session_recv(). Writing: the
  * session's output is written with uv_try_write() from its own buffer and
  * copied into a queued uv_write only when the kernel is full; while more
- * than SHOAL_PUMP_QUEUE_MAX bytes are queued, output stays in the session
- * (which then stops channels from producing more). The owner is told after
- * every I/O event so it can track phases, timers and closing. */
+ * than SHOAL_PUMP_QUEUE_MAX bytes are queued (SHOAL_PUMP_QUEUE_PREAUTH
+ * before the session is authenticated), output stays in the session
+ * (which then stops channels from producing more, and past its mark stops
+ * taking input). Read backpressure: the socket is read only while
+ * shoal_session_wants_input() says so; when it says so again after a
+ * flush, the input the session held is processed and reading resumes. So
+ * a peer that does not read our replies stops being read, and neither side
+ * queues without bound. The owner is told after every I/O event so it can
+ * track phases, timers and closing. */
 #ifndef SHOAL_UV_PUMP_H
 #define SHOAL_UV_PUMP_H
 
@@ -14,7 +20,8 @@
 
 #include "shoal/session.h"
 
-#define SHOAL_PUMP_QUEUE_MAX (4u << 20)
+#define SHOAL_PUMP_QUEUE_MAX (1u << 20)
+#define SHOAL_PUMP_QUEUE_PREAUTH (64u << 10)
 
 typedef struct shoal_pump shoal_pump;
 
@@ -36,6 +43,7 @@ struct shoal_pump {
     void *owner;
     int open;        /* the TCP handle is initialised and not closing */
     int reading;
+    int read_ended;  /* EOF or a read error: never read again */
     int closing;
     unsigned reads;
     int wrote;         /* something was written during the current read event */  /* for TCP_QUICKACK during the first exchanges */

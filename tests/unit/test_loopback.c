@@ -13,6 +13,7 @@
 #include "crypto/cipher.h"
 #include "crypto/kex.h"
 #include "keys/key.h"
+#include "transport/session_impl.h"
 #include "shoal/server.h"
 
 static char *dir;
@@ -600,6 +601,65 @@ static void test_writable_zero_brings_on_writable(void **st)
     no_password_cb = 0;
 }
 
+/* CVE-2025-22869's class: we start a key re-exchange with data to send,
+ * and the peer stalls it (never answers our KEXINIT) while it keeps
+ * sending requests that want replies. Our data is not taken meanwhile,
+ * the replies are held until the exchange ends, and past the input-pause
+ * mark the session stops taking input (the driver stops reading), so
+ * memory stays bounded; the re-exchange deadline ends the session. */
+static void test_stalled_rekey_bounded_and_deadline(void **st)
+{
+    (void)st;
+    pair pr;
+    no_password_cb = 1;
+    pair_new(&pr, NULL, NULL, NULL, NULL, 0);
+    add_private_identity(&pr, user_key);
+    pump(&pr, 0);
+    assert_true(pr.ca.authenticated);
+    feeder f = {0};
+    static const shoal_channel_callbacks fcb = {feeder_open, NULL, NULL, NULL, NULL, NULL, feeder_writable, NULL};
+    assert_int_equal(shoal_channel_open_session(pr.c, &fcb, &f, &f.ch), 0);
+    pump(&pr, 0);
+    assert_true(f.opened);
+    assert_int_equal(shoal_session_rekey(pr.c), 0); /* at time 0 */
+    const uint8_t *p;
+    size_t n = shoal_session_output(pr.c, &p);
+    shoal_session_output_consume(pr.c, n); /* our KEXINIT: never reaches the peer, which stalls */
+    /* Our data waits for the exchange: nothing is taken. */
+    static uint8_t big[1u << 20];
+    size_t w = 1;
+    assert_int_equal(shoal_channel_writable(f.ch), 0);
+    assert_int_equal(shoal_channel_write(f.ch, big, sizeof(big), &w), 0);
+    assert_int_equal(w, 0);
+    unsigned sent = 0;
+    while (sent < 2000000 && shoal_session_wants_input(pr.c)) {
+        for (int k = 0; k < 256; k++, sent++)
+            assert_int_equal(shoal__conn_keepalive(pr.s), 0); /* the peer's requests */
+        n = shoal_session_output(pr.s, &p);
+        assert_int_equal(shoal_session_recv(pr.c, p, n, 1000), 0);
+        shoal_session_output_consume(pr.s, n);
+        n = shoal_session_output(pr.c, &p); /* nothing may leave during the kex */
+        shoal_session_output_consume(pr.c, n);
+    }
+    assert_false(shoal_session_wants_input(pr.c));
+    assert_false(shoal_session_is_closed(pr.c));
+    size_t held = shoal_buf_len(&pr.c->kex_queue) + pr.c->kex_queue_n * 64 + shoal_buf_len(&pr.c->out);
+    printf("paused after %u requests, %zu bytes of replies held (as sealed)\n", sent, held);
+    assert_true(held <= SHOAL_IN_PAUSE + 4096);
+    assert_true(shoal_buf_len(&pr.c->in) <= (64u << 10) + SHOAL_MAX_PACKET);
+    /* The deadline: 60 s after the KEXINIT went out. */
+    assert_int_equal(shoal_session_deadline(pr.c), 60000);
+    assert_int_equal(shoal_session_tick(pr.c, 59999), 0);
+    assert_false(shoal_session_is_closed(pr.c));
+    shoal_session_tick(pr.c, 60000);
+    assert_true(shoal_session_is_closed(pr.c));
+    const char *msg = NULL;
+    assert_int_equal(shoal_session_error(pr.c, &msg), SHOAL_ERR_TIMEOUT);
+    assert_non_null(strstr(msg, "key re-exchange did not complete within 60.0 s"));
+    pair_free(&pr);
+    no_password_cb = 0;
+}
+
 static void test_max_tries(void **st)
 {
     (void)st;
@@ -625,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_max_tries),
         cmocka_unit_test(test_channel_with_final_request),
         cmocka_unit_test(test_writable_zero_brings_on_writable),
+        cmocka_unit_test(test_stalled_rekey_bounded_and_deadline),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

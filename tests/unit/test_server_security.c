@@ -1046,7 +1046,7 @@ static void test_probe_vs_proven(void **st)
     assert_int_equal(tp.sa.nseen, 1); /* only the probe */
     assert_int_equal(tp.sa.authenticated, 0);
     assert_null(shoal_session_auth_key(tp.s));
-    assert_int_equal(tp.s->auth_failures, 4);
+    assert_int_equal(tp.s->auth_failures, 5); /* the probe that earned PK_OK counts too */
     tp_free(&tp);
 
     /* A deferred "yes" to a probe is still only PK_OK. */
@@ -1345,28 +1345,33 @@ static void test_max_auth_tries(void **st)
         o.max_auth_tries = explicit_max ? 6 : 0; /* 0 = the default, 6 */
         tp_ready(&tp, &o);
         tp_service(&tp);
-        /* "none" is how clients learn the methods: not counted. */
-        for (int i = 0; i < 10; i++) {
+        /* The first "none" is how clients learn the methods: not counted.
+         * Every later one is (a flood of "none" requests ends the
+         * connection like any other: CVE-2025-26466's class). */
+        expect_srv_open(&tp, tp_send(&tp, m_none()));
+        assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_FAILURE);
+        assert_int_equal(tp.s->auth_failures, 0);
+        for (int i = 0; i < 3; i++) {
             expect_srv_open(&tp, tp_send(&tp, m_none()));
             assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_FAILURE);
         }
-        assert_int_equal(tp.s->auth_failures, 0);
-        for (int i = 0; i < 6; i++) {
+        assert_int_equal(tp.s->auth_failures, 3);
+        for (int i = 0; i < 3; i++) {
             expect_srv_open(&tp, tp_send(&tp, m_password("wrong")));
             assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_FAILURE);
         }
-        assert_int_equal(tp.type_count[SSH_MSG_USERAUTH_FAILURE], 16);
-        /* The 7th failure ends the connection (reason 14, no more auth
-         * methods available)... even if it is followed by the right one. */
+        assert_int_equal(tp.type_count[SSH_MSG_USERAUTH_FAILURE], 7);
+        /* The 7th counted attempt ends the connection (reason 14, no more
+         * auth methods available)... even if it is followed by the right one. */
         tp_put(&tp, m_password("wrong"));
         tp_put(&tp, m_password(PASSWORD));
         expect_srv_closed(&tp, tp_flush(&tp), SHOAL_ERR_AUTH_FAILED);
         const msg *m = last_msg(&tp);
         assert_true(m->n >= 5);
         assert_int_equal(shoal_load_u32(m->p + 1), SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE);
-        assert_int_equal(tp.type_count[SSH_MSG_USERAUTH_FAILURE], 16);
-        assert_int_equal(tp.sa.none_calls, 10);
-        assert_int_equal(tp.sa.password_calls, 7);
+        assert_int_equal(tp.type_count[SSH_MSG_USERAUTH_FAILURE], 7);
+        assert_int_equal(tp.sa.none_calls, 4);
+        assert_int_equal(tp.sa.password_calls, 4);
         assert_int_equal(tp.sa.authenticated, 0);
         tp_free(&tp);
     }
@@ -1388,6 +1393,30 @@ static void test_max_auth_tries(void **st)
         assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_FAILURE);
     }
     expect_srv_closed(&tp, tp_send(&tp, m_auth(USER, "gssapi-with-mic")), SHOAL_ERR_AUTH_FAILED);
+    tp_free(&tp);
+
+    /* Probes of a key the server accepts (PK_OK each time) count too: a
+     * client cannot probe without end. */
+    tp_ready(&tp, NULL);
+    tp_service(&tp);
+    for (int i = 0; i < 6; i++) {
+        expect_srv_open(&tp, tp_send(&tp, m_pk_probe(key_a)));
+        assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_PK_OK);
+    }
+    expect_srv_closed(&tp, tp_send(&tp, m_pk_probe(key_a)), SHOAL_ERR_AUTH_FAILED);
+    tp_free(&tp);
+
+    /* The usual login is not affected: a probe that earns PK_OK then its
+     * signed request is one attempt, the rest of the limit stays. */
+    tp_ready(&tp, NULL);
+    tp_service(&tp);
+    expect_srv_open(&tp, tp_send(&tp, m_none()));
+    for (int i = 0; i < 5; i++)
+        expect_srv_open(&tp, tp_send(&tp, m_password("wrong")));
+    expect_srv_open(&tp, tp_send(&tp, m_pk_probe(key_a)));
+    assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_PK_OK);
+    expect_srv_open(&tp, tp_send(&tp, m_pk_signed(&tp, key_a, key_a)));
+    assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_SUCCESS);
     tp_free(&tp);
 }
 
