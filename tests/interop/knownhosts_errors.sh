@@ -108,10 +108,16 @@ EOF
     # with the big file must either read it (and log in) or fail cleanly
     # with "out of memory" -- never crash, never accept without reading.
     lim=""
-    for kib in $(seq 16384 4096 524288); do
-        if (ulimit -v "$kib" && "${EXEC[@]}" -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$T/known_hosts" \
-            "$PEER_USER@127.0.0.1" true </dev/null >/dev/null 2>&1); then lim=$kib; break; fi
+    crashed=""
+    for kib in $(seq 8192 4096 524288); do
+        RC=0
+        (ulimit -v "$kib" && ulimit -c 0 && exec "${EXEC[@]}" -o StrictHostKeyChecking=yes \
+            -o "UserKnownHostsFile=$T/known_hosts" "$PEER_USER@127.0.0.1" true) </dev/null >/dev/null 2>&1 || RC=$?
+        if [ "$RC" = 0 ]; then lim=$kib; break; fi
+        # 127: the loader could not map a library; 255: our clean error.
+        if [ "$RC" != 127 ] && [ "$RC" != 255 ]; then crashed="$crashed $kib:$RC"; fi
     done
+    check "out of memory: shoal exec never crashes under a small address space (${crashed:-none})" test -z "$crashed"
     cat "$T/known_hosts" >>"$T/kh_60m"
     oom=""
     bad=0

@@ -2,7 +2,8 @@
 # Uploads at the sizes users send, through every transport, against every
 # server: `shoal put --via sftp|scp|cat` with 0 B, 1 B, 1 MiB - 1, 1 MiB + 1
 # and 64 MiB files to OpenSSH's sshd, dropbear and shoal serve, the sha256
-# of every landed file compared with the source's; auto mode on a server
+# of every landed file compared with the source's; the same files as the
+# stdin of `shoal exec ... sha256sum`; auto mode on a server
 # without SFTP (falls back to scp) at 1 MiB + 1; and `shoal agent`'s scp
 # action with each transport. Regression test for uploads that never ended
 # above ~1 MiB (the scp/cat feeder stopped when the channel was full and
@@ -55,9 +56,21 @@ upload_matrix() {
     check "$label: no temporary file left" test -z "$(find "$T/updir" -name '.*.shoal-*')"
 }
 
+# stdin_matrix LABEL PORT: `shoal exec host sha256sum < file` at every size
+# (a regular file as stdin is read on the loop thread, as the channel takes it).
+stdin_matrix() {
+    local label=$1 port=$2 size
+    for size in "${SIZES[@]}"; do
+        run_shoal -p "$port" -i "$T/keys/id_ed25519" -o "UserKnownHostsFile=$T/known_hosts" \
+            -o StrictHostKeyChecking=yes -o BatchMode=yes "$TEST_USER@127.0.0.1" 'sha256sum' <"$T/src_$size"
+        check_out "$(cat "$T/sha_$size")  -" "$label: exec with a $size B file as stdin: sha256 equal"
+    done
+}
+
 # ---- OpenSSH sshd (internal-sftp, scp and cat through the shell) ----
 start_sshd
 upload_matrix sshd "$SSHD_PORT" sftp scp cat
+stdin_matrix sshd "$SSHD_PORT"
 # The sink's error reply (scp's "2" + message) is reported, not hung on.
 for via in sftp scp cat; do
     rc=0
@@ -76,6 +89,7 @@ if start_dropbear; then
     # dropbear runs OpenSSH's sftp-server for the sftp subsystem when installed.
     if [ -x /usr/lib/openssh/sftp-server ] || [ -x /usr/lib/sftp-server ]; then vias=(sftp scp cat); fi
     upload_matrix dropbear "$DROPBEAR_PORT" "${vias[@]}"
+    stdin_matrix dropbear "$DROPBEAR_PORT"
 else
     not_ok "dropbear could not be started"
 fi
@@ -83,6 +97,7 @@ fi
 # ---- shoal serve ----
 start_shoal_serve
 upload_matrix serve "$SERVE_PORT" sftp scp cat
+stdin_matrix serve "$SERVE_PORT"
 stop_shoal_serve
 
 # ---- auto mode on a server without SFTP: falls back to scp ----
