@@ -611,6 +611,8 @@ static void handle_line(agent *a, const char *text, size_t len)
                 fr->mode = (uint32_t)json_integer_value(mode) & 07777;
             else if (json_is_string(mode))
                 fr->mode = (uint32_t)strtoul(json_string_value(mode), NULL, 8) & 07777;
+            fr->mode_given = json_is_integer(mode) || json_is_string(mode);
+            fr->inplace = json_is_true(field(j, "Inplace"));
             fr->verify = json_is_true(field(j, "Verify"));
             const char *via = field_str(j, "Via");
             fr->xfer = !via ? FLEET_XFER_AUTO

@@ -62,6 +62,7 @@ void fleet_request_unref(fleet_request *r)
 /* ---- upload sources ---- */
 
 struct fleet_source {
+    char *name;     /* the file's base name (uploads into a directory use it) */
     int fd;
     uint8_t *map;
     uint64_t size;
@@ -90,6 +91,14 @@ int fleet_source_open(const char *path, fleet_source **out, char *err, size_t er
         snprintf(err, errsz, "out of memory");
         return -1;
     }
+    const char *slash = strrchr(path, '/');
+    s->name = strdup(slash ? slash + 1 : path);
+    if (!s->name) {
+        close(fd);
+        free(s);
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
     s->fd = fd;
     s->size = (uint64_t)st.st_size;
     s->mode = (uint32_t)(st.st_mode & 07777);
@@ -98,6 +107,7 @@ int fleet_source_open(const char *path, fleet_source **out, char *err, size_t er
         if (s->map == MAP_FAILED) {
             snprintf(err, errsz, "cannot map %s: %s", path, strerror(errno));
             close(fd);
+            free(s->name);
             free(s);
             return -1;
         }
@@ -124,6 +134,11 @@ uint32_t fleet_source_mode(const fleet_source *s)
     return s->mode;
 }
 
+const char *fleet_source_name(const fleet_source *s)
+{
+    return s->name;
+}
+
 const char *fleet_source_sha256(fleet_source *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -146,6 +161,7 @@ void fleet_source_free(fleet_source *s)
         munmap(s->map, (size_t)s->size);
     close(s->fd);
     pthread_mutex_destroy(&s->mu);
+    free(s->name);
     free(s);
 }
 

@@ -41,7 +41,11 @@ struct fleet_request {
     char *command;              /* FLEET_EXEC */
     fleet_source *source;       /* FLEET_UPLOAD: shared, read once */
     char *target;               /* FLEET_UPLOAD: remote path */
-    uint32_t mode;              /* FLEET_UPLOAD: permission bits, 0 = the source's */
+    uint32_t mode;              /* FLEET_UPLOAD: permission bits when mode_given */
+    int mode_given;             /* FLEET_UPLOAD: else an existing target keeps its mode,
+                                   a new one gets the source's */
+    int inplace;                /* FLEET_UPLOAD: write the target itself (follows symlinks,
+                                   keeps its inode, owner and mode; not atomic) */
     fleet_xfer xfer;
     int verify;                 /* FLEET_UPLOAD: compare sha256 after the upload */
     uint64_t host_rate;         /* FLEET_UPLOAD: bytes/s per host, 0 = no cap */
@@ -166,6 +170,8 @@ int fleet_source_open(const char *path, fleet_source **out, char *err, size_t er
 const uint8_t *fleet_source_data(const fleet_source *s);
 uint64_t fleet_source_size(const fleet_source *s);
 uint32_t fleet_source_mode(const fleet_source *s);
+/* The file's base name (an upload into a directory lands under it). */
+const char *fleet_source_name(const fleet_source *s);
 /* Lower-case hex sha256 of the whole file (computed once, on demand). */
 const char *fleet_source_sha256(fleet_source *s);
 void fleet_source_free(fleet_source *s);

@@ -50,7 +50,6 @@ struct fleet_upload {
     fleet_request *req;
     const uint8_t *data;
     uint64_t size, off;
-    uint32_t mode;
     int via;
     fleet_bucket bucket;      /* per host */
     uv_timer_t *wait;         /* waiting for tokens */
@@ -60,8 +59,13 @@ struct fleet_upload {
     int finishing;
     remote_cmd *x;
     char *target;             /* the request's Target with %h expanded */
-    char *tmp;                /* temporary path (scp, cat) */
-    char qtmp[4200], qtarget[4200];
+    char *final;              /* SFTP: where the file goes (target resolved) */
+    int final_exists, into_dir, resolve_steps;
+    uint32_t final_mode;      /* SFTP: the existing file's mode */
+    char hex[17];             /* names the temporary file (scp, cat) */
+    char *prelude;            /* scp, cat: the shell prelude (see build_prelude) */
+    int fail_err;             /* scp, cat: the failure told once the clean-up ran */
+    char fail_msg[1200];
     unsigned live;            /* objects still calling back (sftp, channels, timers) */
     pconn *hold;              /* connection kept open while cleaning up */
     uv_timer_t *guard;
@@ -104,7 +108,8 @@ static void up_release(fleet_upload *u)
     }
     if (!u->t && !u->live) {
         drop_hold(u);
-        free(u->tmp);
+        free(u->final);
+        free(u->prelude);
         free(u->target);
         free(u);
     }
@@ -251,6 +256,119 @@ static void put_closed_temp(shoal_sftp_put *p, const char *temp, void *ud)
         verify_start(u, temp);
 }
 
+/* ---- where the file goes (SFTP) ----
+ *
+ * As scp does: a target that is a directory receives the file under the
+ * source's name; a symbolic link is followed (the link stays, the file it
+ * points to is replaced); an existing file keeps its mode unless one was
+ * given. The shell transports decide the same way remotely (the prelude
+ * below). */
+
+#define RESOLVE_STEPS 4
+
+static void sftp_put_start(fleet_upload *u);
+static void resolve(fleet_upload *u, const char *path);
+
+static void resolved_path(shoal_sftp *sf, int err, const char *msg, const char *path, void *ud)
+{
+    (void)sf;
+    fleet_upload *u = ud;
+    if (!u->t)
+        return;
+    if (err) {
+        up_result(u, err, msg);
+        return;
+    }
+    resolve(u, path);
+}
+
+static void resolved_stat(shoal_sftp *sf, int err, const char *msg, const shoal_sftp_attrs *a, void *ud)
+{
+    fleet_upload *u = ud;
+    if (!u->t)
+        return;
+    if (err == SHOAL_ERR_NOT_FOUND) {
+        u->final_exists = 0; /* a new file */
+        sftp_put_start(u);
+        return;
+    }
+    if (err) {
+        up_result(u, err, msg);
+        return;
+    }
+    uint32_t type = (a->flags & SHOAL_SFTP_ATTR_PERMISSIONS) ? (a->permissions & 0170000u) : 0100000u;
+    if (type == 0120000u) { /* a symbolic link: upload to what it points to */
+        int rc = shoal_sftp_realpath(sf, u->final, resolved_path, u);
+        if (rc)
+            up_result(u, rc, "cannot resolve the target's symbolic link");
+        return;
+    }
+    if (type == 0040000u) { /* a directory: into it, under the source's name */
+        if (u->into_dir) {
+            char m[4300];
+            snprintf(m, sizeof(m), "%s: is a directory", u->final);
+            up_result(u, SHOAL_ERR_INVALID_ARG, m);
+            return;
+        }
+        u->into_dir = 1;
+        const char *name = fleet_source_name(u->req->source);
+        size_t n = strlen(u->final) + strlen(name) + 2;
+        char *p = malloc(n);
+        if (!p) {
+            up_result(u, SHOAL_ERR_NOMEM, "out of memory");
+            return;
+        }
+        size_t l = strlen(u->final);
+        snprintf(p, n, "%s%s%s", u->final, l && u->final[l - 1] == '/' ? "" : "/", name);
+        resolve(u, p);
+        free(p);
+        return;
+    }
+    if (type != 0100000u) {
+        char m[4300];
+        snprintf(m, sizeof(m), "%s: is not a regular file", u->final);
+        up_result(u, SHOAL_ERR_INVALID_ARG, m);
+        return;
+    }
+    u->final_exists = 1;
+    u->final_mode = (a->flags & SHOAL_SFTP_ATTR_PERMISSIONS) ? a->permissions & 07777u : 0;
+    sftp_put_start(u);
+}
+
+static void resolve(fleet_upload *u, const char *path)
+{
+    if (++u->resolve_steps > RESOLVE_STEPS) {
+        up_result(u, SHOAL_ERR_INVALID_ARG, "target: too many directory or link steps");
+        return;
+    }
+    char *p = strdup(path);
+    if (!p) {
+        up_result(u, SHOAL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    free(u->final);
+    u->final = p;
+    int rc = shoal_sftp_lstat(u->sf, u->final, resolved_stat, u);
+    if (rc)
+        up_result(u, rc, "cannot look at the target");
+}
+
+static void sftp_put_start(fleet_upload *u)
+{
+    static const shoal_sftp_put_callbacks plain = {put_writable, put_done, NULL};
+    static const shoal_sftp_put_callbacks checked = {put_writable, put_done, put_closed_temp};
+    shoal_sftp_put_options o;
+    memset(&o, 0, sizeof(o));
+    o.in_place = u->req->inplace;
+    uint32_t mode = u->req->mode_given ? u->req->mode
+                    : u->final_exists  ? u->final_mode
+                                       : fleet_source_mode(u->req->source);
+    o.keep_mode = u->req->inplace && !u->req->mode_given; /* an existing file keeps its own */
+    int rc = shoal_sftp_put_begin_ex(u->sf, u->final, mode, &o, u->req->verify ? &checked : &plain, u, &u->put);
+    if (rc)
+        up_result(u, rc, "cannot start the SFTP upload");
+}
+
 static void sftp_ready(shoal_sftp *sf, int err, const char *msg, void *ud)
 {
     fleet_upload *u = ud;
@@ -266,11 +384,8 @@ static void sftp_ready(shoal_sftp *sf, int err, const char *msg, void *ud)
         up_result(u, err, msg);
         return;
     }
-    static const shoal_sftp_put_callbacks plain = {put_writable, put_done, NULL};
-    static const shoal_sftp_put_callbacks checked = {put_writable, put_done, put_closed_temp};
-    int rc = shoal_sftp_put_begin(sf, u->target, u->mode, u->req->verify ? &checked : &plain, u, &u->put);
-    if (rc)
-        up_result(u, rc, "cannot start the SFTP upload");
+    (void)sf;
+    resolve(u, u->target);
 }
 
 static void sftp_closed(shoal_sftp *sf, void *ud)
@@ -356,10 +471,12 @@ static void scp_send_header(remote_cmd *x)
 {
     fleet_upload *u = x->u;
     char line[sizeof(x->ctl)];
-    const char *base = strrchr(u->tmp, '/');
-    base = base ? base + 1 : u->tmp;
-    int n = snprintf(line, sizeof(line), "C%04o %llu %s\n", (unsigned)(u->mode ? u->mode : 0600),
-                     (unsigned long long)u->size, base);
+    /* The sink writes to the path it was given (never a directory): the
+     * name here does not matter. The temporary file is private until the
+     * finalizer sets the mode; a file written in place is created with the
+     * mode it will keep. */
+    uint32_t mode = !u->req->inplace ? 0600 : u->req->mode_given ? u->req->mode : fleet_source_mode(u->req->source);
+    int n = snprintf(line, sizeof(line), "C%04o %llu upload\n", (unsigned)mode, (unsigned long long)u->size);
     x->scp_stage = 1;
     x_queue_ctl(x, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
 }
@@ -583,34 +700,128 @@ static void up_pump(fleet_upload *u)
     }
 }
 
-/* Removes the scp/cat temporary file, unattended and best effort (the
- * connection may be closing too). */
-static void remove_temp(fleet_upload *u)
+/* ---- the scp and cat transports: commands for the remote shell ----
+ *
+ * Every command starts with the same prelude, which decides where the
+ * file goes exactly as the SFTP transport does (fleet_upload.c,
+ * "target"), so the commands agree on it without a round trip:
+ *   t  the final path: the target; inside it when it is a directory (under
+ *      the source's name); the file a symbolic link points to;
+ *   p  the temporary file next to t: ".<name of t>.shoal-<16 hex>", the
+ *      pattern documented for leftovers (a killed client, a lost
+ *      connection).
+ * Written in POSIX sh with shell built-ins where it can (a restricted PATH
+ * may have little more than cat); readlink -f (only for a link) and stat -c
+ * (only to keep an existing file's mode; stat -f is tried for BSD, else
+ * the source's mode is used) are GNU/BusyBox. */
+
+static int build_prelude(fleet_upload *u)
 {
-    char cmd[4300];
-    snprintf(cmd, sizeof(cmd), "rm -f -- %s", u->qtmp);
-    rcmd_start(u, cmd, 0, 0, NULL);
+    char qt[4200], qb[1200];
+    if (shoal_shell_quote(u->target, qt, sizeof(qt)) ||
+        shoal_shell_quote(fleet_source_name(u->req->source), qb, sizeof(qb)))
+        return -1;
+    size_t need = strlen(qt) + strlen(qb) + 600;
+    u->prelude = malloc(need);
+    if (!u->prelude)
+        return -1;
+    snprintf(u->prelude, need,
+             "t=%s; if [ -d \"$t\" ]; then t=\"${t%%/}\"/%s; fi; "
+             "if [ -L \"$t\" ]; then t=$(readlink -f -- \"$t\") || { echo \"cannot resolve the symbolic link\" >&2; "
+             "exit 1; }; fi; "
+             "if [ -d \"$t\" ]; then echo \"$t: is a directory\" >&2; exit 1; fi; "
+             "case $t in */*) d=${t%%/*}; d=${d:-/};; *) d=.;; esac; "
+             "p=\"$d/.${t##*/}.shoal-%s\"; ",
+             qt, qb, u->hex);
+    return 0;
 }
 
-/* Checks, then moves the temporary file into place (scp and cat). */
+/* Checks the file that arrived (size, sha256 when asked), sets the mode
+ * and moves it into place; removes it on any failure. In place: the same
+ * checks on the target itself, and the mode only when one was given. */
+static void build_finalize(fleet_upload *u, char *cmd, size_t sz)
+{
+    const char *f = u->req->inplace ? "\"$t\"" : "\"$p\"";
+    char check[300] = "", mode[300];
+    if (u->req->verify)
+        snprintf(check, sizeof(check), "h=$(sha256sum < %s) && [ \"${h%%%% *}\" = %s ] && ", f,
+                 fleet_source_sha256(u->req->source));
+    /* The mode: the one given; else an existing target's; else the source's. */
+    if (u->req->mode_given)
+        snprintf(mode, sizeof(mode), "m=%04o && chmod \"$m\" -- %s && ", (unsigned)u->req->mode, f);
+    else if (u->req->inplace)
+        snprintf(mode, sizeof(mode), "%s", "");
+    else
+        snprintf(mode, sizeof(mode),
+                 "{ m=$(stat -c %%a -- \"$t\" 2>/dev/null) || m=$(stat -f %%Lp -- \"$t\" 2>/dev/null) || "
+                 "m=%04o; } && chmod \"$m\" -- \"$p\" && ",
+                 (unsigned)fleet_source_mode(u->req->source));
+    if (u->req->inplace)
+        snprintf(cmd, sz,
+                 "s=$(wc -c < \"$t\") && [ \"$s\" -eq %llu ] && %s%strue || { echo 'upload check failed (size, "
+                 "checksum or chmod): the target was written in place and may be incomplete' >&2; exit 1; }",
+                 (unsigned long long)u->size, check, mode);
+    else
+        snprintf(cmd, sz,
+                 "s=$(wc -c < \"$p\") && [ \"$s\" -eq %llu ] && %s%smv -f -- \"$p\" \"$t\" "
+                 "|| { rm -f -- \"$p\"; echo 'upload check failed (size, checksum, chmod or rename)' >&2; exit 1; }",
+                 (unsigned long long)u->size, check, mode);
+}
+
+/* A command with the prelude in front. */
+static int with_prelude(fleet_upload *u, char *cmd, size_t sz, const char *body)
+{
+    int n = snprintf(cmd, sz, "%s%s", u->prelude, body);
+    return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
+
+static void cleanup_done(remote_cmd *x, int err, const char *msg, void *ud)
+{
+    fleet_upload *u = ud;
+    (void)x;
+    char m[sizeof(u->fail_msg) + 200];
+    if (err)
+        snprintf(m, sizeof(m), "%s (its temporary file .*.shoal-%s next to the target was not removed: %s)",
+                 u->fail_msg, u->hex, msg ? msg : shoal_strerror(err));
+    else
+        snprintf(m, sizeof(m), "%s", u->fail_msg);
+    up_result(u, u->fail_err, m);
+}
+
+/* A failed scp/cat upload: its temporary file is removed before the result
+ * is told (a full-size leftover would keep a disk full); the message names
+ * it when that is not possible. */
+static void fail_after_cleanup(fleet_upload *u, int err, const char *msg)
+{
+    char cmd[9000];
+    u->fail_err = err;
+    snprintf(u->fail_msg, sizeof(u->fail_msg), "%s", msg ? msg : shoal_strerror(err));
+    if (u->req->inplace || !u->prelude || with_prelude(u, cmd, sizeof(cmd), "rm -f -- \"$p\"") ||
+        !rcmd_start(u, cmd, 0, 0, cleanup_done)) {
+        char m[sizeof(u->fail_msg) + 200];
+        if (u->req->inplace)
+            snprintf(m, sizeof(m), "%s (written in place: the target may be incomplete)", u->fail_msg);
+        else
+            snprintf(m, sizeof(m), "%s (its temporary file .*.shoal-%s next to the target may remain)", u->fail_msg,
+                     u->hex);
+        up_result(u, err, m);
+    }
+}
+
+/* Removes the scp/cat temporary file, unattended and best effort (an
+ * aborted upload: the connection may be closing too). */
+static void remove_temp(fleet_upload *u)
+{
+    char cmd[9000];
+    if (!u->req->inplace && u->prelude && with_prelude(u, cmd, sizeof(cmd), "rm -f -- \"$p\"") == 0)
+        rcmd_start(u, cmd, 0, 0, NULL);
+}
+
 static void finalize_done(remote_cmd *x, int err, const char *msg, void *ud)
 {
     (void)x;
     fleet_upload *u = ud;
     up_result(u, err, err ? msg : NULL);
-}
-
-static void build_finalize(fleet_upload *u, char *cmd, size_t sz)
-{
-    char check[300] = "";
-    if (u->req->verify)
-        snprintf(check, sizeof(check), "h=$(sha256sum < %s) && [ \"${h%%%% *}\" = %s ] && ", u->qtmp,
-                 fleet_source_sha256(u->req->source));
-    snprintf(cmd, sz,
-             "s=$(wc -c < %s) && [ \"$s\" -eq %llu ] && %schmod %04o %s && mv -f -- %s %s || { rm -f -- %s; "
-             "echo 'upload check failed (size, checksum, chmod or rename)' >&2; exit 1; }",
-             u->qtmp, (unsigned long long)u->size, check, (unsigned)(u->mode ? u->mode : 0644), u->qtmp, u->qtmp,
-             u->qtarget, u->qtmp);
 }
 
 static void scp_done(remote_cmd *x, int err, const char *msg, void *ud)
@@ -624,41 +835,22 @@ static void scp_done(remote_cmd *x, int err, const char *msg, void *ud)
             start_cat(u); /* no scp on this host */
             return;
         }
-        remove_temp(u); /* whatever the sink created */
-        up_result(u, err, msg);
+        fail_after_cleanup(u, err, msg); /* whatever the sink created */
         return;
     }
-    char cmd[9000];
-    build_finalize(u, cmd, sizeof(cmd));
-    if (!rcmd_start(u, cmd, 0, 0, finalize_done))
-        up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
+    char fin[9000], cmd[9000];
+    build_finalize(u, fin, sizeof(fin));
+    if (with_prelude(u, cmd, sizeof(cmd), fin) || !rcmd_start(u, cmd, 0, 0, finalize_done))
+        fail_after_cleanup(u, SHOAL_ERR_NOMEM, "cannot open a channel");
 }
 
 static void cat_done(remote_cmd *x, int err, const char *msg, void *ud)
 {
     (void)x;
-    up_result(ud, err, err ? msg : NULL);
-}
-
-static int make_tmp(fleet_upload *u)
-{
-    const char *target = u->target;
-    const char *slash = strrchr(target, '/');
-    const char *base = slash ? slash + 1 : target;
-    size_t dirlen = slash ? (size_t)(slash - target) + 1 : 0;
-    unsigned char rnd[8];
-    RAND_bytes(rnd, sizeof(rnd));
-    char hex[17];
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-    size_t need = dirlen + strlen(base) + 32;
-    u->tmp = malloc(need);
-    if (!u->tmp)
-        return -1;
-    snprintf(u->tmp, need, "%.*s.%s.shoal-%s", (int)dirlen, target, base, hex);
-    if (shoal_shell_quote(u->tmp, u->qtmp, sizeof(u->qtmp)) || shoal_shell_quote(target, u->qtarget, sizeof(u->qtarget)))
-        return -1;
-    return 0;
+    if (err)
+        fail_after_cleanup(ud, err, msg); /* the command removes it itself, unless it never ended */
+    else
+        up_result(ud, 0, NULL);
 }
 
 /* Common start of the scp and cat transports (also after a fallback). */
@@ -667,7 +859,7 @@ static int begin_shell_transport(fleet_upload *u, int via)
     u->via = via;
     u->off = 0;
     u->finishing = 0;
-    if (!u->tmp && make_tmp(u)) {
+    if (!u->prelude && build_prelude(u)) {
         up_result(u, SHOAL_ERR_TOO_LARGE, "target path too long");
         return -1;
     }
@@ -679,8 +871,8 @@ static void start_scp(fleet_upload *u)
     if (begin_shell_transport(u, FLEET_XFER_SCP))
         return;
     char cmd[9000];
-    snprintf(cmd, sizeof(cmd), "scp -t -- %s", u->qtmp);
-    if (!rcmd_start(u, cmd, 1, 1, scp_done))
+    if (with_prelude(u, cmd, sizeof(cmd), u->req->inplace ? "exec scp -t -- \"$t\"" : "exec scp -t -- \"$p\"") ||
+        !rcmd_start(u, cmd, 1, 1, scp_done))
         up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
 }
 
@@ -688,12 +880,16 @@ static void start_cat(fleet_upload *u)
 {
     if (begin_shell_transport(u, FLEET_XFER_CAT))
         return;
-    char fin[9000], cmd[9400];
+    char fin[9000], body[9400], cmd[9400];
     build_finalize(u, fin, sizeof(fin));
     /* The size check in the finalizer makes a cut stream harmless: cat
-     * also ends on a closed channel, and a short file is never renamed. */
-    snprintf(cmd, sizeof(cmd), "umask 077 && cat > %s && %s", u->qtmp, fin);
-    if (!rcmd_start(u, cmd, 1, 0, cat_done))
+     * also ends on a closed channel, and a short file is never renamed
+     * (and is removed). */
+    if (u->req->inplace)
+        snprintf(body, sizeof(body), "cat > \"$t\" && %s", fin);
+    else
+        snprintf(body, sizeof(body), "(umask 077 && cat > \"$p\") && %s", fin);
+    if (with_prelude(u, cmd, sizeof(cmd), body) || !rcmd_start(u, cmd, 1, 0, cat_done))
         up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
 }
 
@@ -774,7 +970,14 @@ int fleet__upload_start(fleet_task *t)
     u->req = t->req;
     u->data = fleet_source_data(t->req->source);
     u->size = fleet_source_size(t->req->source);
-    u->mode = t->req->mode ? t->req->mode : fleet_source_mode(t->req->source);
+    uint8_t rnd[8];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        free(u->target);
+        free(u);
+        return -1;
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(u->hex + 2 * i, 3, "%02x", rnd[i]);
     if (t->req->host_rate)
         fleet_bucket_init(&u->bucket, t->req->host_rate, 0, uv_now(&t->w->loop));
     t->up = u;
@@ -826,8 +1029,7 @@ void fleet__upload_abort(fleet_upload *u)
         x->done = NULL;
         shoal_channel_close(x->ch);
         /* A partial temporary file may remain for scp/cat. */
-        if (u->tmp)
-            remove_temp(u);
+        remove_temp(u);
     }
     shoal_uv_conn_flush(u->conn);
     up_release(u);

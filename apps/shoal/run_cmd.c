@@ -266,7 +266,7 @@ static void warn_stderr(const char *msg, void *ud)
 static void usage(FILE *f, int put)
 {
     if (put)
-        fprintf(f, "usage: shoal put [host options] [--mode MODE] [--via sftp|scp|cat] [--verify]\n"
+        fprintf(f, "usage: shoal put [host options] [--mode MODE] [--via sftp|scp|cat] [--verify] [--inplace]\n"
                    "                 [--rate BYTES/S] [--host-rate BYTES/S] local remote\n");
     else
         fprintf(f, "usage: shoal run [host options] [--json] [--stream] [--] command...\n");
@@ -295,17 +295,18 @@ static int run_main(int argc, char **argv, int put)
     char err[1024];
     double tsec = 0;
     unsigned workers = 0;
-    int no_progress = 0, verify = 0;
+    int no_progress = 0, verify = 0, inplace = 0;
     fleet_xfer via = FLEET_XFER_AUTO;
     uint64_t rate = 0, host_rate = 0;
     long mode = -1;
-    enum { O_JSON = 256, O_STREAM, O_NOPROG, O_MODE, O_VIA, O_VERIFY, O_RATE, O_HRATE, O_HELP };
+    enum { O_JSON = 256, O_STREAM, O_NOPROG, O_MODE, O_VIA, O_VERIFY, O_RATE, O_HRATE, O_HELP, O_INPLACE };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, O_JSON},           {"stream", no_argument, NULL, O_STREAM},
         {"no-progress", no_argument, NULL, O_NOPROG},  {"max-parallel", required_argument, NULL, 'm'},
         {"mode", required_argument, NULL, O_MODE},     {"via", required_argument, NULL, O_VIA},
         {"verify", no_argument, NULL, O_VERIFY},       {"rate", required_argument, NULL, O_RATE},
         {"host-rate", required_argument, NULL, O_HRATE}, {"help", no_argument, NULL, O_HELP},
+        {"inplace", no_argument, NULL, O_INPLACE},
         {NULL, 0, NULL, 0}};
     int c, rc = 2;
     optind = 1;
@@ -375,6 +376,9 @@ static int run_main(int argc, char **argv, int put)
             break;
         case O_VERIFY:
             verify = 1;
+            break;
+        case O_INPLACE:
+            inplace = 1;
             break;
         case O_RATE:
             rate = strtoull(optarg, NULL, 10);
@@ -451,6 +455,8 @@ static int run_main(int argc, char **argv, int put)
         }
         st.req->target = strdup(argv[optind + 1]);
         st.req->mode = mode >= 0 ? (uint32_t)mode : 0;
+        st.req->mode_given = mode >= 0;
+        st.req->inplace = inplace;
         st.req->xfer = via;
         st.req->verify = verify;
         st.req->host_rate = host_rate;

@@ -115,6 +115,26 @@ SHOAL_EXTERN int shoal_sftp_rename(shoal_sftp *sf, const char *oldpath, const ch
                                    shoal_sftp_status_cb cb, void *ud);
 SHOAL_EXTERN int shoal_sftp_realpath(shoal_sftp *sf, const char *path, shoal_sftp_path_cb cb, void *ud);
 
+/* ---- directories ---- */
+
+/* One directory entry: name (NUL-free, never containing '/' for a
+ * well-behaved server, but check), the server's ls-style line, attributes.
+ * Borrowed for the callback only. */
+typedef struct shoal_sftp_dirent {
+    const char *name;
+    const char *longname;
+    shoal_sftp_attrs attrs;
+} shoal_sftp_dirent;
+/* Entries as they arrive (n >= 1); return 0 to go on, non-zero to stop
+ * (the directory is closed and done reports SHOAL_ERR_CANCELLED). */
+typedef int (*shoal_sftp_dir_entries_cb)(shoal_sftp *sf, const shoal_sftp_dirent *ents, size_t n, void *ud);
+/* Lists path (OPENDIR, READDIR until EOF, CLOSE): entries goes first,
+ * any number of times, then done exactly once (0 at the end of the
+ * directory, or the error with a message naming the path). Returns as
+ * shoal_sftp_stat(). */
+SHOAL_EXTERN int shoal_sftp_listdir(shoal_sftp *sf, const char *path, shoal_sftp_dir_entries_cb entries,
+                                    shoal_sftp_status_cb done, void *ud);
+
 /* ---- uploads ---- */
 
 typedef struct shoal_sftp_put shoal_sftp_put;
@@ -138,6 +158,14 @@ typedef struct shoal_sftp_put_callbacks {
 
 typedef struct shoal_sftp_put_options {
     int fsync;            /* fsync@openssh.com before closing, when offered */
+    /* Write target itself (OPEN CREAT|TRUNC|WRITE, no temporary file, no
+     * rename): the server follows a symbolic link and keeps the file's
+     * inode (hard links), owner and mode. Not atomic: a failure leaves the
+     * target partly written (the message says so). */
+    int in_place;
+    /* Leave the mode alone (no FSETSTAT of the permissions): with in_place,
+     * to keep an existing file's mode. */
+    int keep_mode;
     size_t max_writes;    /* outstanding WRITE requests; 0 = 64 (max 128) */
     size_t write_size;    /* bytes per WRITE; 0 = 32768 (max 65536) */
 } shoal_sftp_put_options;

@@ -254,6 +254,8 @@ static int reply_fits(uint8_t req, const sftp_reply *rep)
                (rep->type == SSH_FXP_STATUS && rep->code != SSH_FX_OK);
     case SSH_FXP_READ:
         return rep->type == SSH_FXP_DATA || (rep->type == SSH_FXP_STATUS && rep->code != SSH_FX_OK);
+    case SSH_FXP_READDIR:
+        return rep->type == SSH_FXP_NAME || (rep->type == SSH_FXP_STATUS && rep->code != SSH_FX_OK);
     case SSH_FXP_EXTENDED:
         return rep->type == SSH_FXP_STATUS || rep->type == SSH_FXP_EXTENDED_REPLY;
     }

@@ -146,12 +146,24 @@ typedef struct sftp_reply {
     uint32_t count;
     const char *name;
     size_t name_len;
+    /* NAME: all count entries, checked, for shoal__sftp_name_next */
+    const uint8_t *entries;
+    size_t entries_len;
 } sftp_reply;
 
 /* Parses any server reply (type byte first; STATUS, HANDLE, DATA, NAME,
  * ATTRS, EXTENDED_REPLY). Every field is checked, trailing bytes refused
  * (except in EXTENDED_REPLY, whose body is opaque). */
 int shoal__sftp_parse_reply(const uint8_t *p, size_t n, sftp_reply *r);
+
+/* One entry of a NAME reply's entries (already checked by
+ * shoal__sftp_parse_reply); 1 when one was read, 0 at the end. */
+typedef struct sftp_name_entry {
+    const char *name, *longname;
+    size_t name_len, longname_len;
+    shoal_sftp_attrs attrs;
+} sftp_name_entry;
+int shoal__sftp_name_next(shoal_rd *r, sftp_name_entry *e);
 
 /* Human-readable name of a status code ("no such file"). */
 const char *shoal__sftp_status_text(uint32_t code);

@@ -14,7 +14,11 @@
  *
  * The first failure (or an abort) is remembered; then the handle is
  * closed, every outstanding reply awaited, the temporary file removed, and
- * on_done reports the first error. */
+ * on_done reports the first error.
+ *
+ * In place (options.in_place): OPEN target CREAT|TRUNC|WRITE, the writes,
+ * [FSETSTAT] CLOSE, done: no temporary file, nothing to remove on failure
+ * (the message says the target is incomplete). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +54,7 @@ struct shoal_sftp_put {
     char *temp;
     uint32_t mode;
     int want_fsync;
+    int in_place, keep_mode;
     unsigned max_writes;
     size_t chunk;
     int stage;
@@ -238,6 +243,12 @@ static void advance(shoal_sftp_put *p)
         }
         if (p->outstanding > 0)
             return;
+        if (p->in_place && p->temp_exists) {
+            /* The target itself: never removed, but said to be incomplete. */
+            size_t k = strlen(p->msg);
+            snprintf(p->msg + k, sizeof(p->msg) - k, " (written in place: %s is incomplete)", p->target);
+            p->temp_exists = 0;
+        }
         if (p->temp_exists && !p->remove_sent) {
             p->remove_sent = 1;
             int rc = send_paths(p, SSH_FXP_REMOVE, OP_REMOVE_TEMP, NULL, p->temp, NULL);
@@ -262,7 +273,7 @@ static void advance(shoal_sftp_put *p)
             int rc = 0;
             if (p->want_fsync && shoal_sftp_has_extension(p->sf, "fsync@openssh.com", "1"))
                 rc = send_handle_req(p, SSH_FXP_EXTENDED, OP_FSYNC);
-            if (!rc && alive(p))
+            if (!rc && alive(p) && !p->keep_mode)
                 rc = send_handle_req(p, SSH_FXP_FSETSTAT, OP_FSETSTAT);
             if (!rc && alive(p))
                 rc = send_handle_req(p, SSH_FXP_CLOSE, OP_CLOSE);
@@ -279,6 +290,10 @@ static void advance(shoal_sftp_put *p)
              * may check it (e.g. its checksum) before it goes into place. */
             p->stage = P_HELD;
             p->cb.on_closed_temp(p, p->temp, p->ud);
+            return;
+        }
+        if (p->outstanding == 0 && p->in_place) {
+            complete(p, 0, NULL); /* written where it belongs */
             return;
         }
         if (p->outstanding == 0)
@@ -309,7 +324,7 @@ static void put_reply(shoal_sftp *sf, sftp_req *rq, const sftp_reply *rep, int e
     switch (rq->aux) {
     case OP_OPEN:
         if (!ok) {
-            set_status_err(p, "cannot create temporary file", p->temp, rep);
+            set_status_err(p, p->in_place ? "cannot open" : "cannot create temporary file", p->temp, rep);
             break;
         }
         memcpy(p->handle, rep->handle, rep->handle_len);
@@ -428,13 +443,17 @@ int shoal_sftp_put_begin_ex(shoal_sftp *sf, const char *target, uint32_t mode, c
     p->chunk = SFTP_PUT_CHUNK;
     if (opt) {
         p->want_fsync = opt->fsync;
+        p->in_place = opt->in_place;
+        p->keep_mode = opt->keep_mode;
         if (opt->max_writes)
             p->max_writes = opt->max_writes > SFTP_MAX_REQS ? SFTP_MAX_REQS : (unsigned)opt->max_writes;
         if (opt->write_size)
             p->chunk = opt->write_size > SFTP_PUT_CHUNK_MAX ? SFTP_PUT_CHUNK_MAX : opt->write_size;
     }
     p->target = strdup(target);
-    int rc = p->target ? make_temp(target, &p->temp) : SHOAL_ERR_NOMEM;
+    int rc = !p->target ? SHOAL_ERR_NOMEM
+             : p->in_place ? ((p->temp = strdup(target)) ? SHOAL_OK : SHOAL_ERR_NOMEM)
+                           : make_temp(target, &p->temp);
     if (rc) {
         put_free(p);
         return rc;
@@ -447,7 +466,8 @@ int shoal_sftp_put_begin_ex(shoal_sftp *sf, const char *target, uint32_t mode, c
         shoal_sftp_attrs a = {.flags = SHOAL_SFTP_ATTR_PERMISSIONS, .permissions = p->mode};
         rc = shoal_buf_put_cstring(&sf->out, p->temp);
         if (!rc)
-            rc = shoal_buf_put_u32(&sf->out, SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC | SSH_FXF_EXCL);
+            rc = shoal_buf_put_u32(&sf->out, SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC |
+                                                 (p->in_place ? 0 : SSH_FXF_EXCL));
         if (!rc)
             rc = shoal__sftp_attrs_put(&sf->out, &a);
         rc = req_end(p, rq, mark, rc);
@@ -580,7 +600,10 @@ int shoal_sftp_put_commit(shoal_sftp_put *p)
     if (p->stage != P_HELD || !alive(p))
         return SHOAL_ERR_BAD_STATE;
     shoal__sftp_enter(p->sf);
-    start_rename(p);
+    if (p->in_place)
+        complete(p, 0, NULL);
+    else
+        start_rename(p);
     advance(p);
     shoal__sftp_leave(p->sf);
     return SHOAL_OK;

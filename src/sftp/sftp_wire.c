@@ -177,6 +177,8 @@ int shoal__sftp_parse_reply(const uint8_t *p, size_t n, sftp_reply *out)
         /* Each entry takes at least 12 bytes: a count beyond that is a lie. */
         if (out->count > shoal_rd_left(&r) / 12)
             return SHOAL_ERR_BAD_FORMAT;
+        out->entries = shoal_rd_cur(&r);
+        out->entries_len = shoal_rd_left(&r);
         for (uint32_t i = 0; i < out->count; i++) {
             const char *name, *lname;
             size_t nl, ll;
@@ -204,6 +206,16 @@ int shoal__sftp_parse_reply(const uint8_t *p, size_t n, sftp_reply *out)
         return SHOAL_ERR_UNEXPECTED_MESSAGE;
     }
     return shoal_rd_end(&r);
+}
+
+int shoal__sftp_name_next(shoal_rd *r, sftp_name_entry *e)
+{
+    if (shoal_rd_left(r) == 0)
+        return 0;
+    if (shoal_rd_cstring(r, &e->name, &e->name_len) ||
+        shoal_rd_string(r, (const uint8_t **)&e->longname, &e->longname_len) || shoal__sftp_attrs_parse(r, &e->attrs))
+        return 0;
+    return 1;
 }
 
 const char *shoal__sftp_status_text(uint32_t code)

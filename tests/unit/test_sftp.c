@@ -544,6 +544,103 @@ static void test_ops(void **st)
     assert_int_equal(S.closed, 1);
 }
 
+/* ---- directory listing ---- */
+
+static char dir_names[256][64];
+static unsigned dir_n, dir_stop_after;
+
+static int cb_entries(shoal_sftp *sf, const shoal_sftp_dirent *e, size_t n, void *ud)
+{
+    (void)sf;
+    (void)ud;
+    for (size_t i = 0; i < n && dir_n < 256; i++) {
+        snprintf(dir_names[dir_n++], sizeof(dir_names[0]), "%s", e[i].name);
+        assert_true(e[i].attrs.flags & SHOAL_SFTP_ATTR_PERMISSIONS);
+    }
+    return dir_stop_after && dir_n >= dir_stop_after;
+}
+
+static void name_reply(shoal_sftp *sf, uint32_t id, unsigned first, unsigned count)
+{
+    r_begin(SSH_FXP_NAME, id);
+    shoal_buf_put_u32(&R, count);
+    for (unsigned i = 0; i < count; i++) {
+        char nm[32], ln[64];
+        snprintf(nm, sizeof(nm), "f%u", first + i);
+        snprintf(ln, sizeof(ln), "-rw-r--r-- 1 u u 0 Jan 1 00:00 f%u\x1b", first + i);
+        shoal_buf_put_cstring(&R, nm);
+        shoal_buf_put_cstring(&R, ln);
+        shoal_sftp_attrs a = {.flags = SHOAL_SFTP_ATTR_PERMISSIONS, .permissions = 0100644};
+        shoal__sftp_attrs_put(&R, &a);
+    }
+    r_send(sf);
+}
+
+static void test_listdir(void **st)
+{
+    (void)st;
+    shoal_sftp *sf = new_client(1, 0);
+    pkt k;
+    dir_n = dir_stop_after = 0;
+    assert_int_equal(shoal_sftp_listdir(sf, "/d", cb_entries, cb_status, NULL), 0);
+    expect_sent(&k, SSH_FXP_OPENDIR);
+    rd_str_eq(&k.r, "/d");
+    r_begin(SSH_FXP_HANDLE, k.id);
+    shoal_buf_put_string(&R, "H1", 2);
+    r_send(sf);
+    /* Two batches (the first above one callback's 64), then EOF, then CLOSE. */
+    expect_sent(&k, SSH_FXP_READDIR);
+    name_reply(sf, k.id, 0, 100);
+    expect_sent(&k, SSH_FXP_READDIR);
+    name_reply(sf, k.id, 100, 3);
+    expect_sent(&k, SSH_FXP_READDIR);
+    reply_status(sf, k.id, SSH_FX_EOF, "");
+    expect_sent(&k, SSH_FXP_CLOSE);
+    assert_int_equal(S.op_done, 0);
+    reply_status(sf, k.id, SSH_FX_OK, "");
+    assert_int_equal(S.op_done, 1);
+    assert_int_equal(S.op_err, 0);
+    assert_int_equal(dir_n, 103);
+    assert_string_equal(dir_names[0], "f0");
+    assert_string_equal(dir_names[102], "f102");
+    /* The caller stops early: closed, reported as cancelled. */
+    dir_n = 0;
+    dir_stop_after = 2;
+    assert_int_equal(shoal_sftp_listdir(sf, "/d", cb_entries, cb_status, NULL), 0);
+    expect_sent(&k, SSH_FXP_OPENDIR);
+    r_begin(SSH_FXP_HANDLE, k.id);
+    shoal_buf_put_string(&R, "H2", 2);
+    r_send(sf);
+    expect_sent(&k, SSH_FXP_READDIR);
+    name_reply(sf, k.id, 0, 5);
+    expect_sent(&k, SSH_FXP_CLOSE);
+    reply_status(sf, k.id, SSH_FX_OK, "");
+    assert_int_equal(S.op_err, SHOAL_ERR_CANCELLED);
+    /* No such directory. */
+    assert_int_equal(shoal_sftp_listdir(sf, "/none", cb_entries, cb_status, NULL), 0);
+    expect_sent(&k, SSH_FXP_OPENDIR);
+    reply_status(sf, k.id, SSH_FX_NO_SUCH_FILE, "");
+    assert_int_equal(S.op_err, SHOAL_ERR_NOT_FOUND);
+    assert_string_equal(S.op_msg, "opendir /none: no such file");
+    /* A count that lies about the entries: protocol error, listing ended. */
+    dir_stop_after = 0;
+    int before = S.op_done;
+    assert_int_equal(shoal_sftp_listdir(sf, "/d", cb_entries, cb_status, NULL), 0);
+    expect_sent(&k, SSH_FXP_OPENDIR);
+    r_begin(SSH_FXP_HANDLE, k.id);
+    shoal_buf_put_string(&R, "H3", 2);
+    r_send(sf);
+    expect_sent(&k, SSH_FXP_READDIR);
+    r_begin(SSH_FXP_NAME, k.id);
+    shoal_buf_put_u32(&R, 1000);
+    shoal_buf_put_cstring(&R, "x");
+    r_send(sf);
+    assert_int_equal(S.op_done, before + 1);
+    assert_int_equal(S.op_err, SHOAL_ERR_PROTOCOL);
+    assert_true(F.closed);
+    shoal__sftp_io_closed(sf);
+}
+
 static void test_request_bound(void **st)
 {
     (void)st;
@@ -1060,6 +1157,7 @@ int main(void)
         cmocka_unit_test_teardown(test_handshake_and_extensions, teardown),
         cmocka_unit_test_teardown(test_version_mismatch, teardown),
         cmocka_unit_test_teardown(test_ops, teardown),
+        cmocka_unit_test_teardown(test_listdir, teardown),
         cmocka_unit_test_teardown(test_request_bound, teardown),
         cmocka_unit_test_teardown(test_unknown_id, teardown),
         cmocka_unit_test_teardown(test_oversized_length, teardown),
