@@ -46,6 +46,9 @@ struct fleet_request {
                                    a new one gets the source's */
     int inplace;                /* FLEET_UPLOAD: write the target itself (follows symlinks,
                                    keeps its inode, owner and mode; not atomic) */
+    int clean_temp;             /* FLEET_UPLOAD without a source: remove our leftover
+                                   temporary files in the target directory */
+    uint64_t clean_age_s;       /* ... last modified longer ago than this */
     fleet_xfer xfer;
     int verify;                 /* FLEET_UPLOAD: compare sha256 after the upload */
     uint64_t host_rate;         /* FLEET_UPLOAD: bytes/s per host, 0 = no cap */

@@ -159,5 +159,7 @@ int fleet__upload_start(fleet_task *t);
 /* Cancels a running upload (no callback afterwards); the temporary file is
  * removed when the connection still allows it. */
 void fleet__upload_abort(fleet_upload *u);
+/* 1 for a name of our temporary files: ".<name>.shoal-<16 lowercase hex>". */
+int fleet__is_temp_name(const char *name);
 
 #endif

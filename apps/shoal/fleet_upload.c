@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -39,6 +40,7 @@ struct remote_cmd {
     size_t out_len, err_len;
     int have_status, status;
     int exec_ok;
+    int to_task;              /* its output is the task's (--clean-temp) */
     char *cmd;
     char open_err[200];
     rcmd_done_fn done;
@@ -66,6 +68,9 @@ struct fleet_upload {
     char *prelude;            /* scp, cat: the shell prelude (see build_prelude) */
     int fail_err;             /* scp, cat: the failure told once the clean-up ran */
     char fail_msg[1200];
+    /* --clean-temp over SFTP: the leftovers found, removed in order. */
+    char **clean_names;
+    unsigned clean_n, clean_sent, clean_done_n, clean_inflight, clean_errors;
     unsigned live;            /* objects still calling back (sftp, channels, timers) */
     pconn *hold;              /* connection kept open while cleaning up */
     uv_timer_t *guard;
@@ -108,6 +113,9 @@ static void up_release(fleet_upload *u)
     }
     if (!u->t && !u->live) {
         drop_hold(u);
+        for (unsigned i = 0; u->clean_names && i < u->clean_n; i++)
+            free(u->clean_names[i]);
+        free(u->clean_names);
         free(u->final);
         free(u->prelude);
         free(u->target);
@@ -268,6 +276,8 @@ static void put_closed_temp(shoal_sftp_put *p, const char *temp, void *ud)
 
 static void sftp_put_start(fleet_upload *u);
 static void resolve(fleet_upload *u, const char *path);
+static void clean_sftp(fleet_upload *u);
+static void clean_shell(fleet_upload *u);
 
 static void resolved_path(shoal_sftp *sf, int err, const char *msg, const char *path, void *ud)
 {
@@ -378,14 +388,20 @@ static void sftp_ready(shoal_sftp *sf, int err, const char *msg, void *ud)
         if (u->req->xfer == FLEET_XFER_AUTO) {
             /* No SFTP here: SCP next (the channel is closed by the library). */
             u->sf = NULL;
-            start_scp(u);
+            if (u->req->clean_temp)
+                clean_shell(u);
+            else
+                start_scp(u);
             return;
         }
         up_result(u, err, msg);
         return;
     }
     (void)sf;
-    resolve(u, u->target);
+    if (u->req->clean_temp)
+        clean_sftp(u);
+    else
+        resolve(u, u->target);
 }
 
 static void sftp_closed(shoal_sftp *sf, void *ud)
@@ -507,6 +523,10 @@ static void x_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n, vo
 {
     remote_cmd *x = ud;
     (void)ch;
+    if (x->to_task && x->u->t) {
+        fleet__collect(x->u->t, stream, d, n);
+        return;
+    }
     if (stream == SHOAL_STDERR) {
         size_t take = n < SMALL_CAP - 1 - x->err_len ? n : SMALL_CAP - 1 - x->err_len;
         memcpy(x->err + x->err_len, d, take);
@@ -926,6 +946,155 @@ static void verify_start(fleet_upload *u, const char *path)
         up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
 }
 
+/* ---- --clean-temp: leftover temporary files ----
+ *
+ * Only a killed client or a lost connection leaves a temporary file
+ * behind. This removes, in the target directory, the regular files named
+ * like ours (".<name>.shoal-<16 lowercase hex>") that were last modified
+ * longer ago than the request's clean_age_s (an upload still running
+ * keeps its file fresh). Over SFTP: list, then remove; without SFTP:
+ * find(1) over an exec channel. Each removed path is a line of output. */
+
+#define CLEAN_MAX 10000u   /* names kept per host and pass */
+#define CLEAN_INFLIGHT 32u
+
+int fleet__is_temp_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 2 + 7 + 16 || name[0] != '.')
+        return 0;
+    const char *hex = name + n - 16;
+    if (memcmp(hex - 7, ".shoal-", 7) != 0)
+        return 0;
+    for (int i = 0; i < 16; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static void clean_next(fleet_upload *u);
+
+static void clean_removed(shoal_sftp *sf, int err, const char *msg, void *ud)
+{
+    (void)sf;
+    fleet_upload *u = ud;
+    u->clean_inflight--;
+    char line[4400];
+    const char *path = u->clean_names[u->clean_done_n++];
+    if (!u->t)
+        return;
+    if (err) {
+        u->clean_errors++;
+        snprintf(line, sizeof(line), "%s\n", msg ? msg : shoal_strerror(err));
+        fleet__collect(u->t, SHOAL_STDERR, (const uint8_t *)line, strlen(line));
+    } else {
+        snprintf(line, sizeof(line), "removed %s\n", path);
+        fleet__collect(u->t, SHOAL_STDOUT, (const uint8_t *)line, strlen(line));
+    }
+    clean_next(u);
+}
+
+/* Removes what the listing found, a few requests at a time; then the result. */
+static void clean_next(fleet_upload *u)
+{
+    if (!u->t)
+        return;
+    while (u->clean_sent < u->clean_n && u->clean_inflight < CLEAN_INFLIGHT) {
+        int rc = shoal_sftp_remove(u->sf, u->clean_names[u->clean_sent], clean_removed, u);
+        if (rc) {
+            up_result(u, rc, "cannot send a remove request");
+            return;
+        }
+        u->clean_sent++;
+        u->clean_inflight++;
+    }
+    if (u->clean_inflight == 0 && u->clean_done_n == u->clean_n) {
+        if (u->clean_errors)
+            up_result(u, SHOAL_ERR_PERMISSION, "some temporary files could not be removed");
+        else
+            up_result(u, 0, NULL);
+    }
+}
+
+static int clean_entries(shoal_sftp *sf, const shoal_sftp_dirent *e, size_t n, void *ud)
+{
+    (void)sf;
+    fleet_upload *u = ud;
+    time_t cutoff = time(NULL) - (time_t)u->req->clean_age_s;
+    for (size_t i = 0; i < n && u->clean_n < CLEAN_MAX; i++) {
+        const shoal_sftp_attrs *a = &e[i].attrs;
+        if (!fleet__is_temp_name(e[i].name) || strchr(e[i].name, '/'))
+            continue;
+        if ((a->flags & SHOAL_SFTP_ATTR_PERMISSIONS) && (a->permissions & 0170000u) != 0100000u)
+            continue; /* only regular files */
+        if (!(a->flags & SHOAL_SFTP_ATTR_ACMODTIME) || (time_t)a->mtime > cutoff)
+            continue; /* fresh (or of unknown age): maybe an upload in progress */
+        size_t need = strlen(u->target) + strlen(e[i].name) + 2;
+        char *p = malloc(need);
+        if (!p)
+            return 1;
+        size_t tl = strlen(u->target);
+        snprintf(p, need, "%s%s%s", u->target, tl && u->target[tl - 1] == '/' ? "" : "/", e[i].name);
+        u->clean_names[u->clean_n++] = p;
+    }
+    return 0;
+}
+
+static void clean_listed(shoal_sftp *sf, int err, const char *msg, void *ud)
+{
+    (void)sf;
+    fleet_upload *u = ud;
+    if (!u->t)
+        return;
+    if (err) {
+        up_result(u, err, msg);
+        return;
+    }
+    clean_next(u);
+}
+
+static void clean_sftp(fleet_upload *u)
+{
+    u->clean_names = calloc(CLEAN_MAX, sizeof(char *));
+    if (!u->clean_names) {
+        up_result(u, SHOAL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    int rc = shoal_sftp_listdir(u->sf, u->target, clean_entries, clean_listed, u);
+    if (rc)
+        up_result(u, rc, "cannot list the directory");
+}
+
+static void clean_shell_done(remote_cmd *x, int err, const char *msg, void *ud)
+{
+    (void)x;
+    up_result(ud, err, err ? msg : NULL);
+}
+
+static void clean_shell(fleet_upload *u)
+{
+    u->via = FLEET_XFER_CAT;
+    char q[4200], cmd[5000], pat[16 + 16 * 8];
+    if (shoal_shell_quote(u->target, q, sizeof(q))) {
+        up_result(u, SHOAL_ERR_TOO_LARGE, "target path too long");
+        return;
+    }
+    snprintf(pat, sizeof(pat), ".*.shoal-");
+    for (int i = 0; i < 16; i++)
+        strcat(pat, "[0-9a-f]");
+    /* -mmin +N: modified more than N minutes ago (rounded up by find). */
+    unsigned long mins = (unsigned long)(u->req->clean_age_s / 60);
+    snprintf(cmd, sizeof(cmd),
+             "find %s -maxdepth 1 -type f -name '%s' -mmin +%lu "
+             "-exec sh -c 'rm -f -- \"$1\" && printf \"removed %%s\\n\" \"$1\"' sh {} \\;",
+             q, pat, mins);
+    remote_cmd *x = rcmd_start(u, cmd, 0, 0, clean_shell_done);
+    if (!x)
+        up_result(u, SHOAL_ERR_NOMEM, "cannot open a channel");
+    else
+        x->to_task = 1;
+}
+
 /* ---- entry points ---- */
 
 /* "%h" in a target becomes the host name ("%%" a percent sign), so one
@@ -968,8 +1137,8 @@ int fleet__upload_start(fleet_task *t)
     u->t = t;
     u->conn = t->pc->c;
     u->req = t->req;
-    u->data = fleet_source_data(t->req->source);
-    u->size = fleet_source_size(t->req->source);
+    u->data = t->req->source ? fleet_source_data(t->req->source) : NULL;
+    u->size = t->req->source ? fleet_source_size(t->req->source) : 0;
     uint8_t rnd[8];
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
         free(u->target);
@@ -981,6 +1150,10 @@ int fleet__upload_start(fleet_task *t)
     if (t->req->host_rate)
         fleet_bucket_init(&u->bucket, t->req->host_rate, 0, uv_now(&t->w->loop));
     t->up = u;
+    if (t->req->clean_temp && (t->req->xfer == FLEET_XFER_SCP || t->req->xfer == FLEET_XFER_CAT)) {
+        clean_shell(u);
+        return 0;
+    }
     switch (t->req->xfer) {
     case FLEET_XFER_SCP:
         start_scp(u);

@@ -267,7 +267,10 @@ static void usage(FILE *f, int put)
 {
     if (put)
         fprintf(f, "usage: shoal put [host options] [--mode MODE] [--via sftp|scp|cat] [--verify] [--inplace]\n"
-                   "                 [--rate BYTES/S] [--host-rate BYTES/S] local remote\n");
+                   "                 [--rate BYTES/S] [--host-rate BYTES/S] local remote\n"
+                   "       shoal put [host options] [--via ...] --clean-temp [--older-than SECONDS] remote-dir\n"
+                   "                 (removes temporary files .NAME.shoal-<16 hex> that a killed upload left,\n"
+                   "                 older than SECONDS, default 86400)\n");
     else
         fprintf(f, "usage: shoal run [host options] [--json] [--stream] [--] command...\n");
     fprintf(f, "host options:\n"
@@ -295,18 +298,21 @@ static int run_main(int argc, char **argv, int put)
     char err[1024];
     double tsec = 0;
     unsigned workers = 0;
-    int no_progress = 0, verify = 0, inplace = 0;
+    int no_progress = 0, verify = 0, inplace = 0, clean = 0;
+    double older = 86400;
     fleet_xfer via = FLEET_XFER_AUTO;
     uint64_t rate = 0, host_rate = 0;
     long mode = -1;
-    enum { O_JSON = 256, O_STREAM, O_NOPROG, O_MODE, O_VIA, O_VERIFY, O_RATE, O_HRATE, O_HELP, O_INPLACE };
+    enum { O_JSON = 256, O_STREAM, O_NOPROG, O_MODE, O_VIA, O_VERIFY, O_RATE, O_HRATE, O_HELP, O_INPLACE, O_CLEAN,
+           O_OLDER };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, O_JSON},           {"stream", no_argument, NULL, O_STREAM},
         {"no-progress", no_argument, NULL, O_NOPROG},  {"max-parallel", required_argument, NULL, 'm'},
         {"mode", required_argument, NULL, O_MODE},     {"via", required_argument, NULL, O_VIA},
         {"verify", no_argument, NULL, O_VERIFY},       {"rate", required_argument, NULL, O_RATE},
         {"host-rate", required_argument, NULL, O_HRATE}, {"help", no_argument, NULL, O_HELP},
-        {"inplace", no_argument, NULL, O_INPLACE},
+        {"inplace", no_argument, NULL, O_INPLACE},     {"clean-temp", no_argument, NULL, O_CLEAN},
+        {"older-than", required_argument, NULL, O_OLDER},
         {NULL, 0, NULL, 0}};
     int c, rc = 2;
     optind = 1;
@@ -380,6 +386,18 @@ static int run_main(int argc, char **argv, int put)
         case O_INPLACE:
             inplace = 1;
             break;
+        case O_CLEAN:
+            clean = 1;
+            break;
+        case O_OLDER: {
+            char *end;
+            older = strtod(optarg, &end);
+            if (end == optarg || *end || older < 0) {
+                fprintf(stderr, "shoal: --older-than %s: not a number of seconds\n", optarg);
+                goto done;
+            }
+            break;
+        }
         case O_RATE:
             rate = strtoull(optarg, NULL, 10);
             break;
@@ -396,7 +414,7 @@ static int run_main(int argc, char **argv, int put)
         }
     }
     int nargs = argc - optind;
-    if (hostlist_count(st.hl) == 0 || (put ? nargs != 2 : nargs < 1)) {
+    if (hostlist_count(st.hl) == 0 || (put ? nargs != (clean ? 1 : 2) : nargs < 1) || (clean && !put)) {
         usage(stderr, put);
         goto done;
     }
@@ -448,7 +466,12 @@ static int run_main(int argc, char **argv, int put)
     st.req->host_timeout_ms = tsec > 0 ? (uint64_t)(tsec * 1000) : 0;
     st.req->stream = st.stream;
     st.req->out_cap = 1u << 20;
-    if (put) {
+    if (put && clean) {
+        st.req->clean_temp = 1;
+        st.req->clean_age_s = (uint64_t)older;
+        st.req->target = strdup(argv[optind]);
+        st.req->xfer = via;
+    } else if (put) {
         if (fleet_source_open(argv[optind], &st.req->source, err, sizeof(err)) != 0) {
             fprintf(stderr, "shoal: %s\n", err);
             goto done;

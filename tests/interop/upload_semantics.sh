@@ -33,7 +33,7 @@ PUT=("$SHOAL_BIN" put -l "$TEST_USER" -i "$T/keys/id_ed25519" -p "$SSHD_PORT" -o
 put() { RC=0; timeout -k 5 90 "${PUT[@]}" "$@" >"$T/out" 2>&1 || RC=$?; }
 
 for via in sftp scp cat; do
-    rm -rf "${D:?}"/*
+    find "$D" -mindepth 1 -delete
     # ---- into a directory ----
     as_user mkdir "$D/dir"
     put --via "$via" "$T/src.bin" "$D/dir"
@@ -87,6 +87,27 @@ for via in sftp scp cat; do
     check "$via: dir/NAME is itself a directory: said so" grep -qi "is a directory" "$T/out"
     check "$via: no temporary file left" test -z "$(find "$D" -name '.*.shoal-*')"
 done
+
+# ---- shoal put --clean-temp: what killed uploads leave ----
+for via in sftp scp cat; do
+    find "$D" -mindepth 1 -delete
+    as_user sh -c "cd '$D' && echo a >.x.shoal-0123456789abcdef && echo b >.y.bin.shoal-fedcba9876543210 &&
+        echo c >.z.shoal-00000000000000ff && echo d >.keep.shoal-0123 && echo e >.other-0123456789abcdef &&
+        mkdir .dir.shoal-aaaaaaaaaaaaaaaa && touch -d '2 days ago' .x.shoal-* .y.bin.shoal-* .keep.shoal-* .other-*"
+    put --via "$via" --clean-temp "$D"
+    check "$via: --clean-temp: exit 0 (got $RC)" test "$RC" -eq 0
+    check "$via: --clean-temp: old leftovers removed" test ! -e "$D/.x.shoal-0123456789abcdef" -a \
+        ! -e "$D/.y.bin.shoal-fedcba9876543210"
+    check "$via: --clean-temp: each named in the output" sh -c "grep -q 'removed .*/.x.shoal-0123456789abcdef' '$T/out' &&
+        grep -q 'removed .*/.y.bin.shoal-fedcba9876543210' '$T/out'"
+    check "$via: --clean-temp: a fresh one (an upload in progress) kept" test -e "$D/.z.shoal-00000000000000ff"
+    check "$via: --clean-temp: other names kept" test -e "$D/.keep.shoal-0123" -a -e "$D/.other-0123456789abcdef"
+    check "$via: --clean-temp: directories kept" test -d "$D/.dir.shoal-aaaaaaaaaaaaaaaa"
+    put --via "$via" --clean-temp --older-than 0 "$D"
+    check "$via: --clean-temp --older-than 0: the fresh one too" test ! -e "$D/.z.shoal-00000000000000ff"
+done
+put --clean-temp "$D/no-such-dir"
+check "--clean-temp of a missing directory: exit 1 (got $RC)" test "$RC" -eq 1
 
 # ---- failures mid-upload: a 1 MiB file-size limit on the server ----
 head -c $((4 << 20)) /dev/urandom >"$T/big"
