@@ -209,6 +209,7 @@ for k in $(seq 0 $((NSERVE - 1))); do
         echo "StrictModes no"
         echo "PermitRootLogin yes"
         echo "MaxStartups 20000:30:20000"
+        echo "PerSourcePenalties no" # like the sshd it is compared with (9.2: none)
         echo "LoginGraceTime 0"
         awk -v k="$k" -v n=$((NSERVE * SERVE_PER)) -v p="$NSERVE" 'BEGIN {
             for (i = k; i < n; i += p) printf "ListenAddress 127.0.%d.%d\n", int(i / 250), i % 250 + 1 }'

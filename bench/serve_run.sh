@@ -231,7 +231,7 @@ start_server() {
         shoal)
             "$SHOAL" serve -p "$port" -h "$T/keys/host_ed25519" -o ListenAddress=0.0.0.0 \
                 -o "AuthorizedKeysFile=$AK" -o StrictModes=no -o PermitRootLogin=yes \
-                -o MaxStartups=10000:30:10000 -o LoginGraceTime=0 \
+                -o MaxStartups=10000:30:10000 -o LoginGraceTime=0 -o PerSourcePenalties=no \
                 </dev/null >"$d/log" 2>&1 9>&- &
             pid=$!
             ;;

@@ -21,6 +21,7 @@
 #include "prompt.h"
 #include "shoal/channel.h"
 #include "shoal/config.h"
+#include "shoal/strvis.h"
 #include "shoal/uv.h"
 
 #define EXIT_CONN_ERROR 255
@@ -416,13 +417,20 @@ static int on_kbdint(shoal_uv_conn *c, const shoal_kbdint_request *req, char **r
 {
     exec_state *st = ud;
     (void)c;
-    if (req->name && *req->name && !st->batch)
-        fprintf(stderr, "%s\n", req->name);
-    if (req->instruction && *req->instruction && !st->batch)
-        fprintf(stderr, "%s\n", req->instruction);
+    /* The server's texts, escaped: they reach the terminal. */
+    char vis[4096];
+    if (req->name && *req->name && !st->batch) {
+        shoal_strvis(vis, sizeof(vis), req->name, strlen(req->name), SHOAL_VIS_TEXT);
+        fprintf(stderr, "%s\n", vis);
+    }
+    if (req->instruction && *req->instruction && !st->batch) {
+        shoal_strvis(vis, sizeof(vis), req->instruction, strlen(req->instruction), SHOAL_VIS_TEXT);
+        fprintf(stderr, "%s\n", vis);
+    }
     for (unsigned i = 0; i < req->nprompts; i++) {
         char buf[1024];
-        if (prompt_secret(req->prompts[i].text, req->prompts[i].echo, st->batch, buf, sizeof(buf)) != 0)
+        if (prompt_secret(shoal_vis(vis, sizeof(vis), req->prompts[i].text), req->prompts[i].echo, st->batch, buf,
+                          sizeof(buf)) != 0)
             return SHOAL_ERR_AUTH_FAILED;
         responses[i] = strdup(buf);
         memset(buf, 0, sizeof(buf));
@@ -436,8 +444,15 @@ static void on_banner(shoal_uv_conn *c, const char *text, void *ud)
 {
     exec_state *st = ud;
     (void)c;
-    if (!st->batch || st->verbose)
-        fputs(text, stderr);
+    if (!st->batch || st->verbose) {
+        size_t n = strlen(text);
+        char *vis = malloc(n * SHOAL_VIS_MAX_EXPANSION + 1);
+        if (vis) {
+            shoal_strvis(vis, n * SHOAL_VIS_MAX_EXPANSION + 1, text, n, SHOAL_VIS_TEXT);
+            fputs(vis, stderr);
+            free(vis);
+        }
+    }
 }
 
 static int on_confirm_hostkey(shoal_uv_conn *c, const char *host, const char *keytype, const char *fingerprint,
@@ -459,7 +474,8 @@ static void on_log(shoal_uv_conn *c, int level, const char *message, void *ud)
 {
     (void)c;
     (void)ud;
-    fprintf(stderr, "%s%s\n", level > 0 ? "debug1: " : "", message);
+    char vis[4096];
+    fprintf(stderr, "%s%s\n", level > 0 ? "debug1: " : "", shoal_vis(vis, sizeof(vis), message));
 }
 
 /* ---- signal names ---- */
@@ -683,12 +699,15 @@ int cmd_exec(int argc, char **argv)
         code = (int)(st.status & 0xff);
     } else if (st.have_signal) {
         int n = signal_number(st.signame);
+        char vname[sizeof(st.signame) * SHOAL_VIS_MAX_EXPANSION], vmsg[sizeof(st.sigmsg) * SHOAL_VIS_MAX_EXPANSION];
         fprintf(stderr, "shoal: %s: remote command killed by signal %s%s%s%s\n", shoal_uv_conn_name(st.conn),
-                st.signame, st.core ? " (core dumped)" : "", st.sigmsg[0] ? ": " : "", st.sigmsg);
+                shoal_vis(vname, sizeof(vname), st.signame), st.core ? " (core dumped)" : "", st.sigmsg[0] ? ": " : "",
+                shoal_vis(vmsg, sizeof(vmsg), st.sigmsg));
         code = n ? 128 + n : EXIT_CONN_ERROR;
     } else {
+        char vis[sizeof(st.conn_msg) * SHOAL_VIS_MAX_EXPANSION];
         if (st.conn_err)
-            fprintf(stderr, "shoal: %s\n", st.conn_msg);
+            fprintf(stderr, "shoal: %s\n", shoal_vis(vis, sizeof(vis), st.conn_msg));
         else if (st.exec_refused)
             fprintf(stderr, "shoal: %s: session: server refused to execute the command\n",
                     shoal_uv_conn_name(st.conn));

@@ -7,6 +7,7 @@
 
 #include "fleetopts.h"
 #include "shoal/keys.h"
+#include "shoal/strvis.h"
 
 #include <openssl/crypto.h>
 
@@ -68,7 +69,8 @@ static void log_to_stderr(shoal_uv_conn *conn, int level, const char *msg, void 
 {
     (void)level;
     (void)ud;
-    fprintf(stderr, "%s: %s\n", shoal_uv_conn_name(conn), msg);
+    char vis[4096];
+    fprintf(stderr, "%s: %s\n", shoal_uv_conn_name(conn), shoal_vis(vis, sizeof(vis), msg));
 }
 
 int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetopts_ask_fn ask, void *ask_ud,

@@ -19,6 +19,7 @@
 #include "nodeset.h"
 #include "prompt.h"
 #include "replyjson.h"
+#include "shoal/strvis.h"
 
 typedef struct partial {
     char *buf;
@@ -195,7 +196,9 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
         } else if (ev->cls != FLEET_OK) {
             if (st->progress)
                 fputs("\r\033[K", stderr);
-            fprintf(stderr, "%s: %s\n", name, ev->message ? ev->message : fleet_class_name(ev->cls));
+            char vis[4096];
+            fprintf(stderr, "%s: %s\n", name,
+                    ev->message ? shoal_vis(vis, sizeof(vis), ev->message) : fleet_class_name(ev->cls));
         }
         pump(st);
         if (st->done == st->n) {

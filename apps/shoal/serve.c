@@ -20,6 +20,7 @@
 #include "serve.h"
 #include "serve_gateway.h"
 #include "serve_restart.h"
+#include "shoal/strvis.h"
 
 static void usage(FILE *f)
 {
@@ -34,6 +35,10 @@ static void usage(FILE *f)
                "  -d          debug logging (repeat for more)\n");
 }
 
+/* Every line passes through shoal_strvis() whole (as OpenSSH's do_log
+ * does with strnvis): whatever peer text a message carries (user names,
+ * commands, environment, versions, upstream messages...), a client cannot
+ * end the line early and write a fake one. */
 void serve_log(serve_ctx *ctx, int level, const char *fmt, ...)
 {
     if (level > ctx->log_level)
@@ -43,11 +48,13 @@ void serve_log(serve_ctx *ctx, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    char safe[sizeof(msg) * SHOAL_VIS_MAX_EXPANSION];
+    shoal_strvis(safe, sizeof(safe), msg, strlen(msg), 0);
     time_t t = time(NULL);
     struct tm tm;
     char ts[32];
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", gmtime_r(&t, &tm));
-    fprintf(stderr, "%s shoal[%d]: %s\n", ts, (int)getpid(), msg);
+    fprintf(stderr, "%s shoal[%d]: %s\n", ts, (int)getpid(), safe);
 }
 
 /* ---- server callbacks ---- */
@@ -147,6 +154,7 @@ int cmd_serve(int argc, char **argv)
     serve_ctx ctx;
     /* argv here starts at "serve": the re-exec needs the program name. */
     serve_restart_init(argv - 1);
+    serve_restart_cloexec_inherited();
     memset(&ctx, 0, sizeof(ctx));
     ctx.cfg = shoal_serve_config_new();
     if (!ctx.cfg) {
@@ -292,6 +300,21 @@ int cmd_serve(int argc, char **argv)
     so.max_startups = ctx.g->max_startups_full;
     so.max_startups_begin = ctx.g->max_startups_begin;
     so.max_startups_rate = ctx.g->max_startups_rate;
+    so.per_source_max_startups = ctx.g->per_source_max_startups;
+    so.per_source_netblock4 = ctx.g->per_source_netblock4;
+    so.per_source_netblock6 = ctx.g->per_source_netblock6;
+    const shoal_serve_penalties *pen = &ctx.g->penalties;
+    so.penalties.enabled = pen->enabled;
+    so.penalties.authfail_s = pen->authfail;
+    so.penalties.noauth_s = pen->noauth;
+    so.penalties.grace_exceeded_s = pen->grace_exceeded;
+    so.penalties.min_s = pen->min;
+    so.penalties.max_s = pen->max;
+    so.penalties.max_sources4 = pen->max_sources4;
+    so.penalties.max_sources6 = pen->max_sources6;
+    so.penalties.overflow_deny_all4 = pen->overflow_deny_all;
+    so.penalties.overflow_deny_all6 = pen->overflow6_deny_all;
+    so.penalties.exempt = ctx.g->penalty_exempt;
     so.log_level = ctx.log_level;
     int inherited[32];
     so.n_inherit_fds = serve_restart_inherited(inherited, 32);

@@ -26,9 +26,10 @@ typedef struct serve_ctx {
 typedef struct serve_conn {
     serve_ctx *ctx;
     shoal_uv_sconn *sconn;
-    char user[65];
+    char user[257];          /* as the client sent it (at most 256 bytes: the core's limit) */
     int have_user;           /* user and effective settings resolved */
     int user_ok;             /* the account exists and may log in */
+    int invalid_logged;      /* "invalid user" was logged for this name */
     shoal_serve_effective eff;
     uid_t uid;
     gid_t gid;

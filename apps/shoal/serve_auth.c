@@ -103,18 +103,25 @@ static int root_allowed(const serve_conn *sc, shoal_auth_method m, int forced_co
     return 0;
 }
 
-/* Resolves the account and the per-user settings once per user name. */
+/* Resolves the account and the per-user settings once per user name. The
+ * settings are those of the name whether or not the account exists: an
+ * unknown user is offered the same methods as a known one (no enumeration
+ * through the method list, CVE-2018-15473 class). */
 static void resolve_user(serve_conn *sc, const char *user)
 {
     if (sc->have_user && strcmp(sc->user, user) == 0)
         return;
     sc->have_user = 1;
     sc->user_ok = 0;
+    sc->invalid_logged = 0;
     sc->done_methods = 0;
+    sc->uid = (uid_t)-1;
+    sc->gid = (gid_t)-1;
+    sc->home[0] = sc->shell[0] = 0;
     snprintf(sc->user, sizeof(sc->user), "%s", user);
-    if (strlen(user) >= sizeof(sc->user) || !shoal_serve_user_name_ok(user))
-        return;
     if (shoal_serve_config_for(sc->ctx->cfg, user, shoal_uv_sconn_address(sc->sconn), &sc->eff) != 0)
+        memset(&sc->eff, 0, sizeof(sc->eff));
+    if (strlen(user) >= sizeof(sc->user) || !shoal_serve_user_name_ok(user))
         return;
     struct passwd pw, *res = NULL;
     char buf[4096];
@@ -427,29 +434,29 @@ static int finish_publickey(serve_conn *sc, const shoal_auth_request *req, shoal
     return method_done(sc, s, SHOAL_AUTH_PUBLICKEY);
 }
 
+static const char *hash_with_crypt(const char *password, const char *setting, void *ud)
+{
+    struct crypt_data *cd = ud;
+    memset(cd, 0, sizeof(*cd));
+    return crypt_r(password, setting, cd);
+}
+
+/* One hash computation per attempt, for every user (serve_password.c):
+ * the time taken does not tell whether the account or its entry exists. */
 static int check_password(serve_conn *sc, const char *password)
 {
-    FILE *f = fopen(sc->eff.password_file, "r");
-    if (!f)
-        return 0;
-    char line[1024];
-    int ok = 0;
-    size_t ul = strlen(sc->user);
-    struct crypt_data cd;
-    while (!ok && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (strncmp(line, sc->user, ul) != 0 || line[ul] != ':')
-            continue;
-        const char *hash = line + ul + 1;
-        memset(&cd, 0, sizeof(cd));
-        const char *got = crypt_r(password, hash, &cd);
-        if (got && *got != '*' && strlen(got) == strlen(hash) && CRYPTO_memcmp(got, hash, strlen(hash)) == 0)
-            ok = 1;
-    }
+    static struct crypt_data cd; /* 32 KiB: not on the stack */
+    int ok = shoal_serve_password_check(sc->eff.password_file, sc->user, sc->user_ok, password, hash_with_crypt, &cd);
     OPENSSL_cleanse(&cd, sizeof(cd));
-    OPENSSL_cleanse(line, sizeof(line));
-    fclose(f);
-    return ok;
+    return ok == 1;
+}
+
+static void log_invalid_user(serve_conn *sc)
+{
+    if (sc->invalid_logged)
+        return;
+    sc->invalid_logged = 1;
+    serve_log(sc->ctx, 1, "%s: invalid user \"%s\"", shoal_uv_sconn_peer(sc->sconn), sc->user);
 }
 
 int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
@@ -457,20 +464,22 @@ int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
     (void)ud;
     serve_conn *sc = shoal_session_app_data(s);
     resolve_user(sc, req->user);
-    unsigned enabled = sc->user_ok ? enabled_methods(sc) : 0;
+    /* Each attempt is judged on its own, and an unknown user is treated
+     * like a known one up to the final answer: the same methods offered,
+     * the same prompts, the same password work. */
+    unsigned enabled = enabled_methods(sc);
     int complete;
-    unsigned next = sc->user_ok ? next_methods(sc, &complete) : 0;
+    unsigned next = next_methods(sc, &complete);
     /* Advertise what this user may use next (as sshd does per user). */
     shoal_session_set_auth_methods(s, next ? next : (enabled ? enabled : SHOAL_AUTH_PUBLICKEY));
-    if (!sc->user_ok) {
-        serve_log(sc->ctx, 1, "%s: invalid user \"%s\"", shoal_uv_sconn_peer(sc->sconn), sc->user);
-        return SHOAL_AUTH_DENY;
-    }
+    if (!sc->user_ok)
+        log_invalid_user(sc);
+    const char *invalid = sc->user_ok ? "" : "invalid user ";
     switch (req->method) {
     case SHOAL_METHOD_NONE:
         return SHOAL_AUTH_DENY;
     case SHOAL_METHOD_PUBLICKEY: {
-        if (!(next & SHOAL_AUTH_PUBLICKEY))
+        if (!(next & SHOAL_AUTH_PUBLICKEY) || !sc->user_ok)
             return SHOAL_AUTH_DENY;
         shoal_authkey_opts opts;
         shoal_authkey_opts_init(&opts);
@@ -482,30 +491,38 @@ int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
         shoal_authkey_opts_free(&opts);
         return result;
     }
-    case SHOAL_METHOD_PASSWORD:
-        if (!(next & SHOAL_AUTH_PASSWORD) || !root_allowed(sc, SHOAL_METHOD_PASSWORD, 0))
+    case SHOAL_METHOD_PASSWORD: {
+        if (!(next & SHOAL_AUTH_PASSWORD))
             return SHOAL_AUTH_DENY;
-        if (!check_password(sc, req->password)) {
-            serve_log(sc->ctx, 1, "%s: failed password from %s", sc->user, shoal_uv_sconn_peer(sc->sconn));
+        /* Hashed first, whatever the answer will be (as sshd does for a
+         * refused root). */
+        int pw_ok = check_password(sc, req->password);
+        if (!sc->user_ok || !root_allowed(sc, SHOAL_METHOD_PASSWORD, 0) || !pw_ok) {
+            serve_log(sc->ctx, 1, "%s: failed password for %s%s from %s", sc->user, invalid, sc->user,
+                      shoal_uv_sconn_peer(sc->sconn));
             return SHOAL_AUTH_DENY;
         }
         serve_log(sc->ctx, 1, "%s: accepted password from %s", sc->user, shoal_uv_sconn_peer(sc->sconn));
         return method_done(sc, s, SHOAL_AUTH_PASSWORD);
-    case SHOAL_METHOD_KBDINT:
-        if (!(next & SHOAL_AUTH_KBDINT) || !root_allowed(sc, SHOAL_METHOD_KBDINT, 0))
+    }
+    case SHOAL_METHOD_KBDINT: {
+        if (!(next & SHOAL_AUTH_KBDINT))
             return SHOAL_AUTH_DENY;
         if (req->n_responses == 0) {
+            /* Unknown users and a refused root are prompted too. */
             shoal_kbdint_prompt pr = {"Password: ", 0};
             shoal_session_kbdint_prompts(s, "", "", 1, &pr);
             return SHOAL_AUTH_PROMPT;
         }
-        if (req->n_responses != 1 || !check_password(sc, req->responses[0])) {
-            serve_log(sc->ctx, 1, "%s: failed keyboard-interactive from %s", sc->user,
+        int pw_ok = check_password(sc, req->n_responses == 1 ? req->responses[0] : "");
+        if (req->n_responses != 1 || !sc->user_ok || !root_allowed(sc, SHOAL_METHOD_KBDINT, 0) || !pw_ok) {
+            serve_log(sc->ctx, 1, "%s: failed keyboard-interactive for %s%s from %s", sc->user, invalid, sc->user,
                       shoal_uv_sconn_peer(sc->sconn));
             return SHOAL_AUTH_DENY;
         }
         serve_log(sc->ctx, 1, "%s: accepted keyboard-interactive from %s", sc->user, shoal_uv_sconn_peer(sc->sconn));
         return method_done(sc, s, SHOAL_AUTH_KBDINT);
+    }
     }
     return SHOAL_AUTH_DENY;
 }

@@ -9,11 +9,15 @@
  * when its last connection ends. The sockets never close, so no connection
  * attempt is refused during the switch: the kernel queues them for
  * whichever process accepts next. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "serve_restart.h"
@@ -29,6 +33,39 @@ static serve_ctx *g_ctx;
 void serve_restart_init(char **argv)
 {
     saved_argv = argv;
+}
+
+static void set_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0 && !(fl & FD_CLOEXEC))
+        fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+void serve_restart_cloexec_inherited(void)
+{
+#ifdef SYS_close_range
+    /* Linux 5.11+: one call. */
+    if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+#endif
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        int self = dirfd(d);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char *end;
+            long fd = strtol(e->d_name, &end, 10);
+            if (*end == 0 && end != e->d_name && fd > 2 && fd != self && fd < 1048576)
+                set_cloexec((int)fd);
+        }
+        closedir(d);
+        return;
+    }
+    struct rlimit rl;
+    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur : 65536;
+    for (long fd = 3; fd < max && fd < 1048576; fd++)
+        set_cloexec((int)fd);
 }
 
 unsigned serve_restart_inherited(int *fds, unsigned max)

@@ -5,8 +5,12 @@
  * against the CommandPolicy (allow-list or the git preset); refusals reach
  * the client as a message on stderr and exit status 1. Commands run through
  * the user's shell (-c), as the user when we are root, in their home, with
- * a clean environment: HOME USER LOGNAME SHELL PATH, SSH_CONNECTION,
- * SSH_CLIENT, TERM with a pty, plus the variables AcceptEnv lets through. */
+ * a clean environment: HOME USER LOGNAME SHELL PATH, then the variables the
+ * client may set (shoal_serve_env_allowed: AcceptEnv, never a dangerous name
+ * through a wildcard, nothing but GIT_PROTOCOL under a command policy), then
+ * authorized_keys environment= (PermitUserEnvironment), and last what the
+ * server says about the session and nobody may override: SSH_CONNECTION,
+ * SSH_CLIENT, TERM with a pty, SSH_ORIGINAL_COMMAND (as sshd). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +40,6 @@ static void sess_free(sess *ss)
     for (unsigned i = 0; i < ss->n_env; i++)
         free(ss->env[i]);
     free(ss);
-}
-
-static int env_accepted(const shoal_serve_effective *e, const char *name)
-{
-    for (unsigned i = 0; i < e->n_accept_env; i++)
-        if (shoal_wildmatch(e->accept_env[i], strlen(e->accept_env[i]), name, strlen(name), 0))
-            return 1;
-    return 0;
 }
 
 static void refuse_with_message(sess *ss, const char *msg)
@@ -151,14 +147,9 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
     envp[ne++] = env_pair("SHELL", sc->shell);
     envp[ne++] = env_pair("PATH", sc->uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                                                 : "/usr/local/bin:/usr/bin:/bin");
-    envp[ne++] = env_pair("SSH_CLIENT", client);
-    envp[ne++] = env_pair("SSH_CONNECTION", conn_s);
-    if (ss->pty)
-        envp[ne++] = env_pair("TERM", ss->term[0] ? ss->term : "xterm");
-    if (forced && client_cmd)
-        envp[ne++] = env_pair("SSH_ORIGINAL_COMMAND", client_cmd);
+    /* Room is kept for the server's own variables below. */
     for (unsigned i = 0; i < ss->n_env; i++)
-        env_set(envp, &ne, MAX_ENV + 14, strdup(ss->env[i]));
+        env_set(envp, &ne, MAX_ENV + 10, strdup(ss->env[i]));
     /* authorized_keys environment= options, when PermitUserEnvironment lets
      * their names through. */
     const char *pue = ctx->g->permit_user_environment;
@@ -174,8 +165,14 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
         memcpy(name, kv, nl);
         name[nl] = 0;
         if (user_env_allowed(pue, name, nl))
-            env_set(envp, &ne, MAX_ENV + 14, strdup(kv));
+            env_set(envp, &ne, MAX_ENV + 10, strdup(kv));
     }
+    env_set(envp, &ne, MAX_ENV + 15, env_pair("SSH_CLIENT", client));
+    env_set(envp, &ne, MAX_ENV + 15, env_pair("SSH_CONNECTION", conn_s));
+    if (ss->pty)
+        env_set(envp, &ne, MAX_ENV + 15, env_pair("TERM", ss->term[0] ? ss->term : "xterm"));
+    if (forced && client_cmd)
+        env_set(envp, &ne, MAX_ENV + 15, env_pair("SSH_ORIGINAL_COMMAND", client_cmd));
     envp[ne] = NULL;
 
     /* The user's shell: "-c cmd", or a login shell (argv[0] "-name"). */
@@ -236,8 +233,16 @@ static int on_request(shoal_channel *ch, const shoal_channel_request *req, void 
         return 1;
     }
     if (!strcmp(req->type, "env")) {
-        if (ss->n_env >= MAX_ENV || !env_accepted(&sc->eff, req->name) || strchr(req->name, '='))
+        char why[200];
+        if (!shoal_serve_env_allowed(&sc->eff, req->name, req->value, why, sizeof(why))) {
+            serve_log(sc->ctx, 1, "%s: ignoring env request %s=%.100s: %s", sc->user, req->name, req->value, why);
             return 0;
+        }
+        if (ss->n_env >= MAX_ENV) {
+            serve_log(sc->ctx, 1, "%s: ignoring env request %s: more than %u variables", sc->user, req->name,
+                      MAX_ENV);
+            return 0;
+        }
         ss->env[ss->n_env] = env_pair(req->name, req->value);
         if (!ss->env[ss->n_env])
             return 0;
@@ -258,6 +263,8 @@ static int on_request(shoal_channel *ch, const shoal_channel_request *req, void 
                 return start(ss, "subsystem", sc->ctx->g->subsystems[i].command);
             }
         }
+        serve_log(sc->ctx, 1, "%s: subsystem request for %.100s failed, subsystem not found", sc->user,
+                  req->subsystem);
         return 0;
     }
     return 0;

@@ -25,6 +25,14 @@
  *   StrictModes yes|no              (default yes)
  *   LoginGraceTime time             (sshd time format; 0 = none; default 120)
  *   MaxStartups start[:rate:full]   (default 10:30:100)
+ *   PerSourceMaxStartups n|none     (unauthenticated connections from one
+ *                                    source block at once; default none)
+ *   PerSourceNetBlockSize v4[:v6]   (prefix lengths grouping sources into
+ *                                    blocks, 1..32 and 1..128; default 32:128)
+ *   PerSourcePenalties yes|no|keyword:value...   (default yes, as sshd 9.8;
+ *                                    see shoal_serve_penalties)
+ *   PerSourcePenaltyExemptList list (addresses, CIDR blocks, wildcards,
+ *                                    comma-separated; default none)
  *   Subsystem name command...       (repeatable, one per name; the command is
  *                                    the rest of the line, verbatim)
  *   PermitUserEnvironment yes|no|pattern-list   (default no)
@@ -48,7 +56,9 @@
  *   PermitRootLogin yes|prohibit-password|without-password|forced-commands-only|no
  *   MaxAuthTries n (1..1000, default 6)   MaxSessions n (0..10000, default 10)
  *   ForceCommand command|none       (rest of the line, verbatim)
- *   AcceptEnv pattern...            (repeatable; names, '*' '?' allowed)
+ *   AcceptEnv pattern...            (repeatable; names, '*' '?' allowed; see
+ *                                    shoal_serve_env_allowed for the names a
+ *                                    wildcard never admits)
  *   Banner path|none
  *   ClientAliveInterval time (default 0)  ClientAliveCountMax n (default 3)
  *   AllowTcpForwarding yes|all|no|local|remote   AllowAgentForwarding yes|no
@@ -178,6 +188,34 @@ typedef struct shoal_serve_subsystem {
     const char *command;
 } shoal_serve_subsystem;
 
+/* PerSourcePenalties (sshd_config(5) of OpenSSH 9.8): a source block whose
+ * connections end badly accrues refusal time; once it holds at least min,
+ * new connections from the block are refused until it has run down.
+ * Connections already open are never affected. Keywords, separated by
+ * blanks, any number of lines (for each keyword the first value wins);
+ * "yes" or "no" must stand alone; any keyword enables penalties:
+ *   authfail:time        a connection that made unsuccessful authentication
+ *                        attempts and never logged in (default 5s)
+ *   noauth:time          one that ended without attempting authentication
+ *                        (default 1s)
+ *   grace-exceeded:time  one closed by LoginGraceTime (default 10s)
+ *   max:time             most refusal time one block can accrue (default 10m)
+ *   min:time             least accrued time before refusals start (default 15s)
+ *   max-sources4:n, max-sources6:n   blocks tracked per family (default 65536)
+ *   overflow:deny-all|permissive     with a full table: refuse everyone not
+ *                        exempt, or forget the penalty closest to expiry
+ *                        (default permissive); overflow6: the same for IPv6
+ *                        (default: as overflow)
+ * A time of 0 turns that kind of penalty off. "crash:" is refused: shoal
+ * serve is one process, a crash would end every connection at once, and
+ * there is nothing a penalty could be charged to. */
+typedef struct shoal_serve_penalties {
+    int enabled;
+    unsigned authfail, noauth, grace_exceeded, max, min; /* seconds */
+    unsigned max_sources4, max_sources6;
+    int overflow_deny_all, overflow6_deny_all;
+} shoal_serve_penalties;
+
 /* Global settings, valid after shoal_serve_config_finish(). */
 typedef struct shoal_serve_global {
     const shoal_serve_listen *listen; /* resolved: each ListenAddress with its
@@ -192,6 +230,10 @@ typedef struct shoal_serve_global {
     int strict_modes;
     unsigned login_grace_time;        /* seconds; 0 = no limit */
     unsigned max_startups_begin, max_startups_rate, max_startups_full;
+    unsigned per_source_max_startups;  /* 0 = none */
+    unsigned per_source_netblock4, per_source_netblock6;
+    shoal_serve_penalties penalties;
+    const char *penalty_exempt;        /* PerSourcePenaltyExemptList; NULL = none */
     const shoal_serve_subsystem *subsystems;
     unsigned n_subsystems;
     const char *permit_user_environment; /* NULL = no; else a pattern list ("*" for yes) */
@@ -279,6 +321,56 @@ typedef struct shoal_serve_command {
 SHOAL_EXTERN int shoal_serve_command_allowed(const shoal_serve_effective *e, const char *command,
                                              shoal_serve_command *out, char *why, size_t whysz);
 SHOAL_EXTERN void shoal_serve_command_free(shoal_serve_command *c);
+
+/* ---- PasswordFile (serve_password.c) ---- */
+
+/* At most this much of a PasswordFile is read. */
+#define SHOAL_SERVE_MAX_PASSWORD_FILE (4u * 1024u * 1024u)
+/* The setting hashed against when the file has no usable entry at all
+ * (SHA-512 crypt, 5000 rounds: what `openssl passwd -6` makes). */
+#define SHOAL_SERVE_DUMMY_SETTING "$6$shoalDummySalt$"
+
+/* crypt(3)-like: hashes password with setting (a full hash is a setting);
+ * returns the hash (storage owned by the function's ud), or NULL or a
+ * string starting with '*' on failure. */
+typedef const char *(*shoal_serve_hash_fn)(const char *password, const char *setting, void *ud);
+
+/* Checks password against path ("user:crypt-hash" lines; the first line for
+ * the user counts). account_ok 0 (no such account, or one that may not log
+ * in) never matches. Whatever the user, the file is read and scanned whole
+ * and hash is called exactly once: with the user's usable hash, else with
+ * the file's first usable hash (same algorithm and cost), else with
+ * SHOAL_SERVE_DUMMY_SETTING; so the time taken does not tell whether the
+ * account or its entry exists. Returns 1 when the password matches. */
+SHOAL_EXTERN int shoal_serve_password_check(const char *path, const char *user, int account_ok,
+                                            const char *password, shoal_serve_hash_fn hash, void *ud);
+
+/* ---- environment requests (serve_policy.c) ---- */
+
+/* Decides a client's "env" request NAME=value:
+ *  - under CommandPolicy allowlist or git, nothing is accepted but
+ *    GIT_PROTOCOL, whatever AcceptEnv says;
+ *  - GIT_PROTOCOL's value must be "version=N" (N: 1 to 3 digits);
+ *  - the name must match an AcceptEnv pattern;
+ *  - a dangerous name (shoal_serve_env_dangerous) is only admitted by an
+ *    AcceptEnv entry that is exactly that name: "AcceptEnv LD_*", "GIT_*" or
+ *    "*" never let LD_PRELOAD or GIT_CONFIG_PARAMETERS through, "AcceptEnv
+ *    GIT_PROTOCOL" does let GIT_PROTOCOL through.
+ * Returns 1 accepted, 0 refused (why says why, for the log). */
+SHOAL_EXTERN int shoal_serve_env_allowed(const shoal_serve_effective *e, const char *name, const char *value,
+                                         char *why, size_t whysz);
+/* 1 for the names that change what runs before the command has a say:
+ * the dynamic loader and C library (LD_*, GCONV_PATH, GETCONF_DIR,
+ * GLIBC_TUNABLES, HOSTALIASES, LOCALDOMAIN, LOCPATH, MALLOC_*, NIS_PATH,
+ * NLSPATH, RESOLV_HOST_CONF, RES_OPTIONS, TMPDIR, TZ, TZDIR), shell start-up
+ * (BASH_ENV, ENV, BASH_FUNC_*, SHELLOPTS, BASHOPTS, PS1-PS4, PROMPT_COMMAND,
+ * IFS, CDPATH, ZDOTDIR, INPUTRC, HISTFILE), interpreter hooks (PYTHON*,
+ * PERL*, RUBY*, GEM_*, NODE_*, JAVA_TOOL_OPTIONS, _JAVA_OPTIONS,
+ * JDK_JAVA_OPTIONS, CLASSPATH, LUA_*, TCLLIBPATH, PHPRC, PHP_INI_SCAN_DIR),
+ * tools (GIT_*, LESSOPEN, LESSCLOSE, PAGER, EDITOR, VISUAL, TERMINFO,
+ * TERMINFO_DIRS, OPENSSL_CONF, OPENSSL_ENGINES) and the session's own
+ * (PATH, HOME, SHELL, USER, LOGNAME, MAIL, SSH_*). Case-sensitive. */
+SHOAL_EXTERN int shoal_serve_env_dangerous(const char *name);
 
 #ifdef __cplusplus
 }

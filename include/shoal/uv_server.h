@@ -1,8 +1,13 @@
 /* shoal: the libuv server driver. Listens on any number of addresses (or
  * adopts listening sockets handed over by a previous process), accepts
  * connections, runs one sans-I/O server session per connection on the loop,
- * and enforces the login grace time, the cap on unauthenticated connections
- * (MaxStartups) and client keepalives.
+ * and enforces the login grace time, the caps on unauthenticated connections
+ * (MaxStartups, PerSourceMaxStartups), per-source penalties
+ * (PerSourcePenalties) and client keepalives. Connections refused by those
+ * are logged at most a few per 10 s, with a summary line per interval
+ * ("beginning MaxStartups throttling", "throttling: N connections dropped
+ * in the last 10s ...", "exited MaxStartups throttling after Ns, N
+ * connections dropped"): one source cannot fill the log.
  *
  * The session callbacks (server.h) are the application's; each connection's
  * session has the shoal_uv_sconn as its user data (shoal_uv_sconn_of). */
@@ -22,6 +27,24 @@ extern "C" {
 typedef struct shoal_uv_server shoal_uv_server;
 typedef struct shoal_uv_sconn shoal_uv_sconn;
 
+/* sshd's PerSourcePenalties (OpenSSH 9.8): a source block (see
+ * per_source_netblock4/6) accrues refusal time each time one of its
+ * connections ends unauthenticated; while it holds at least min_s, new
+ * connections from it are refused at once (open ones go on). Times in
+ * seconds; a kind with 0 is not charged. */
+typedef struct shoal_uv_penalties {
+    int enabled;
+    unsigned authfail_s;         /* made authentication attempts, none succeeded */
+    unsigned noauth_s;           /* ended without attempting authentication */
+    unsigned grace_exceeded_s;   /* closed by the login grace time */
+    unsigned min_s, max_s;       /* refusals start at min_s; accrued time is capped at max_s */
+    unsigned max_sources4, max_sources6; /* blocks tracked per family; 0 = 65536 */
+    int overflow_deny_all4, overflow_deny_all6; /* full table: refuse all (1) or forget the
+                                                   penalty closest to expiry (0, "permissive") */
+    const char *exempt;          /* PerSourcePenaltyExemptList: addresses, CIDR blocks and
+                                    wildcards, comma-separated; NULL = none */
+} shoal_uv_penalties;
+
 typedef struct shoal_uv_server_options {
     const char *const *listen;   /* "addr", "addr:port", "[v6]:port"; none = 0.0.0.0 and :: */
     unsigned n_listen;
@@ -34,6 +57,11 @@ typedef struct shoal_uv_server_options {
     unsigned max_startups_begin; /* sshd's MaxStartups start:rate:full: from `begin` on, a new */
     unsigned max_startups_rate;  /* connection is dropped with a probability rising from rate% */
                                  /* to 100% at max_startups (begin 0 = hard cap only) */
+    unsigned per_source_max_startups; /* PerSourceMaxStartups: unauthenticated connections from
+                                         one source block at once; 0 = no limit */
+    unsigned per_source_netblock4;    /* PerSourceNetBlockSize: prefix lengths making a source */
+    unsigned per_source_netblock6;    /* block; 0 = 32 and 128 (each address on its own) */
+    shoal_uv_penalties penalties;
     int log_level;
 } shoal_uv_server_options;
 
@@ -46,7 +74,10 @@ typedef struct shoal_uv_server_callbacks {
     shoal_server_callbacks ssh;
     /* The connection is gone and its resources about to be freed. May be NULL. */
     void (*on_sconn_free)(shoal_uv_sconn *c, void *ud);
-    /* Server-level log lines (listen, accept, drops). May be NULL. */
+    /* Server-level log lines (listen, accept, drops). They may carry peer
+     * text (addresses only today; session messages through ssh.log carry
+     * user names and more): escape with shoal_strvis() before writing them
+     * to a log or terminal. May be NULL. */
     void (*log)(shoal_uv_server *srv, int level, const char *message, void *ud);
 } shoal_uv_server_callbacks;
 

@@ -14,6 +14,7 @@
 #include "shoal/serveconfig.h"
 
 #include <glob.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,10 @@ enum kw {
     KW_STRICTMODES,
     KW_LOGINGRACE,
     KW_MAXSTARTUPS,
+    KW_PSMAXSTARTUPS,
+    KW_PSNETBLOCK,
+    KW_PSPENALTIES,
+    KW_PSEXEMPT,
     KW_SUBSYSTEM,
     KW_PERMITUSERENV,
     KW_LOGLEVEL,
@@ -137,6 +142,10 @@ static const kwdef KEYWORDS[] = {
     {"StrictModes", KW_STRICTMODES, V_FLAG, 0, 0, 0, NULL},
     {"LoginGraceTime", KW_LOGINGRACE, V_TIME, 0, 0, 0, NULL},
     {"MaxStartups", KW_MAXSTARTUPS, V_SPECIAL, 0, 0, 0, NULL},
+    {"PerSourceMaxStartups", KW_PSMAXSTARTUPS, V_SPECIAL, 0, 0, 0, NULL},
+    {"PerSourceNetBlockSize", KW_PSNETBLOCK, V_SPECIAL, 0, 0, 0, NULL},
+    {"PerSourcePenalties", KW_PSPENALTIES, V_SPECIAL, 0, 0, 0, NULL},
+    {"PerSourcePenaltyExemptList", KW_PSEXEMPT, V_SPECIAL, 0, 0, 0, NULL},
     {"Subsystem", KW_SUBSYSTEM, V_SPECIAL, 0, 0, 0, NULL},
     {"PermitUserEnvironment", KW_PERMITUSERENV, V_SPECIAL, 0, 0, 0, NULL},
     {"LogLevel", KW_LOGLEVEL, V_ENUM, 0, 0, 0, EV_LOGLEVEL},
@@ -200,8 +209,8 @@ static const char *const UNSUPPORTED[] = {
     "AuthorizedPrincipalsCommandUser", "HostbasedAuthentication", "GSSAPIAuthentication",
     "KerberosAuthentication", "Ciphers", "MACs", "KexAlgorithms", "HostKeyAlgorithms", "PubkeyAcceptedAlgorithms",
     "PubkeyAcceptedKeyTypes", "CASignatureAlgorithms", "RekeyLimit", "SetEnv", "PermitUserRC", "ExposeAuthInfo",
-    "ChannelTimeout", "UnusedConnectionTimeout", "PerSourceMaxStartups", "PerSourceNetBlockSize",
-    "HostKeyAgent", "IgnoreRhosts", "IgnoreUserKnownHosts", "RequiredRSASize", "SecurityKeyProvider",
+    "ChannelTimeout", "UnusedConnectionTimeout", "HostKeyAgent", "IgnoreRhosts", "IgnoreUserKnownHosts",
+    "RequiredRSASize", "SecurityKeyProvider",
     "StreamLocalBindMask", "StreamLocalBindUnlink", "PubkeyAuthOptions", "ModuliFile", "IPQoS", "LogVerbose",
     "FingerprintHash", "HostbasedAcceptedAlgorithms", "MaxStartupsPerSource",
 };
@@ -234,7 +243,8 @@ typedef struct slot {
     char **list2;          /* subsystem commands, parallel to list */
     shoal_serve_method_list *methods;
     unsigned n_methods;
-    unsigned ms[3];        /* MaxStartups begin, rate, full */
+    unsigned ms[3];        /* MaxStartups begin, rate, full; PerSourceNetBlockSize v4, v6 */
+    struct penslot *pen;   /* PerSourcePenalties */
 } slot;
 
 typedef struct layer {
@@ -272,8 +282,16 @@ static void free_list(char **l, unsigned n)
     free(l);
 }
 
+/* PerSourcePenalties as parsed: -1 = not given (the default applies). */
+typedef struct penslot {
+    int enabled;
+    int64_t authfail, noauth, grace, max, min, sources4, sources6;
+    int overflow, overflow6; /* 1 deny-all, 0 permissive */
+} penslot;
+
 static void slot_clear(slot *s)
 {
+    free(s->pen);
     free(s->str);
     free_list(s->list, s->n);
     free_list(s->list2, s->n);
@@ -594,6 +612,118 @@ static int parse_maxstartups(const pstate *ps, const kwdef *k, const args *a, sl
     return SHOAL_OK;
 }
 
+static int parse_psmaxstartups(const pstate *ps, const kwdef *k, const args *a, slot *v)
+{
+    char shown_buf[64];
+    int rc = need_one(ps, k, a);
+    if (rc)
+        return rc;
+    uint64_t n = 0;
+    if (strcmp(a->v[0], "none") != 0 && shoal_pu_parse_uint(a->v[0], 1, 100000, &n) != 0)
+        return perr(ps, "%s: expected a number (1..100000) or none, got \"%s\"", k->name, SHOWN(a->v[0]));
+    v->num = (int64_t)n; /* 0 = none */
+    return SHOAL_OK;
+}
+
+static int parse_psnetblock(const pstate *ps, const kwdef *k, const args *a, slot *v)
+{
+    char shown_buf[64];
+    int rc = need_one(ps, k, a);
+    if (rc)
+        return rc;
+    char tmp[32];
+    if (strlen(a->v[0]) >= sizeof(tmp))
+        return perr(ps, "%s: bad value \"%s\"", k->name, SHOWN(a->v[0]));
+    strcpy(tmp, a->v[0]);
+    char *six = strchr(tmp, ':');
+    if (six)
+        *six++ = 0;
+    uint64_t b4 = 32, b6 = 128;
+    /* 0 would make every address one block: refused (MaxStartups is that). */
+    if (shoal_pu_parse_uint(tmp, 1, 32, &b4) != 0 || (six && shoal_pu_parse_uint(six, 1, 128, &b6) != 0))
+        return perr(ps, "%s: expected ipv4bits[:ipv6bits] (1..32, 1..128), got \"%s\"", k->name,
+                    SHOWN(a->v[0]));
+    v->ms[0] = (unsigned)b4;
+    v->ms[1] = (unsigned)b6;
+    return SHOAL_OK;
+}
+
+static int parse_pspenalties(const pstate *ps, const kwdef *k, const args *a, slot *v)
+{
+    char shown_buf[64];
+    if (a->n < 1)
+        return perr(ps, "%s: missing argument", k->name);
+    penslot *p = calloc(1, sizeof(*p));
+    if (!p)
+        return SHOAL_ERR_NOMEM;
+    v->pen = p;
+    p->enabled = p->overflow = p->overflow6 = -1;
+    p->authfail = p->noauth = p->grace = p->max = p->min = p->sources4 = p->sources6 = -1;
+    static const struct {
+        const char *name;
+        size_t off;
+        int number; /* a count, not a time */
+    } times[] = {
+        {"authfail:", offsetof(penslot, authfail), 0},   {"noauth:", offsetof(penslot, noauth), 0},
+        {"grace-exceeded:", offsetof(penslot, grace), 0}, {"max:", offsetof(penslot, max), 0},
+        {"min:", offsetof(penslot, min), 0},             {"max-sources4:", offsetof(penslot, sources4), 1},
+        {"max-sources6:", offsetof(penslot, sources6), 1},
+    };
+    for (int i = 0; i < a->n; i++) {
+        const char *arg = a->v[i];
+        if (strcasecmp(arg, "yes") == 0 || strcasecmp(arg, "no") == 0) {
+            if (a->n > 1)
+                return perr(ps, "%s: \"%s\" must appear alone", k->name, SHOWN(arg));
+            p->enabled = strcasecmp(arg, "yes") == 0;
+            return SHOAL_OK;
+        }
+        if (strncmp(arg, "overflow:", 9) == 0 || strncmp(arg, "overflow6:", 10) == 0) {
+            int six = arg[8] == '6';
+            const char *m = arg + (six ? 10 : 9);
+            int deny = strcmp(m, "deny-all") == 0;
+            if (!deny && strcmp(m, "permissive") != 0)
+                return perr(ps, "%s: unsupported overflow mode \"%s\" (deny-all, permissive)", k->name, SHOWN(m));
+            int *dst = six ? &p->overflow6 : &p->overflow;
+            if (*dst < 0)
+                *dst = deny;
+            p->enabled = 1;
+            continue;
+        }
+        if (strncmp(arg, "crash:", 6) == 0)
+            return perr(ps, "%s: crash: is not supported by shoal serve (one process: a crash ends every "
+                            "connection, and no source can be charged with it)",
+                        k->name);
+        size_t t = 0;
+        while (t < sizeof(times) / sizeof(times[0]) && strncmp(arg, times[t].name, strlen(times[t].name)) != 0)
+            t++;
+        if (t == sizeof(times) / sizeof(times[0]))
+            return perr(ps, "%s: unsupported keyword \"%s\"", k->name, SHOWN(arg));
+        const char *val = arg + strlen(times[t].name);
+        uint64_t n;
+        if (times[t].number ? shoal_pu_parse_uint(val, 1, 16u * 1024u * 1024u, &n) != 0
+                            : shoal_pu_parse_time(val, &n) != 0)
+            return perr(ps, "%s: invalid %s value \"%s\"", k->name, times[t].number ? "number" : "time",
+                        SHOWN(val));
+        int64_t *dst = (int64_t *)(void *)((char *)p + times[t].off);
+        if (*dst < 0)
+            *dst = (int64_t)n;
+        p->enabled = 1; /* any keyword enables penalties, as sshd */
+    }
+    return SHOAL_OK;
+}
+
+static int parse_psexempt(const pstate *ps, const kwdef *k, const args *a, slot *v)
+{
+    char shown_buf[64];
+    int rc = need_one(ps, k, a);
+    if (rc)
+        return rc;
+    if (shoal_pu_addr_match_list(NULL, a->v[0], strlen(a->v[0])) == -2)
+        return perr(ps, "%s: bad address list \"%s\"", k->name, SHOWN(a->v[0]));
+    v->str = strdup(a->v[0]);
+    return v->str ? SHOAL_OK : SHOAL_ERR_NOMEM;
+}
+
 static int parse_subsystem(const pstate *ps, const kwdef *k, const args *a, slot *v)
 {
     char shown_buf[64];
@@ -766,6 +896,14 @@ static int parse_value(const pstate *ps, const kwdef *k, const args *a, slot *v)
             return parse_methods(ps, k, a, v);
         case KW_MAXSTARTUPS:
             return parse_maxstartups(ps, k, a, v);
+        case KW_PSMAXSTARTUPS:
+            return parse_psmaxstartups(ps, k, a, v);
+        case KW_PSNETBLOCK:
+            return parse_psnetblock(ps, k, a, v);
+        case KW_PSPENALTIES:
+            return parse_pspenalties(ps, k, a, v);
+        case KW_PSEXEMPT:
+            return parse_psexempt(ps, k, a, v);
         case KW_SUBSYSTEM:
             return parse_subsystem(ps, k, a, v);
         case KW_PERMITUSERENV:
@@ -837,6 +975,32 @@ static int store(pstate *ps, const kwdef *k, slot *v)
             return rc;
         dst->set = 1;
         dst->cmdline |= (unsigned char)ps->cmdline;
+        return SHOAL_OK;
+    }
+    if (k->id == KW_PSPENALTIES && dst->set && dst->pen && v->pen) {
+        /* Several lines add up: for each keyword its first value wins, and
+         * (as in sshd) a keyword taken from a later line turns penalties on
+         * even after an earlier "no"; a later "yes"/"no" changes nothing. */
+        penslot *d = dst->pen, *n = v->pen;
+        int64_t *dv[] = {&d->authfail, &d->noauth, &d->grace, &d->max, &d->min, &d->sources4, &d->sources6};
+        int64_t *nv[] = {&n->authfail, &n->noauth, &n->grace, &n->max, &n->min, &n->sources4, &n->sources6};
+        int took = 0;
+        for (size_t i = 0; i < sizeof(dv) / sizeof(dv[0]); i++)
+            if (*dv[i] < 0 && *nv[i] >= 0) {
+                *dv[i] = *nv[i];
+                took = 1;
+            }
+        if (d->overflow < 0 && n->overflow >= 0) {
+            d->overflow = n->overflow;
+            took = 1;
+        }
+        if (d->overflow6 < 0 && n->overflow6 >= 0) {
+            d->overflow6 = n->overflow6;
+            took = 1;
+        }
+        if (took)
+            d->enabled = 1;
+        slot_clear(v);
         return SHOAL_OK;
     }
     if (dst->set) {
@@ -1451,6 +1615,23 @@ int shoal_serve_config_finish(shoal_serve_config *cfg, char *err, size_t errsz)
         g->max_startups_rate = 30;
         g->max_startups_full = 100;
     }
+    g->per_source_max_startups = (unsigned)G->s[KW_PSMAXSTARTUPS].num; /* 0 when unset: none */
+    g->per_source_netblock4 = G->s[KW_PSNETBLOCK].set ? G->s[KW_PSNETBLOCK].ms[0] : 32;
+    g->per_source_netblock6 = G->s[KW_PSNETBLOCK].set ? G->s[KW_PSNETBLOCK].ms[1] : 128;
+    const penslot *pen = G->s[KW_PSPENALTIES].set ? G->s[KW_PSPENALTIES].pen : NULL;
+    shoal_serve_penalties *P = &g->penalties;
+    /* The defaults of OpenSSH 9.8 (on, crash aside). */
+    P->enabled = pen && pen->enabled >= 0 ? pen->enabled : 1;
+    P->authfail = pen && pen->authfail >= 0 ? (unsigned)pen->authfail : 5;
+    P->noauth = pen && pen->noauth >= 0 ? (unsigned)pen->noauth : 1;
+    P->grace_exceeded = pen && pen->grace >= 0 ? (unsigned)pen->grace : 10;
+    P->max = pen && pen->max >= 0 ? (unsigned)pen->max : 600;
+    P->min = pen && pen->min >= 0 ? (unsigned)pen->min : 15;
+    P->max_sources4 = pen && pen->sources4 >= 0 ? (unsigned)pen->sources4 : 65536;
+    P->max_sources6 = pen && pen->sources6 >= 0 ? (unsigned)pen->sources6 : 65536;
+    P->overflow_deny_all = pen && pen->overflow >= 0 ? pen->overflow : 0;
+    P->overflow6_deny_all = pen && pen->overflow6 >= 0 ? pen->overflow6 : P->overflow_deny_all;
+    g->penalty_exempt = G->s[KW_PSEXEMPT].str;
     g->permit_user_environment = G->s[KW_PERMITUSERENV].str;
     g->log_level = (int)num_or(G->s[KW_LOGLEVEL].set ? &G->s[KW_LOGLEVEL] : NULL, 3);
     cfg->finished = 1;

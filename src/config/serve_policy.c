@@ -477,3 +477,87 @@ int shoal_serve_command_allowed(const shoal_serve_effective *e, const char *comm
         return 0;
     }
 }
+
+/* ---- environment requests (AcceptEnv) ---- */
+
+/* Names that change what a program runs or where it looks for code before
+ * the command itself gets a say: a client that can set one of them can
+ * escape a command policy or a forced command (LD_PRELOAD, BASH_ENV,
+ * GIT_CONFIG_PARAMETERS's uploadpack.packObjectsHook...). A wildcard
+ * AcceptEnv pattern never admits them; a pattern that is exactly the name
+ * does. The list is documented in shoal/serveconfig.h and docs/SERVE.md. */
+static const char *const SP_DANGEROUS_ENV[] = {
+    /* the dynamic loader and the C library */
+    "LD_*", "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_*",
+    "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZ", "TZDIR",
+    /* shell start-up */
+    "BASH_ENV", "ENV", "BASH_FUNC_*", "SHELLOPTS", "BASHOPTS", "PS1", "PS2", "PS3", "PS4", "PROMPT_COMMAND", "IFS",
+    "CDPATH", "ZDOTDIR", "INPUTRC", "HISTFILE",
+    /* interpreter hooks */
+    "PYTHON*", "PERL*", "RUBY*", "GEM_*", "NODE_*", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+    "CLASSPATH", "LUA_*", "TCLLIBPATH", "PHPRC", "PHP_INI_SCAN_DIR",
+    /* tools that run other programs or load code */
+    "GIT_*", "LESSOPEN", "LESSCLOSE", "PAGER", "EDITOR", "VISUAL", "TERMINFO", "TERMINFO_DIRS", "OPENSSL_CONF",
+    "OPENSSL_ENGINES",
+    /* the session's own variables */
+    "PATH", "HOME", "SHELL", "USER", "LOGNAME", "MAIL", "SSH_*",
+};
+
+int shoal_serve_env_dangerous(const char *name)
+{
+    if (!name)
+        return 0;
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < sizeof(SP_DANGEROUS_ENV) / sizeof(SP_DANGEROUS_ENV[0]); i++)
+        if (shoal_wildmatch(SP_DANGEROUS_ENV[i], strlen(SP_DANGEROUS_ENV[i]), name, nl, 0))
+            return 1;
+    return 0;
+}
+
+/* git sends GIT_PROTOCOL=version=2 (RFC-less, gitprotocol-v2(5)). */
+static int sp_git_protocol_ok(const char *v)
+{
+    if (!v || strncmp(v, "version=", 8) != 0)
+        return 0;
+    size_t n = strspn(v + 8, "0123456789");
+    return n >= 1 && n <= 3 && v[8 + n] == 0;
+}
+
+int shoal_serve_env_allowed(const shoal_serve_effective *e, const char *name, const char *value, char *why,
+                            size_t whysz)
+{
+    if (why && whysz)
+        why[0] = 0;
+    if (!e || !name || !name[0] || strchr(name, '=') || sp_has_control(name)) {
+        sp_why(why, whysz, "invalid name");
+        return 0;
+    }
+    int git_protocol = strcmp(name, "GIT_PROTOCOL") == 0;
+    if (git_protocol && !sp_git_protocol_ok(value)) {
+        sp_why(why, whysz, "GIT_PROTOCOL must be version=N");
+        return 0;
+    }
+    if (e->command_policy != SHOAL_SERVE_POLICY_ANY && !git_protocol) {
+        sp_why(why, whysz, "CommandPolicy %s accepts no environment but GIT_PROTOCOL",
+               e->command_policy == SHOAL_SERVE_POLICY_GIT ? "git" : "allowlist");
+        return 0;
+    }
+    size_t nl = strlen(name);
+    int exact = 0, matched = 0;
+    for (unsigned i = 0; i < e->n_accept_env; i++) {
+        const char *p = e->accept_env[i];
+        if (strcmp(p, name) == 0)
+            exact = 1;
+        if (shoal_wildmatch(p, strlen(p), name, nl, 0))
+            matched = 1;
+    }
+    if (!matched) {
+        sp_why(why, whysz, "not in AcceptEnv");
+        return 0;
+    }
+    if (!exact && shoal_serve_env_dangerous(name)) {
+        sp_why(why, whysz, "dangerous name, admitted only by an AcceptEnv entry that is exactly %s", name);
+        return 0;
+    }
+    return 1;
+}

@@ -469,6 +469,22 @@ static void apply_modes(int fd, const uint8_t *m, size_t n)
     tcsetattr(fd, TCSANOW, &t);
 }
 
+/* Closes every descriptor above 2 except keep (async-signal-safe: raw
+ * system calls only). limit bounds the fallback loop without close_range. */
+static void close_all_but(int keep, int limit)
+{
+#ifdef SYS_close_range
+    int ok = 1;
+    if (keep > 3)
+        ok = syscall(SYS_close_range, 3u, (unsigned)keep - 1, 0u) == 0;
+    if (ok && syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) == 0)
+        return;
+#endif
+    for (int fd = 3; fd < limit; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
 static void child_fail(int fd, int err)
 {
     ssize_t w = write(fd, &err, sizeof(err));
@@ -486,6 +502,9 @@ int shoal_proc_spawn(shoal_uv_sconn *conn, shoal_channel *ch, const shoal_proc_o
     }
     gid_t groups[MAX_GROUPS];
     int ngroups = 0;
+    /* For the child's fallback descriptor sweep (no getrlimit after fork). */
+    long open_max = sysconf(_SC_OPEN_MAX);
+    int fd_limit = open_max > 0 && open_max < 65536 ? (int)open_max : 65536;
     if (opt->switch_user) {
         ngroups = MAX_GROUPS;
         if (getgrouplist(opt->user ? opt->user : "", opt->gid, groups, &ngroups) < 0) {
@@ -527,6 +546,11 @@ int shoal_proc_spawn(shoal_uv_sconn *conn, shoal_channel *ch, const shoal_proc_o
             child_fail(st_fds[1], errno);
         if (dup2(fin, 0) < 0 || dup2(fout, 1) < 0 || dup2(ferr, 2) < 0)
             child_fail(st_fds[1], errno);
+        /* Nothing but stdio reaches the program: every other descriptor
+         * of the server (inherited from its parent, or opened by a library
+         * without close-on-exec) is closed here; the status pipe closes
+         * itself at exec. */
+        close_all_but(st_fds[1], fd_limit);
         if (opt->switch_user) {
             if (setgroups((size_t)ngroups, groups) != 0 || setgid(opt->gid) != 0 || setuid(opt->uid) != 0)
                 child_fail(st_fds[1], errno);

@@ -10,11 +10,35 @@
 #include "shoal/uv_server.h"
 #include "crypto/kex.h"
 #include "uv/pump.h"
+#include "uv/srclimit.h"
 
 #define DEFAULT_GRACE_MS 120000u
 #define DEFAULT_MAX_STARTUPS 100u
 #define LINGER_MS 2000u
 #define MAX_LISTENERS 1024 /* e.g. one per loopback address for fan-out demos and tests */
+/* Refused connections and new penalties: at most this many lines each per
+ * interval, then one summary line per interval. */
+#define DROPLOG_INTERVAL_MS 10000u
+#define DROPLOG_LINES 5u
+
+/* DROP_GONE: reset by the client before it was accepted (no peer address
+ * left): counted while throttling, never a reason to begin. */
+enum { DROP_MAXSTARTUPS, DROP_PERSOURCE, DROP_PENALTY, DROP_GONE, DROP_REASONS };
+static const char *const DROP_NAMES[DROP_REASONS] = {"MaxStartups", "PerSourceMaxStartups", "PerSourcePenalties",
+                                                      "reset"};
+
+/* Rate-limited logging of refusals (sshd's "MaxStartups throttling"). */
+typedef struct droplog {
+    int throttling;            /* refusals going on: began logged, exited not yet */
+    int first_reason;
+    uint64_t began, last_drop;
+    unsigned long long total;  /* since began */
+    unsigned long long iv[DROP_REASONS]; /* this interval */
+    unsigned drop_lines, pen_lines, dbg_lines; /* lines left this interval (refusals, new
+                                                  active penalties, other penalty changes) */
+    unsigned long long drops_unlogged, pens_unlogged;
+    char last_peer[80];
+} droplog;
 
 typedef struct listener {
     uv_tcp_t tcp;
@@ -35,6 +59,11 @@ struct shoal_uv_server {
     shoal_uv_sconn *conns; /* doubly linked list */
     unsigned n_conns, n_unauth;
     int freeing;
+    unsigned long long n_accepted;
+    shoal_srclimit *sl;    /* per-source startups and penalties */
+    droplog dl;
+    uv_timer_t logtick;    /* the droplog's interval */
+    int logtick_open, logtick_running;
 };
 
 struct shoal_uv_sconn {
@@ -45,6 +74,13 @@ struct shoal_uv_sconn {
     uv_timer_t timer;
     int timer_open, pump_open;
     int authenticated, ended, freeing;
+    int dropped;           /* refused before serving: never penalised */
+    int auth_attempted;    /* a request other than "none" reached the application */
+    int grace_exceeded;
+    int have_key, counted; /* its source block; counted in the block's startups */
+    int in_unauth;         /* counted in the server's unauthenticated connections */
+    shoal_srckey key;
+    struct sockaddr_storage peer_sa;
     uint64_t grace_deadline;
     char peer[80], addr[64];
     char local_addr[64];
@@ -64,15 +100,144 @@ static void srv_log(shoal_uv_server *srv, int level, const char *fmt, ...)
     srv->cb.log(srv, level, msg, srv->ud);
 }
 
+/* ---- rate-limited refusal logging ---- */
+
+static void on_logtick(uv_timer_t *t);
+
+static void logtick_start(shoal_uv_server *srv)
+{
+    if (srv->logtick_open && !srv->logtick_running) {
+        srv->logtick_running = 1;
+        uv_timer_start(&srv->logtick, on_logtick, DROPLOG_INTERVAL_MS, DROPLOG_INTERVAL_MS);
+    }
+}
+
+static void on_logtick(uv_timer_t *t)
+{
+    shoal_uv_server *srv = t->data;
+    droplog *d = &srv->dl;
+    uint64_t now = uv_now(srv->loop);
+    unsigned long long n = d->iv[0] + d->iv[1] + d->iv[2] + d->iv[3];
+    if (n || d->pens_unlogged) {
+        char extra[160] = "";
+        if (d->drops_unlogged || d->pens_unlogged)
+            snprintf(extra, sizeof(extra), "; not logged one by one: %llu refusals, %llu penalty changes",
+                     d->drops_unlogged, d->pens_unlogged);
+        srv_log(srv, 0,
+                "throttling: %llu connections dropped in the last %us (MaxStartups %llu, PerSourceMaxStartups %llu, "
+                "PerSourcePenalties %llu, reset by the client before accept %llu), latest from %s%s",
+                n, DROPLOG_INTERVAL_MS / 1000, d->iv[DROP_MAXSTARTUPS], d->iv[DROP_PERSOURCE], d->iv[DROP_PENALTY],
+                d->iv[DROP_GONE], d->last_peer[0] ? d->last_peer : "-", extra);
+    }
+    memset(d->iv, 0, sizeof(d->iv));
+    d->drops_unlogged = d->pens_unlogged = 0;
+    d->drop_lines = d->pen_lines = d->dbg_lines = DROPLOG_LINES;
+    if (d->throttling && now - d->last_drop >= DROPLOG_INTERVAL_MS) {
+        srv_log(srv, 0, "exited %s throttling after %llus, %llu connections dropped", DROP_NAMES[d->first_reason],
+                (unsigned long long)((d->last_drop - d->began) / 1000), d->total);
+        d->throttling = 0;
+    }
+    if (!d->throttling && n == 0) {
+        uv_timer_stop(t);
+        srv->logtick_running = 0;
+    }
+}
+
+static void note_drop(shoal_uv_server *srv, shoal_uv_sconn *c, int reason, const char *why)
+{
+    droplog *d = &srv->dl;
+    uint64_t now = uv_now(srv->loop);
+    if (reason == DROP_GONE) {
+        /* Nothing to serve and no address to report: counted only when
+         * part of a flood already being reported. */
+        if (!d->throttling) {
+            srv_log(srv, 2, "connection #%llu reset by the client before it was served", srv->n_accepted);
+            return;
+        }
+        d->iv[reason]++;
+        d->total++;
+        d->drops_unlogged++;
+        return;
+    }
+    if (!d->throttling) {
+        if (!srv->logtick_running)
+            d->drop_lines = d->pen_lines = d->dbg_lines = DROPLOG_LINES;
+        d->throttling = 1;
+        d->first_reason = reason;
+        d->began = now;
+        d->total = 0;
+        srv_log(srv, 0, "beginning %s throttling: dropping connections from %s (%s)", DROP_NAMES[reason], c->addr,
+                why);
+        logtick_start(srv);
+    }
+    d->last_drop = now;
+    d->total++;
+    d->iv[reason]++;
+    snprintf(d->last_peer, sizeof(d->last_peer), "%s", c->addr);
+    if (d->drop_lines) {
+        d->drop_lines--;
+        srv_log(srv, 1, "drop connection #%llu from %s on %s:%u %s", srv->n_accepted, c->peer, c->local_addr,
+                c->local_port, why);
+    } else {
+        d->drops_unlogged++;
+    }
+}
+
+/* A connection ended without logging in: charge its source block. */
+static void penalise(shoal_uv_server *srv, shoal_uv_sconn *c)
+{
+    if (!srv->sl || !c->have_key || c->dropped || c->authenticated || srv->freeing || !c->s)
+        return;
+    int kind = c->grace_exceeded ? SHOAL_PENALTY_GRACE
+               : c->auth_attempted ? SHOAL_PENALTY_AUTHFAIL
+                                   : SHOAL_PENALTY_NOAUTH;
+    char msg[300];
+    int r = shoal__srclimit_penalise(srv->sl, &c->key, c->addr, kind, uv_now(srv->loop), msg, sizeof(msg));
+    if (!r)
+        return;
+    droplog *d = &srv->dl;
+    if (!srv->logtick_running)
+        d->drop_lines = d->pen_lines = d->dbg_lines = DROPLOG_LINES;
+    /* A penalty becoming active is worth the default level; the rest
+     * (deferred, extended) is debug, with its own budget. */
+    unsigned *budget = r == 1 ? &d->pen_lines : &d->dbg_lines;
+    if (r != 1 && srv->opt.log_level < 2)
+        return;
+    if (*budget) {
+        --*budget;
+        srv_log(srv, r == 1 ? 0 : 2, "%s", msg);
+    } else {
+        d->pens_unlogged++;
+    }
+    logtick_start(srv);
+}
+
 /* ---- per connection ---- */
 
 static void maybe_free_server(shoal_uv_server *srv);
+
+/* The connection no longer counts as unauthenticated (it logged in, was
+ * refused, or is gone): refused ones stop counting at once, so a flood of
+ * refusals still closing cannot push the counts up for everyone else. */
+static void release_counts(shoal_uv_sconn *c)
+{
+    if (c->in_unauth) {
+        c->in_unauth = 0;
+        c->srv->n_unauth--;
+    }
+    if (c->counted) {
+        c->counted = 0;
+        shoal__srclimit_startup_end(c->srv->sl, &c->key);
+    }
+}
 
 static void sconn_maybe_free(shoal_uv_sconn *c)
 {
     if (!c->freeing || c->timer_open || c->pump_open)
         return;
     shoal_uv_server *srv = c->srv;
+    penalise(srv, c);
+    release_counts(c);
     if (srv->cb.on_sconn_free)
         srv->cb.on_sconn_free(c, srv->ud);
     if (c->prev)
@@ -82,8 +247,6 @@ static void sconn_maybe_free(shoal_uv_sconn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
-    if (!c->authenticated)
-        srv->n_unauth--;
     shoal_session_free(c->s);
     free(c);
     maybe_free_server(srv);
@@ -178,6 +341,7 @@ static void on_sconn_timer(uv_timer_t *t)
         return;
     uint64_t now = uv_now(c->srv->loop);
     if (!c->authenticated && now >= c->grace_deadline) {
+        c->grace_exceeded = 1;
         shoal_session_abort(c->s, SHOAL_ERR_TIMEOUT, "login grace time exceeded");
     } else {
         shoal_session_tick(c->s, now);
@@ -206,10 +370,18 @@ static void wrap_authenticated(shoal_session *s, const char *user, void *ud)
     shoal_uv_sconn *c = ud;
     if (!c->authenticated) {
         c->authenticated = 1;
-        c->srv->n_unauth--;
+        release_counts(c);
     }
     if (c->srv->cb.ssh.authenticated)
         c->srv->cb.ssh.authenticated(s, user, ud);
+}
+
+static int wrap_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
+{
+    shoal_uv_sconn *c = ud;
+    if (req->method != SHOAL_METHOD_NONE)
+        c->auth_attempted = 1; /* for PerSourcePenalties: authfail, not noauth */
+    return c->srv->cb.ssh.auth(s, req, ud);
 }
 
 static void wrap_closed(shoal_session *s, int err, const char *message, void *ud)
@@ -245,6 +417,7 @@ static void format_peer(shoal_uv_sconn *c)
     snprintf(c->peer, sizeof(c->peer), "unknown");
     if (uv_tcp_getpeername(&c->pump.tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
+    c->peer_sa = ss;
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, c->addr, sizeof(c->addr));
@@ -281,11 +454,39 @@ static void on_accept(uv_stream_t *server, int status)
         srv->conns->prev = c;
     srv->conns = c;
     srv->n_conns++;
-    srv->n_unauth++;
     format_peer(c);
+    srv->n_accepted++;
     uv_timer_init(srv->loop, &c->timer);
     c->timer.data = c;
     c->timer_open = 1;
+    if (!c->addr[0]) {
+        /* Reset before we got to it: no address, nothing to serve. Not
+         * counted anywhere, so a flood of these cannot crowd anyone out. */
+        c->dropped = 1;
+        note_drop(srv, c, DROP_GONE, "reset by the client");
+        sconn_finish(c);
+        return;
+    }
+    /* Penalised sources first, then one source's share of the
+     * unauthenticated connections, then MaxStartups (as sshd). */
+    const char *why = NULL;
+    c->have_key = srv->sl && shoal__srclimit_key(srv->sl, (struct sockaddr *)&c->peer_sa, &c->key) == 0;
+    if (c->have_key && shoal__srclimit_refused(srv->sl, &c->key, c->addr, uv_now(srv->loop), &why)) {
+        c->dropped = 1;
+        note_drop(srv, c, DROP_PENALTY, why);
+        sconn_finish(c);
+        return;
+    }
+    if (c->have_key && (!shoal__srclimit_startup_ok(srv->sl, &c->key) ||
+                        shoal__srclimit_startup_begin(srv->sl, &c->key) != 0)) {
+        c->dropped = 1;
+        note_drop(srv, c, DROP_PERSOURCE, "past PerSourceMaxStartups");
+        sconn_finish(c);
+        return;
+    }
+    c->counted = c->have_key && srv->opt.per_source_max_startups;
+    srv->n_unauth++;
+    c->in_unauth = 1;
     /* MaxStartups: unauthenticated connections are cheap for a client to
      * open and hold; past the cap new ones are dropped at once. */
     unsigned cap = srv->opt.max_startups ? srv->opt.max_startups : DEFAULT_MAX_STARTUPS;
@@ -300,16 +501,20 @@ static void on_accept(uv_stream_t *server, int status)
         drop = r % 100 < p;
     }
     if (drop) {
-        srv_log(srv, 0, "%s: dropped: %u unauthenticated connections (MaxStartups %u)", c->peer, srv->n_unauth - 1,
-                cap);
+        c->dropped = 1;
+        release_counts(c);
+        note_drop(srv, c, DROP_MAXSTARTUPS, "past MaxStartups");
         sconn_finish(c);
         return;
     }
     shoal_server_callbacks scb = srv->cb.ssh;
+    scb.auth = wrap_auth;
     scb.authenticated = wrap_authenticated;
     scb.closed = wrap_closed;
     scb.log = wrap_log;
     if (shoal_session_new_server(&c->s, &srv->opt.ssh, &scb, c) != 0) {
+        c->dropped = 1;
+        release_counts(c);
         srv_log(srv, 0, "%s: cannot create a session", c->peer);
         sconn_finish(c);
         return;
@@ -318,6 +523,8 @@ static void on_accept(uv_stream_t *server, int status)
     /* The session exists, not started: the application may attach its
      * per-connection data (shoal_session_set_app_data) or refuse. */
     if (srv->cb.on_connection && srv->cb.on_connection(srv, c, srv->ud) < 0) {
+        c->dropped = 1;
+        release_counts(c);
         srv_log(srv, 1, "%s: refused by the application", c->peer);
         sconn_finish(c);
         return;
@@ -401,6 +608,25 @@ int shoal_uv_server_new(uv_loop_t *loop, const shoal_uv_server_options *opt, con
         free(srv);
         return SHOAL_ERR_NOMEM;
     }
+    const shoal_uv_penalties *pn = &opt->penalties;
+    if (opt->per_source_max_startups || pn->enabled) {
+        shoal_srclimit_config sc = {opt->per_source_max_startups, opt->per_source_netblock4,
+                                    opt->per_source_netblock6, pn->enabled, pn->authfail_s, pn->noauth_s,
+                                    pn->grace_exceeded_s, pn->min_s, pn->max_s, pn->max_sources4, pn->max_sources6,
+                                    pn->overflow_deny_all4, pn->overflow_deny_all6, pn->exempt};
+        uint64_t seed = 0;
+        shoal_random(&seed, sizeof(seed));
+        if (shoal__srclimit_new(&sc, seed, &srv->sl) != 0) {
+            free(srv->host_keys);
+            free(srv->listen);
+            free(srv);
+            return SHOAL_ERR_NOMEM;
+        }
+    }
+    uv_timer_init(loop, &srv->logtick);
+    uv_unref((uv_handle_t *)&srv->logtick);
+    srv->logtick.data = srv;
+    srv->logtick_open = 1;
     memcpy(srv->host_keys, opt->ssh.host_keys, opt->ssh.n_host_keys * sizeof(shoal_key *));
     srv->opt.ssh.host_keys = srv->host_keys;
     for (unsigned i = 0; i < opt->n_listen; i++)
@@ -533,8 +759,9 @@ unsigned shoal_uv_server_bound_port(const shoal_uv_server *srv)
 
 static void maybe_free_server(shoal_uv_server *srv)
 {
-    if (!srv->freeing || srv->listeners_open || srv->conns)
+    if (!srv->freeing || srv->listeners_open || srv->conns || srv->logtick_open)
         return;
+    shoal__srclimit_free(srv->sl);
     for (unsigned i = 0; i < srv->opt.n_listen; i++)
         free(srv->listen[i]);
     free(srv->listen);
@@ -565,11 +792,22 @@ unsigned shoal_uv_server_connections(const shoal_uv_server *srv)
     return srv->n_conns;
 }
 
+static void on_logtick_closed(uv_handle_t *h)
+{
+    shoal_uv_server *srv = h->data;
+    srv->logtick_open = 0;
+    maybe_free_server(srv);
+}
+
 void shoal_uv_server_free(shoal_uv_server *srv)
 {
     if (!srv || srv->freeing)
         return;
     srv->freeing = 1;
+    if (srv->logtick_open && !uv_is_closing((uv_handle_t *)&srv->logtick)) {
+        uv_timer_stop(&srv->logtick);
+        uv_close((uv_handle_t *)&srv->logtick, on_logtick_closed);
+    }
     shoal_uv_server_stop(srv);
     for (shoal_uv_sconn *c = srv->conns, *next; c; c = next) {
         next = c->next;

@@ -25,7 +25,7 @@ cp "$T/client_key.pub" "$T/client_ak"
 chmod 600 "$T/client_ak"
 ssh-keygen -q -t ed25519 -N '' -f "$T/gw_hostkey"
 GW_PORT=$(free_port)
-"$SHOAL_BIN" serve -p "$GW_PORT" -h "$T/gw_hostkey" -o ListenAddress=127.0.0.1 \
+"$SHOAL_BIN" serve -p "$GW_PORT" -h "$T/gw_hostkey" -o ListenAddress=127.0.0.1 -o PerSourcePenalties=no \
     -o "AuthorizedKeysFile=$T/client_ak" -o StrictModes=no -o PermitRootLogin=yes \
     -o "Gateway=127.0.0.1:$UP_PORT" -o "GatewayIdentityFile=$GW_KEY" -o "GatewayKnownHostsFile=$GW_KH" \
     -d >"$T/gw.log" 2>&1 &
@@ -77,7 +77,7 @@ check "sftp through the gateway: file round trip" cmp -s "$T/sftp_src" "$T/sftp_
 # ---- an upstream that is down: a message, not a hang
 DOWN_PORT=$(free_port)
 GW2_PORT=$(free_port)
-"$SHOAL_BIN" serve -p "$GW2_PORT" -h "$T/gw_hostkey" -o ListenAddress=127.0.0.1 \
+"$SHOAL_BIN" serve -p "$GW2_PORT" -h "$T/gw_hostkey" -o ListenAddress=127.0.0.1 -o PerSourcePenalties=no \
     -o "AuthorizedKeysFile=$T/client_ak" -o StrictModes=no -o PermitRootLogin=yes \
     -o "Gateway=127.0.0.1:$DOWN_PORT" -o "GatewayIdentityFile=$GW_KEY" -o "GatewayKnownHostsFile=$GW_KH" \
     >"$T/gw2.log" 2>&1 &
@@ -101,7 +101,7 @@ echo "gateway=\"127.0.0.1:$UP_PORT\" \$(cat "$T/client_key.pub")"
 SH
 chmod 755 "$T/backend"
 GW3_PORT=$(free_port)
-"$SHOAL_BIN" serve -p "$GW3_PORT" -h "$T/gw_hostkey" -o ListenAddress=127.0.0.1 \
+"$SHOAL_BIN" serve -p "$GW3_PORT" -h "$T/gw_hostkey" -o ListenAddress=127.0.0.1 -o PerSourcePenalties=no \
     -o AuthorizedKeysFile=none -o "AuthorizedKeysCommand=$T/backend" -o AuthorizedKeysCommandUser=root \
     -o StrictModes=no -o PermitRootLogin=yes \
     -o "GatewayIdentityFile=$GW_KEY" -o "GatewayKnownHostsFile=$GW_KH" \

@@ -13,7 +13,7 @@ gen_user_keys
 
 ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
 PORT=$(free_port)
-"$SHOAL_BIN" serve -p "$PORT" -h "$T/hostkey" -o ListenAddress=127.0.0.1 \
+"$SHOAL_BIN" serve -p "$PORT" -h "$T/hostkey" -o ListenAddress=127.0.0.1 -o PerSourcePenalties=no \
     -o "AuthorizedKeysFile=$T/keys/authorized_keys" -o StrictModes=no -o PermitRootLogin=yes \
     >"$T/serve.log" 2>&1 &
 OLD_PID=$!

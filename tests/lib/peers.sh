@@ -705,8 +705,14 @@ require_shoal_serve() {
 #     A Match block can therefore override a default, but not a keyword
 #     given as an extra line before it.
 # Defaults: AuthorizedKeysFile $T/keys/authorized_keys, StrictModes no (the
-# files live in a temp dir), PermitRootLogin yes, and "Subsystem sftp
+# files live in a temp dir), PermitRootLogin yes, PerSourcePenalties no (on
+# by default, as in sshd 9.8: every test connects from 127.0.0.1, and one
+# test's deliberate failures must not lock out its next logins; the tests of
+# the penalties turn them on), and "Subsystem sftp
 # /usr/lib/openssh/sftp-server" when that program exists.
+#
+# SERVE_FLAGS (default -d) are the logging flags: "" runs at the default
+# level, as a production server would.
 #
 # Sets SERVE_PORT, SERVE_PID, SERVE_LOG, SERVE_DIR and SERVE_HOSTKEY_PUB
 # (the ed25519 host key as "ssh-ed25519 AAAA..."), and adds
@@ -720,7 +726,9 @@ start_shoal_serve() {
     [ -f "$T/keys/authorized_keys" ] || gen_user_keys
     PEERS_SERVE_N=$((${PEERS_SERVE_N:-0} + 1))
     local d=$T/serve$PEERS_SERVE_N h=$T/hostkeys port pid _ line kw in_match=0 k
-    local -a opts=() tail=() hk=() defaults=()
+    local -a opts=() tail=() hk=() defaults=() flags=()
+    # shellcheck disable=SC2206 # SERVE_FLAGS is a list of words on purpose
+    flags=(${SERVE_FLAGS--d})
     for line in "$@"; do
         case $line in [Mm]atch\ *) in_match=1 ;; esac
         if [ "$in_match" = 1 ]; then tail+=("$line"); else opts+=(-o "$line"); fi
@@ -728,7 +736,8 @@ start_shoal_serve() {
     for k in ed25519 ecdsa256 ecdsa384 ecdsa521 rsa; do
         hk+=(-h "$h/ssh_host_${k}_key")
     done
-    defaults=("AuthorizedKeysFile $T/keys/authorized_keys" "StrictModes no" "PermitRootLogin yes")
+    defaults=("AuthorizedKeysFile $T/keys/authorized_keys" "StrictModes no" "PermitRootLogin yes"
+        "PerSourcePenalties no")
     if [ -x /usr/lib/openssh/sftp-server ]; then
         defaults+=("Subsystem sftp /usr/lib/openssh/sftp-server")
     fi
@@ -751,7 +760,7 @@ start_shoal_serve() {
         # stdout/stderr to a file: a server must never hold the test's
         # output pipes (ctest waits for them to close).
         "$SHOAL_BIN" serve -f "$d/serve_config" -p "$port" "${hk[@]}" -o ListenAddress=127.0.0.1 \
-            ${opts[@]+"${opts[@]}"} -d </dev/null >>"$d/serve.log" 2>&1 &
+            ${opts[@]+"${opts[@]}"} ${flags[@]+"${flags[@]}"} </dev/null >>"$d/serve.log" 2>&1 &
         pid=$!
         _peers_add_pid "$pid"
         PEERS_SERVE_INSTANCES+=("$pid:$d/serve.log")

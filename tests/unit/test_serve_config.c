@@ -1080,6 +1080,110 @@ static void test_git_real(void **st)
     shoal_serve_config_free(c);
 }
 
+/* PerSourceMaxStartups, PerSourceNetBlockSize, PerSourcePenalties and
+ * PerSourcePenaltyExemptList: sshd's syntax and defaults (OpenSSH 9.8:
+ * penalties on), the unsupported parts refused with file:line. */
+static void test_per_source(void **st)
+{
+    (void)st;
+    shoal_serve_config *c = load_ok(NULL, "");
+    const shoal_serve_global *g = shoal_serve_config_global(c);
+    assert_int_equal(g->per_source_max_startups, 0);
+    assert_int_equal(g->per_source_netblock4, 32);
+    assert_int_equal(g->per_source_netblock6, 128);
+    assert_int_equal(g->penalties.enabled, 1);
+    assert_int_equal(g->penalties.authfail, 5);
+    assert_int_equal(g->penalties.noauth, 1);
+    assert_int_equal(g->penalties.grace_exceeded, 10);
+    assert_int_equal(g->penalties.max, 600);
+    assert_int_equal(g->penalties.min, 15);
+    assert_int_equal(g->penalties.max_sources4, 65536);
+    assert_int_equal(g->penalties.max_sources6, 65536);
+    assert_int_equal(g->penalties.overflow_deny_all, 0);
+    assert_int_equal(g->penalties.overflow6_deny_all, 0);
+    assert_null(g->penalty_exempt);
+    shoal_serve_config_free(c);
+
+    c = load_ok(NULL, "PerSourceMaxStartups 7\nPerSourceNetBlockSize 24:56\n"
+                      "PerSourcePenalties authfail:1m noauth:0 min:30s max:1h max-sources4:100 overflow:deny-all\n"
+                      "PerSourcePenalties authfail:2s grace-exceeded:20s max-sources6:200\n"
+                      "PerSourcePenaltyExemptList 10.0.0.0/8,192.0.2.*\n");
+    g = shoal_serve_config_global(c);
+    assert_int_equal(g->per_source_max_startups, 7);
+    assert_int_equal(g->per_source_netblock4, 24);
+    assert_int_equal(g->per_source_netblock6, 56);
+    assert_int_equal(g->penalties.enabled, 1);
+    assert_int_equal(g->penalties.authfail, 60); /* the first line's value wins */
+    assert_int_equal(g->penalties.noauth, 0);
+    assert_int_equal(g->penalties.grace_exceeded, 20);
+    assert_int_equal(g->penalties.min, 30);
+    assert_int_equal(g->penalties.max, 3600);
+    assert_int_equal(g->penalties.max_sources4, 100);
+    assert_int_equal(g->penalties.max_sources6, 200);
+    assert_int_equal(g->penalties.overflow_deny_all, 1);
+    assert_int_equal(g->penalties.overflow6_deny_all, 1); /* as overflow when not given */
+    assert_string_equal(g->penalty_exempt, "10.0.0.0/8,192.0.2.*");
+    shoal_serve_config_free(c);
+
+    c = load_ok(NULL, "PerSourceNetBlockSize 16\nPerSourcePenalties no\nPerSourceMaxStartups none\n"
+                      "PerSourcePenalties yes\n");
+    g = shoal_serve_config_global(c);
+    assert_int_equal(g->per_source_netblock4, 16);
+    assert_int_equal(g->per_source_netblock6, 128);
+    assert_int_equal(g->per_source_max_startups, 0);
+    assert_int_equal(g->penalties.enabled, 0); /* the first yes/no wins */
+    shoal_serve_config_free(c);
+    /* As sshd: a keyword taken from a later line turns them on again. */
+    c = load_ok(NULL, "PerSourcePenalties no\nPerSourcePenalties noauth:3\n");
+    g = shoal_serve_config_global(c);
+    assert_int_equal(g->penalties.enabled, 1);
+    assert_int_equal(g->penalties.noauth, 3);
+    shoal_serve_config_free(c);
+    c = load_ok(NULL, "PerSourcePenalties overflow:permissive overflow6:deny-all\n");
+    g = shoal_serve_config_global(c);
+    assert_int_equal(g->penalties.overflow_deny_all, 0);
+    assert_int_equal(g->penalties.overflow6_deny_all, 1);
+    shoal_serve_config_free(c);
+    /* The command line decides over the file. */
+    const char *const opts[] = {"PerSourcePenalties=no", "PerSourceMaxStartups=3", NULL};
+    c = load_ok(opts, "PerSourcePenalties authfail:9\nPerSourceMaxStartups 9\n");
+    g = shoal_serve_config_global(c);
+    assert_int_equal(g->penalties.enabled, 0);
+    assert_int_equal(g->per_source_max_startups, 3);
+    shoal_serve_config_free(c);
+
+    expect_error(NULL, "\n\nPerSourcePenalties crash:90s authfail:5s\n",
+                 "config:3: PerSourcePenalties: crash: is not supported by shoal serve (one process: a crash ends "
+                 "every connection, and no source can be charged with it)");
+    expect_error(NULL, "PerSourcePenalties authfail:5s bogus:1\n",
+                 "config:1: PerSourcePenalties: unsupported keyword \"bogus:1\"");
+    expect_error(NULL, "PerSourcePenalties yes authfail:5\n",
+                 "config:1: PerSourcePenalties: \"yes\" must appear alone");
+    expect_error(NULL, "PerSourcePenalties authfail:soon\n",
+                 "config:1: PerSourcePenalties: invalid time value \"soon\"");
+    expect_error(NULL, "PerSourcePenalties max-sources4:0\n",
+                 "config:1: PerSourcePenalties: invalid number value \"0\"");
+    expect_error(NULL, "PerSourcePenalties overflow:drop\n",
+                 "config:1: PerSourcePenalties: unsupported overflow mode \"drop\" (deny-all, permissive)");
+    expect_error(NULL, "PerSourcePenalties\n", "config:1: PerSourcePenalties: missing argument");
+    expect_error(NULL, "PerSourceMaxStartups 0\n",
+                 "config:1: PerSourceMaxStartups: expected a number (1..100000) or none, got \"0\"");
+    expect_error(NULL, "PerSourceMaxStartups lots\n",
+                 "config:1: PerSourceMaxStartups: expected a number (1..100000) or none, got \"lots\"");
+    expect_error(NULL, "PerSourceNetBlockSize 33\n",
+                 "config:1: PerSourceNetBlockSize: expected ipv4bits[:ipv6bits] (1..32, 1..128), got \"33\"");
+    expect_error(NULL, "PerSourceNetBlockSize 24:129\n",
+                 "config:1: PerSourceNetBlockSize: expected ipv4bits[:ipv6bits] (1..32, 1..128), got \"24:129\"");
+    expect_error(NULL, "PerSourceNetBlockSize 0\n",
+                 "config:1: PerSourceNetBlockSize: expected ipv4bits[:ipv6bits] (1..32, 1..128), got \"0\"");
+    expect_error(NULL, "PerSourcePenaltyExemptList 10.0.0.1/8\n",
+                 "config:1: PerSourcePenaltyExemptList: bad address list \"10.0.0.1/8\"");
+    expect_error(NULL, "Match User x\nPerSourcePenalties no\n",
+                 "config:2: PerSourcePenalties is not allowed inside a Match block");
+    expect_error(NULL, "Match User x\nPerSourceMaxStartups 3\n",
+                 "config:2: PerSourceMaxStartups is not allowed inside a Match block");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1097,6 +1201,7 @@ int main(void)
         cmocka_unit_test(test_allowlist),
         cmocka_unit_test(test_git_policy),
         cmocka_unit_test(test_git_real),
+        cmocka_unit_test(test_per_source),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
