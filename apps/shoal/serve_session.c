@@ -124,8 +124,13 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
         if (ok != 1) {
             serve_log(ctx, 1, "%s: refused %s \"%.100s\": %s", sc->user, kind, client_cmd ? client_cmd : "", why);
             ss->started = 1;
+            /* The request is answered first (success, as sshd does for a
+             * command it then refuses to run), then the message, the exit
+             * status and the close: a reply after the close is dropped,
+             * and clients such as paramiko then see a closed channel. */
+            shoal_channel_request_reply(ss->ch, 1);
             refuse_with_message(ss, why[0] ? why : "command not allowed");
-            return 1;
+            return SHOAL_ERR_DEFERRED;
         }
         if (policy.command)
             cmd = policy.command;

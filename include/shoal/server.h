@@ -129,7 +129,10 @@ SHOAL_EXTERN void *shoal_session_app_data(const shoal_session *s);
 
 typedef struct shoal_server_channel_callbacks {
     /* A request: return 1 (success), 0 (failure), or SHOAL_ERR_DEFERRED and
-     * call shoal_channel_request_reply() later (in order). */
+     * call shoal_channel_request_reply() later (in order). It may also be
+     * called from inside this callback (then return SHOAL_ERR_DEFERRED):
+     * to send the answer before what must follow it, e.g. a refusal's
+     * message, exit status and close. */
     int (*on_request)(shoal_channel *ch, const shoal_channel_request *req, void *ud);
     void (*on_data)(shoal_channel *ch, int stream, const uint8_t *data, size_t len, void *ud);
     void (*on_eof)(shoal_channel *ch, void *ud);

@@ -521,9 +521,16 @@ int shoal__sauth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size
         shoal_rd_init(&r, p + 1, n - 1);
         if (shoal_rd_cstring(&r, &svc, &sl) || shoal_rd_end(&r))
             return FAIL_PROTO(s, "malformed SERVICE_REQUEST");
-        if (s->auth != AUTH_IDLE || sl != 12 || memcmp(svc, "ssh-userauth", 12) != 0)
+        if ((s->auth != AUTH_IDLE && s->auth != AUTH_SERVICE) || sl != 12 || memcmp(svc, "ssh-userauth", 12) != 0)
             return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_SERVICE_NOT_AVAILABLE,
                                "service \"%.*s\" not available", (int)(sl > 40 ? 40 : sl), svc);
+        /* Again before logging in is allowed, as sshd does (paramiko asks
+         * for the service before each method it tries), within bounds: a
+         * client may not loop on it. */
+        if (s->sauth_pending || s->kbd_waiting || ++s->sauth_services > 2 * s->max_auth_tries + 2)
+            return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR,
+                               "too many service requests (%u) or one while an attempt is unanswered",
+                               s->sauth_services);
         size_t mark;
         int rc = shoal__pkt_begin(s, SSH_MSG_SERVICE_ACCEPT, &mark);
         if (!rc)

@@ -229,15 +229,19 @@ int shoal__chan_server_request(shoal_session *s, shoal_channel *ch, shoal_rd *r)
     if (bad) {
         rc = want_reply ? send_reply(ch, 0) : SHOAL_OK;
     } else {
+        /* Counted as owed before the callback runs, so that it may answer
+         * at once with shoal_channel_request_reply() (and return
+         * SHOAL_ERR_DEFERRED) and then send what must follow the answer. */
+        unsigned owed = ch->deferred_replies;
+        if (want_reply)
+            ch->deferred_replies++;
         int ok = ch->scb.on_request ? ch->scb.on_request(ch, &req, ch->ud) : 0;
         if (s->closed) {
             free(big);
             return SHOAL_OK;
         }
-        if (ok == SHOAL_ERR_DEFERRED) {
-            if (want_reply)
-                ch->deferred_replies++;
-        } else if (want_reply) {
+        if (ok != SHOAL_ERR_DEFERRED && want_reply && ch->deferred_replies > owed) {
+            ch->deferred_replies--;
             rc = send_reply(ch, ok > 0);
         }
     }

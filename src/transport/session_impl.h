@@ -229,6 +229,7 @@ struct shoal_session {
     unsigned srv_methods;     /* methods offered now */
     unsigned max_auth_tries, auth_failures;
     unsigned sauth_nones;     /* "none" requests seen (the first one is free) */
+    unsigned sauth_services;  /* SERVICE_REQUESTs seen (repeats are allowed, bounded) */
     char *banner;
     int banner_sent;
     unsigned max_channels;

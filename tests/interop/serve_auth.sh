@@ -422,6 +422,15 @@ check "allowlist: the refusal (no pty) ends with a plain newline, no carriage re
     test "$(tr -d '\r' <"$T/err" | wc -c)" = "$(wc -c <"$T/err")"
 run_cmd "${SSH[@]}" -p "$SERVE_PORT" -T -i "$KEY" "$DEST" </dev/null
 check_rc 1 "allowlist: a shell is refused with exit 1"
+# The exec request is answered before the refusal's message, exit status and
+# close: paramiko (which insists on the answer) gets the message and exit 1.
+if "$PEERS_PYTHON" -c "import paramiko" 2>/dev/null; then
+    run_cmd "$PEERS_PYTHON" "$PEERS_LIB/paramiko_client.py" --port "$SERVE_PORT" --user "${DEST%@*}" \
+        --known-hosts "$T/known_hosts" --key "$KEY" id </dev/null
+    check_rc 1 "allowlist: paramiko: a refused command exits 1"
+    check "allowlist: paramiko: the refusal's message arrives" grep -qi "not allowed\|refused" "$T/err"
+    check "allowlist: paramiko: not a closed channel" sh -c "! grep -qi 'channel closed' '$T/err'"
+fi
 echo "# the refusal message: $(head -n 1 "$T/err")"
 SFTP=(sftp -F /dev/null -o "UserKnownHostsFile=$T/known_hosts" -o StrictHostKeyChecking=yes
     -o BatchMode=yes -o IdentitiesOnly=yes -i "$KEY" -b -)

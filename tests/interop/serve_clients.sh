@@ -132,6 +132,15 @@ for c in asyncssh paramiko; do
     check_out "aa|unset" "$c: env request through AcceptEnv SHOAL_*, others dropped"
 done
 
+if [[ " ${HAVE[*]} " == *" paramiko "* ]]; then
+    # A key the server refuses, then the password, on one connection:
+    # paramiko asks for the userauth service again before the password.
+    gen_stranger_key id_refused
+    run_paramiko id_refused 'echo key-then-pw' --password-file "$T/pw" </dev/null
+    check_rc 0 "paramiko: a refused key then the password: exit 0"
+    check_out key-then-pw "paramiko: a refused key then the password: logged in"
+fi
+
 if [[ " ${HAVE[*]} " == *" dbclient "* ]]; then
     # A stranger key fails.
     gen_stranger_key id_stranger

@@ -2,7 +2,7 @@
 """A minimal `ssh HOST CMD` built on paramiko, for shoal serve's interop tests.
 
     paramiko_client.py --port N --user U --known-hosts FILE
-                       (--key FILE | --password-file FILE) [--env NAME=VALUE]... CMD
+                       [--key FILE] [--password-file FILE] [--env NAME=VALUE]... CMD
 
 Same contract as asyncssh_client.py: the host key must be in FILE (as
 "[127.0.0.1]:N"), stdin is sent then EOF, stdout and stderr are copied as
@@ -54,12 +54,14 @@ def main():
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     kw = dict(username=a.user, look_for_keys=False, allow_agent=False, timeout=30,
               banner_timeout=30, auth_timeout=30)
+    # Both may be given: paramiko tries the key, then the password (asking
+    # for the userauth service again before the second method).
     if a.key:
         kw["key_filename"] = a.key
-    elif a.password_file:
+    if a.password_file:
         with open(a.password_file) as f:
             kw["password"] = f.read().rstrip("\n")
-    else:
+    if not a.key and not a.password_file:
         ap.error("--key or --password-file is needed")
     try:
         client.connect("127.0.0.1", a.port, **kw)

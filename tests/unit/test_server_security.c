@@ -842,11 +842,25 @@ static void test_service_rules(void **st)
         tp_free(&tp);
     }
 
-    /* A second SERVICE_REQUEST, before authentication... */
+    /* Another SERVICE_REQUEST before authentication is answered again, as
+     * sshd does (paramiko asks before each method), a bounded number of
+     * times (2 x MaxAuthTries + 2)... */
     tp_ready(&tp, NULL);
     tp_service(&tp);
+    for (int i = 0; i < 13; i++) {
+        expect_srv_open(&tp, tp_send(&tp, m_service("ssh-userauth")));
+        assert_int_equal(last_type(&tp), SSH_MSG_SERVICE_ACCEPT);
+    }
+    assert_int_equal(tp.type_count[SSH_MSG_SERVICE_ACCEPT], 14);
     expect_srv_closed(&tp, tp_send(&tp, m_service("ssh-userauth")), SHOAL_ERR_PROTOCOL);
-    assert_int_equal(tp.type_count[SSH_MSG_SERVICE_ACCEPT], 1);
+    tp_free(&tp);
+    /* ...and logging in still works after one. */
+    tp_ready(&tp, NULL);
+    tp_service(&tp);
+    expect_srv_open(&tp, tp_send(&tp, m_password("wrong")));
+    expect_srv_open(&tp, tp_send(&tp, m_service("ssh-userauth")));
+    expect_srv_open(&tp, tp_send(&tp, m_password(PASSWORD)));
+    assert_int_equal(tp.sa.authenticated, 1);
     tp_free(&tp);
     /* ...and after it (not in the connection protocol's table at all). */
     tp_ready(&tp, NULL);
