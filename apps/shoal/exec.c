@@ -451,13 +451,12 @@ static char *join_command(int argc, char **argv)
     return s;
 }
 
+/* As ssh: the login name of the real uid ($USER and $LOGNAME play no
+ * part); NULL when the uid has no passwd entry. */
 static const char *default_user(void)
 {
-    const char *u = getenv("USER");
-    if (u && *u)
-        return u;
     struct passwd *pw = getpwuid(getuid());
-    return pw ? pw->pw_name : "root";
+    return pw && pw->pw_name && *pw->pw_name ? pw->pw_name : NULL;
 }
 
 int cmd_exec(int argc, char **argv)
@@ -576,6 +575,12 @@ int cmd_exec(int argc, char **argv)
     uo.host = host;
     uo.port = port ? port : (o.port ? o.port : 22);
     uo.ssh.user = *user ? user : (o.user ? o.user : default_user());
+    if (!uo.ssh.user) {
+        fprintf(stderr, "shoal: no user exists for uid %lu (give a login name with -l)\n", (unsigned long)getuid());
+        free(command);
+        shoal_ssh_options_free(&o);
+        return EXIT_CONN_ERROR;
+    }
     uo.ssh.kex_algorithms = o.kex;
     uo.ssh.ciphers = o.ciphers;
     uo.ssh.macs = o.macs;

@@ -197,7 +197,7 @@ for mode in always never default; do
     [ "$mode" = never ] && busy=101
     [ "$mode" = default ] && busy=
     rc=0
-    env -u SSH_AUTH_SOCK SHOAL_FLEET_SPILL_BUSY=$busy SHOAL_FLEET_DEBUG=1 "${RUN[@]}" -w 2 -o "ConnectTimeout=$STAGE_K" \
+    env -u SSH_AUTH_SOCK SHOAL_FLEET_SPILL_BUSY=$busy SHOAL_FLEET_DEBUG=1 "${RUN[@]}" --threads 2 -o "ConnectTimeout=$STAGE_K" \
         -t "$HOST_T_K" -h "$T/h.hosts" -- 'echo hi' >"$T/s.$mode.json" 2>"$T/s.$mode.err" || rc=$?
     check "spill $mode: $nh hosts, exit code 0" test "$rc" -eq 0
     check "spill $mode: one good result per host" /usr/bin/python3 - "$T/h.hosts" "$T/s.$mode.json" <<'PY'
