@@ -571,6 +571,26 @@ static void handle_line(agent *a, const char *text, size_t len)
         return; /* blank lines are ignored */
     json_error_t jerr;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j && strstr(jerr.text, "too big integer")) {
+        /* A whole number beyond 2^63: read every number as a double, so
+         * that the field's own range check names it (all our numeric
+         * fields are far below 2^53). */
+        j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+        json_t *idv = j && json_is_object(j) ? field(j, "Id") : NULL;
+        double d = idv && json_is_real(idv) ? json_real_value(idv) : 0.5;
+        if (d >= -9007199254740991.0 && d <= 9007199254740991.0 && d == (double)(json_int_t)d) {
+            /* An Id that was a plain integer is echoed as one. */
+            const char *k;
+            json_t *v;
+            json_object_foreach(j, k, v)
+            {
+                if (v == idv) {
+                    json_object_set_new(j, k, json_integer((json_int_t)d));
+                    break;
+                }
+            }
+        }
+    }
     if (!j || !json_is_object(j)) {
         user_error(1, NULL, "Cannot parse JSON: %s", j ? "expected an object" : jerr.text);
         json_decref(j);
@@ -952,15 +972,19 @@ int cmd_agent(int argc, char **argv)
     fleet_raise_fd_limit();
     /* The loop first: it needs descriptors (epoll, eventfd), and without
      * them nothing else can work; say so instead of crashing. */
+    /* Said on both: the front-end reads stdout, a person stderr. */
     if (fleet_check_fds(workers, err, sizeof(err)) != 0) {
+        user_error(1, NULL, "%s", err);
         fprintf(stderr, "shoal agent: %s\n", err);
         fleetopts_free(&a.opts);
         return 1;
     }
     int urc = uv_loop_init(&loop);
     if (urc != 0) {
-        fprintf(stderr, "shoal agent: cannot create the event loop: %s%s\n", uv_strerror(urc),
-                urc == UV_EMFILE ? " (raise the open files limit, ulimit -n)" : "");
+        snprintf(err, sizeof(err), "cannot create the event loop: %s%s", uv_strerror(urc),
+                 urc == UV_EMFILE ? " (raise the open files limit, ulimit -n)" : "");
+        user_error(1, NULL, "%s", err);
+        fprintf(stderr, "shoal agent: %s\n", err);
         fleetopts_free(&a.opts);
         return 1;
     }

@@ -36,6 +36,9 @@ typedef struct exec_state {
     int verbose;
 
     int have_status, have_signal, channel_done, exec_refused;
+    int exec_started;          /* the server accepted the command */
+    uv_signal_t sigs[3];       /* SIGINT, SIGTERM, SIGHUP: passed on to the command */
+    int sigs_open, sig_sent;
     uint32_t status;
     char signame[40];
     char sigmsg[256];
@@ -258,6 +261,7 @@ static void on_ch_request(shoal_channel *ch, const char *request, int ok, void *
         shoal_channel_close(ch);
         return;
     }
+    st->exec_started = 1;
     if (st->in_kind == IN_NONE) {
         st->in_eof = 1;
         maybe_send_eof(st);
@@ -317,6 +321,50 @@ static void on_ch_close(shoal_channel *ch, void *ud)
     st->channel_done = 1;
     stdin_close(st);
     shoal_uv_conn_close(st->conn);
+}
+
+/* ---- our signals ----
+ * Ctrl-C (or TERM, HUP) while the command runs is passed on to it as a
+ * "signal" request, which OpenSSH's sshd delivers to the command's process
+ * group; the command's own exit (usually 128+N) then becomes ours. ssh
+ * does not do this without a terminal, and leaves the command running
+ * when it dies: what a user who pressed Ctrl-C wants is the command gone.
+ * A second signal, or one before the command started, ends shoal at once
+ * (the remote command may then go on, as with ssh). */
+static void on_our_signal(uv_signal_t *h, int signum)
+{
+    exec_state *st = h->data;
+    const char *name = signum == SIGINT ? "INT" : signum == SIGTERM ? "TERM" : "HUP";
+    if (st->ch && st->exec_started && !st->sig_sent && !st->channel_done &&
+        shoal_channel_signal(st->ch, name) == SHOAL_OK) {
+        st->sig_sent = 1;
+        shoal_uv_conn_flush(st->conn);
+        return;
+    }
+    if (uv_guess_handle(STDIN_FILENO) == UV_TTY)
+        uv_tty_reset_mode();
+    fprintf(stderr, "shoal: %s: interrupted\n", st->conn ? shoal_uv_conn_name(st->conn) : "exec");
+    _exit(128 + signum);
+}
+
+static void signals_start(exec_state *st)
+{
+    static const int nums[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        if (uv_signal_init(st->loop, &st->sigs[i]) != 0)
+            break;
+        st->sigs[i].data = st;
+        st->sigs_open = i + 1;
+        uv_signal_start(&st->sigs[i], on_our_signal, nums[i]);
+        uv_unref((uv_handle_t *)&st->sigs[i]); /* never keeps the loop alive */
+    }
+}
+
+static void signals_stop(exec_state *st)
+{
+    for (int i = 0; i < st->sigs_open; i++)
+        uv_close((uv_handle_t *)&st->sigs[i], NULL);
+    st->sigs_open = 0;
 }
 
 /* ---- connection ---- */
@@ -631,8 +679,10 @@ int cmd_exec(int argc, char **argv)
         return EXIT_CONN_ERROR;
     }
     stdin_init(&st, no_stdin);
+    signals_start(&st);
     shoal_uv_conn_start(st.conn);
     uv_run(st.loop, UV_RUN_DEFAULT);
+    signals_stop(&st);
 
     int code;
     if (st.have_status) {

@@ -813,15 +813,18 @@ static int run_main(int argc, char **argv, int put)
     else
         uv_run(st.loop, UV_RUN_DEFAULT);
     progress_line(&st, 1);
-    uv_close((uv_handle_t *)&st.sigint, NULL);
-    fleet_free(st.f);
-    st.f = NULL;
-    uv_run(st.loop, UV_RUN_DEFAULT);
+    /* The report first: stopping the workers may wait for commands that
+     * ignore TERM (KILL comes after FLEET_KILL_GRACE_MS). */
     if (!st.json && !st.stream)
         groupout_print(st.groups, stdout, st.color);
     if (!st.json)
         summary(&st, st.stream ? stderr : stdout);
     fflush(stdout);
+    fflush(stderr);
+    uv_close((uv_handle_t *)&st.sigint, NULL);
+    fleet_free(st.f);
+    st.f = NULL;
+    uv_run(st.loop, UV_RUN_DEFAULT);
     rc = st.interrupted ? 130 : st.failed ? 1 : 0;
 done:
     if (st.f)

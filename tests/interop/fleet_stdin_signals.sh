@@ -8,7 +8,7 @@
 #  * stopping: a deadline (-t), Ctrl-C, an agent cancel and an agent
 #    Timeout send TERM (then KILL to a command that ignores TERM) before the
 #    channel closes: the remote process is gone afterwards (closing the
-#    channel alone leaves it running on sshd);
+#    channel alone leaves it running on sshd); shoal exec passes Ctrl-C on;
 #  * the output cap (marked in the grouped output, Truncated in JSON,
 #    --output-cap), stderr marked in the grouped output, --stream error
 #    lines naming the host once, the narrow-terminal progress line;
@@ -107,6 +107,22 @@ if wait_for 30 running "8$M"; then
     check "run, Ctrl-C: the remote commands are gone" wait_for 30 gone "8$M"
 else
     check "run, Ctrl-C: the commands started" false
+fi
+# shoal exec: Ctrl-C is passed on to the command (ssh would leave it
+# running); its exit by SIGINT becomes ours (130).
+M=$(marker)
+"$SHOAL_BIN" exec -l "$TEST_USER" -p "$SSHD_PORT" -i "$T/keys/id_ed25519" -o "UserKnownHostsFile=$KH" \
+    -o BatchMode=yes 127.0.0.1 "x=$M; sleep 3\$x" >"$T/e3" 2>&1 </dev/null &
+pid=$!
+peers_track "$pid"
+if wait_for 30 running "3$M"; then
+    kill -INT "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    check "exec, Ctrl-C: the command is interrupted, exit code 130 (rc $rc)" test "$rc" -eq 130
+    check "exec, Ctrl-C: the remote command is gone" wait_for 30 gone "3$M"
+else
+    check "exec, Ctrl-C: the command started" false
 fi
 # The agent: a cancel, then a request Timeout.
 M=$(marker)
