@@ -189,7 +189,9 @@ void fleet__task_finish(fleet_task *t, fleet_event *ev)
          * channel alone leaves it running on OpenSSH's sshd. */
         shoal_child *c = t->child;
         t->child = NULL;
-        if (t->pc && shoal_child_stop(c, FLEET_KILL_GRACE_MS, on_child_stopped, t->pc))
+        if (!t->pc)
+            shoal_child_free(c);
+        else if (shoal_child_stop(c, FLEET_KILL_GRACE_MS, on_child_stopped, t->pc))
             fleet__pc_hold(t->pc);
     }
     if (t->up) {
@@ -413,7 +415,9 @@ static void exec_start(fleet_task *t)
         /* stdin: the request's input, then EOF, as GoSSHa and pssh do; a
          * command that reads stdin (cat, read, a prompt) would otherwise
          * wait for input that never comes. The input is lent, not copied:
-         * the request (and so the mapping) outlives the task. */
+         * the task holds the request (and so the bytes) for as long as the
+         * child may send them (a child handed to shoal_child_stop sends no
+         * more). */
         const fleet_source *in = t->req->input;
         if (in && fleet_source_size(in))
             rc = shoal_child_write_borrowed(t->child, fleet_source_data(in), (size_t)fleet_source_size(in));

@@ -248,9 +248,8 @@ static void ob_cut_marker(outbuf *b, const char *stream, size_t kept, uint64_t t
     ob_put(b, m, n > 0 ? (size_t)n : 0);
 }
 
-static void group_output(run_state *st, const fleet_event *ev, outbuf *b)
+static void group_output(const fleet_event *ev, outbuf *b)
 {
-    (void)st;
     ob_put(b, ev->out, ev->out_len);
     if (ev->truncated & FLEET_TRUNC_STDOUT)
         ob_cut_marker(b, "stdout", ev->out_len, ev->out_total);
@@ -291,7 +290,7 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
             char label[200];
             class_label(ev->cls, ev->phase, ev->status, ev->signal, 1, label, sizeof(label));
             outbuf b = {NULL, 0, 0, 0};
-            group_output(st, ev, &b);
+            group_output(ev, &b);
             if (b.failed)
                 fprintf(stderr, "shoal: %s: out of memory for its output\n", name);
             else
