@@ -39,6 +39,8 @@ typedef struct exec_state {
     int exec_started;          /* the server accepted the command */
     uv_signal_t sigs[3];       /* SIGINT, SIGTERM, SIGHUP: passed on to the command */
     int sigs_open, sig_sent;
+    uv_timer_t sig_timer;      /* after TERM/HUP: how long the command gets to end */
+    int sig_timer_open, sig_num;
     uint32_t status;
     char signame[40];
     char sigmsg[256];
@@ -324,13 +326,33 @@ static void on_ch_close(shoal_channel *ch, void *ud)
 }
 
 /* ---- our signals ----
- * Ctrl-C (or TERM, HUP) while the command runs is passed on to it as a
- * "signal" request, which OpenSSH's sshd delivers to the command's process
- * group; the command's own exit (usually 128+N) then becomes ours. ssh
- * does not do this without a terminal, and leaves the command running
- * when it dies: what a user who pressed Ctrl-C wants is the command gone.
- * A second signal, or one before the command started, ends shoal at once
- * (the remote command may then go on, as with ssh). */
+ * A signal while the command runs is passed on to it as a "signal"
+ * request, which OpenSSH's sshd delivers to the command's process group:
+ * ssh does not do this without a terminal and leaves the command running
+ * when it dies, while a user who pressed Ctrl-C wants the command gone.
+ *  - Ctrl-C (INT): shoal waits for the command to end, and its exit
+ *    (usually 130) becomes ours; a second Ctrl-C ends shoal at once.
+ *  - TERM, HUP (a supervisor, `timeout`, a closed terminal): the command
+ *    gets SIG_GRACE_MS to end, then shoal exits 128+N anyway, so whoever
+ *    sent it sees shoal go promptly even if the server ignores the request.
+ * A signal before the command started ends shoal at once (128+N). */
+#define SIG_GRACE_MS 1000
+
+static void leave_on_signal(exec_state *st, int signum)
+{
+    if (uv_guess_handle(STDIN_FILENO) == UV_TTY)
+        uv_tty_reset_mode();
+    fprintf(stderr, "shoal: %s: %s\n", st->conn ? shoal_uv_conn_name(st->conn) : "exec",
+            signum == SIGINT ? "interrupted" : "terminated");
+    _exit(128 + signum);
+}
+
+static void on_sig_timer(uv_timer_t *t)
+{
+    exec_state *st = t->data;
+    leave_on_signal(st, st->sig_num);
+}
+
 static void on_our_signal(uv_signal_t *h, int signum)
 {
     exec_state *st = h->data;
@@ -339,12 +361,16 @@ static void on_our_signal(uv_signal_t *h, int signum)
         shoal_channel_signal(st->ch, name) == SHOAL_OK) {
         st->sig_sent = 1;
         shoal_uv_conn_flush(st->conn);
+        if (signum != SIGINT && uv_timer_init(st->loop, &st->sig_timer) == 0) {
+            st->sig_timer_open = 1;
+            st->sig_num = signum;
+            st->sig_timer.data = st;
+            uv_timer_start(&st->sig_timer, on_sig_timer, SIG_GRACE_MS, 0);
+            uv_unref((uv_handle_t *)&st->sig_timer); /* a command that ends in time ends the run */
+        }
         return;
     }
-    if (uv_guess_handle(STDIN_FILENO) == UV_TTY)
-        uv_tty_reset_mode();
-    fprintf(stderr, "shoal: %s: interrupted\n", st->conn ? shoal_uv_conn_name(st->conn) : "exec");
-    _exit(128 + signum);
+    leave_on_signal(st, signum);
 }
 
 static void signals_start(exec_state *st)
@@ -365,6 +391,10 @@ static void signals_stop(exec_state *st)
     for (int i = 0; i < st->sigs_open; i++)
         uv_close((uv_handle_t *)&st->sigs[i], NULL);
     st->sigs_open = 0;
+    if (st->sig_timer_open) {
+        st->sig_timer_open = 0;
+        uv_close((uv_handle_t *)&st->sig_timer, NULL);
+    }
 }
 
 /* ---- connection ---- */

@@ -124,6 +124,27 @@ if wait_for 30 running "3$M"; then
 else
     check "exec, Ctrl-C: the command started" false
 fi
+# TERM (a supervisor, timeout(1)) is passed on too; shoal exits 143 when
+# the command ends, or 1 s later when it ignores the signal.
+for ignore in no yes; do
+    M=$(marker)
+    cmd="x=$M; sleep 4\$x"
+    [ "$ignore" = yes ] && cmd="trap '' TERM; $cmd; echo never"
+    "$SHOAL_BIN" exec -l "$TEST_USER" -p "$SSHD_PORT" -i "$T/keys/id_ed25519" -o "UserKnownHostsFile=$KH" \
+        -o BatchMode=yes 127.0.0.1 "$cmd" >"$T/e4" 2>&1 </dev/null &
+    pid=$!
+    peers_track "$pid"
+    if wait_for 30 running "4$M"; then
+        kill -TERM "$pid"
+        rc=0
+        wait "$pid" || rc=$?
+        check "exec, TERM (command ignores it: $ignore): shoal exits 143 (rc $rc)" test "$rc" -eq 143
+        [ "$ignore" = no ] && check "exec, TERM: the remote command is gone" wait_for 30 gone "4$M"
+        [ "$ignore" = yes ] && pkill -KILL -f "4$M" || true
+    else
+        check "exec, TERM: the command started" false
+    fi
+done
 # The agent: a cancel, then a request Timeout.
 M=$(marker)
 /usr/bin/python3 - "$SSHD_PORT" "$M" "$T/agent_kill" "${AGENT[@]}" <<'PY'
