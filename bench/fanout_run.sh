@@ -6,7 +6,7 @@
 #
 # Measures, in one run:
 #   A. against one OpenSSH sshd, for N in BENCH_FANOUT_NS (100 500 1000):
-#        shoal    `shoal run -h HOSTS -- true` (all hosts at once, -w default)
+#        shoal    `shoal run -h HOSTS -- true` (all hosts at once, --threads default)
 #        pssh     `parallel-ssh -p N -h HOSTS -x "SSH OPTIONS" true`
 #        pdsh     `pdsh -R ssh -f N -S -w ^HOSTS true`, PDSH_SSH_ARGS = SSH OPTIONS
 #        asyncssh bench/asyncssh_fanout.py (all N concurrent, one asyncio loop)
@@ -554,7 +554,7 @@ fi
 header=(
     "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     "Machine: $cpu_model, $NCPU CPUs, Linux $(uname -r); fd limit $FDLIM"
-    "Clients: shoal run $rev (binary built $SHOAL_BUILT, sha256 $SHOAL_SUM...; -w default = $NCPU worker threads); pssh $pssh_v; $pdsh_v; asyncssh $asyncssh_v ($py_v, $PYTHON); ssh: $openssh"
+    "Clients: shoal run $rev (binary built $SHOAL_BUILT, sha256 $SHOAL_SUM...; --threads default = $NCPU worker threads); pssh $pssh_v; $pdsh_v; asyncssh $asyncssh_v ($py_v, $PYTHON); ssh: $openssh"
     "Servers: A. one OpenSSH sshd on 0.0.0.0 in a private network namespace (loopback only), MaxStartups 10000:30:10000; B. $NSERVE \`shoal serve\` processes, $SERVE_PER ListenAddress lines each, ports $SERVE_BASE-$((SERVE_BASE + NSERVE - 1)), host i on process i mod $NSERVE; $SERVER_ENV"
     "Hosts: host i is 127.0.(i/250).(i%250+1), every one a distinct address; command \`true\` as $USER_NAME; kex $KEX, host key $HKA pinned in a known_hosts file per N with one line per target, user key ed25519, BatchMode, no agent, no config files"
     "Client CPU = user+sys of the tool and every descendant it waited for (wait4 rusage; pssh's and pdsh's ssh processes included). Max RSS = the largest single process. Server CPU = listener(s) + reaped children from /proc. RSS growth per host = (max RSS at N - max RSS for 1 host) / (N - 1); peak conns = half the largest rise in TCP sockets in use (/proc/net/sockstat, sampled every 0.1 s); SYN drops = ListenDrops (/proc/net/netstat): SYNs dropped by a full listen queue, each costing a client a 1 s (then 2 s, 4 s...) retransmission"

@@ -6,6 +6,7 @@
  * stdin is read by its own thread (any kind of file, lines of any length)
  * and lines reach the loop through an async handle; stdout lines are
  * written whole and flushed one at a time by the loop thread. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -22,10 +25,14 @@
 #include "fleet.h"
 #include "ratelimit.h"
 #include "fleetopts.h"
+#include "numarg.h"
 #include "replyjson.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_OUTPUT_CAP (64u << 20)
+/* The largest whole number every JSON reader holds exactly (2^53 - 1):
+ * the upper bound of the byte and millisecond fields. */
+#define JSON_MAX_EXACT 9007199254740991ull
 
 /* ---- stdin lines ---- */
 
@@ -167,6 +174,43 @@ static const char *field_str(json_t *o, const char *name)
 static FILE *out;
 
 static void user_error(int critical, json_t *id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A whole number field in [lo, hi] (a JSON integer, or a real with no
+ * fraction such as 1e3). Absent or null: 0 and *present = 0. Anything else
+ * (a string, a fraction, a value out of range, which a cast would turn into
+ * anything at all) is a critical UserError naming the field: -1. */
+static int num_field(json_t *o, const char *name, const char *label, uint64_t lo, uint64_t hi, const char *unit,
+                     json_t *id, int *present, uint64_t *value)
+{
+    json_t *v = field(o, name);
+    *value = 0;
+    if (present)
+        *present = 0;
+    if (!v || json_is_null(v))
+        return 0;
+    int ok = 0;
+    if (json_is_integer(v)) {
+        json_int_t iv = json_integer_value(v);
+        ok = iv >= 0 && (uint64_t)iv >= lo && (uint64_t)iv <= hi;
+        if (ok)
+            *value = (uint64_t)iv;
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* Compared as doubles first: only then is the conversion defined. */
+        ok = d >= (double)lo && d <= (double)hi && d == (double)(uint64_t)d;
+        if (ok)
+            *value = (uint64_t)d;
+    }
+    if (!ok) {
+        user_error(1, id, "Cannot parse JSON: %s must be a whole number from %llu to %llu%s", label,
+                   (unsigned long long)lo, (unsigned long long)hi, unit);
+        return -1;
+    }
+    if (present)
+        *present = 1;
+    return 0;
+}
+
 static void user_error(int critical, json_t *id, const char *fmt, ...)
 {
     char msg[2048];
@@ -206,6 +250,13 @@ typedef struct agent {
     int eof;
     int in_init;
     line *held, *held_tail;   /* request lines read while asking passphrases */
+    /* Requests without an Id are served one at a time, in order, as GoSSHa
+     * does: the one running, and the lines (of any kind, but with no Id)
+     * that came after it. */
+    agent_req *serial;
+    line *waiting, *waiting_tail;
+    int draining;
+    int exited;
 } agent;
 
 struct agent_req {
@@ -319,6 +370,7 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 static void maybe_exit(agent *a);
+static void drain_waiting(agent *a);
 
 static void req_final(agent_req *r)
 {
@@ -342,9 +394,14 @@ static void req_final(agent_req *r)
             break;
         }
     }
+    int was_serial = a->serial == r;
+    if (was_serial)
+        a->serial = NULL;
     req_free(r);
     if (a->disconnect && a->f)
         fleet_drop_idle(a->f);
+    if (was_serial)
+        drain_waiting(a); /* the next line without an Id, in order */
     maybe_exit(a);
 }
 
@@ -444,9 +501,14 @@ static int host_entry(agent *a, agent_req *r, size_t i, json_t *h, const char *r
         spec = field_str(h, "Host");
         if (field_str(h, "User"))
             user = field_str(h, "User");
-        json_t *p = field(h, "Port");
-        if (json_is_integer(p) && json_integer_value(p) > 0 && json_integer_value(p) < 65536)
-            port = (unsigned)json_integer_value(p);
+        char label[64];
+        snprintf(label, sizeof(label), "Hosts[%zu].Port", i);
+        uint64_t p;
+        int has = 0;
+        if (num_field(h, "Port", label, 1, 65535, "", r->id, &has, &p) != 0)
+            return -1;
+        if (has)
+            port = (unsigned)p;
         keypath = field_str(h, "Key");
     }
     if (!spec || !*spec) {
@@ -509,6 +571,26 @@ static void handle_line(agent *a, const char *text, size_t len)
         return; /* blank lines are ignored */
     json_error_t jerr;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j && strstr(jerr.text, "too big integer")) {
+        /* A whole number beyond 2^63: read every number as a double, so
+         * that the field's own range check names it (all our numeric
+         * fields are far below 2^53). */
+        j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+        json_t *idv = j && json_is_object(j) ? field(j, "Id") : NULL;
+        double d = idv && json_is_real(idv) ? json_real_value(idv) : 0.5;
+        if (d >= -9007199254740991.0 && d <= 9007199254740991.0 && d == (double)(json_int_t)d) {
+            /* An Id that was a plain integer is echoed as one. */
+            const char *k;
+            json_t *v;
+            json_object_foreach(j, k, v)
+            {
+                if (v == idv) {
+                    json_object_set_new(j, k, json_integer((json_int_t)d));
+                    break;
+                }
+            }
+        }
+    }
     if (!j || !json_is_object(j)) {
         user_error(1, NULL, "Cannot parse JSON: %s", j ? "expected an object" : jerr.text);
         json_decref(j);
@@ -540,22 +622,56 @@ static void handle_line(agent *a, const char *text, size_t len)
         json_decref(j);
         return;
     }
-    json_t *to = field(j, "Timeout");
-    uint64_t timeout = DEFAULT_TIMEOUT_MS;
-    if (to && !json_is_null(to)) {
-        if (!json_is_number(to) || json_number_value(to) < 0) {
-            user_error(1, id, "Cannot parse JSON: Timeout must be a non-negative number of milliseconds");
+    /* Every number is range-checked before use: a double beyond the
+     * target type makes the conversion undefined (1e300 ms used to time
+     * out at once). */
+    uint64_t timeout, rate, host_rate, out_cap, req_port;
+    if (num_field(j, "Timeout", "Timeout", 0, JSON_MAX_EXACT, " (milliseconds)", id, NULL, &timeout) ||
+        num_field(j, "MaxThroughput", "MaxThroughput", 0, JSON_MAX_EXACT, " (bytes per second)", id, NULL, &rate) ||
+        num_field(j, "HostThroughput", "HostThroughput", 0, JSON_MAX_EXACT, " (bytes per second)", id, NULL,
+                  &host_rate) ||
+        num_field(j, "OutputLimit", "OutputLimit", 0, JSON_MAX_EXACT, " (bytes)", id, NULL, &out_cap) ||
+        num_field(j, "Port", "Port", 1, 65535, "", id, NULL, &req_port)) {
+        json_decref(j);
+        return;
+    }
+    if (!timeout)
+        timeout = DEFAULT_TIMEOUT_MS;
+    uint32_t mode = 0;
+    json_t *mv = field(j, "Mode");
+    if (mv && !json_is_null(mv)) {
+        uint64_t m = 0;
+        int bad_mode = 0;
+        if (json_is_string(mv))
+            bad_mode = numarg_mode(json_string_value(mv), &mode) != 0;
+        else if (num_field(j, "Mode", "Mode", 0, 07777, " (permission bits, or an octal string such as \"0644\")",
+                           id, NULL, &m) != 0) {
+            json_decref(j);
+            return;
+        } else
+            mode = (uint32_t)m;
+        if (bad_mode) {
+            user_error(1, id, "Cannot parse JSON: Mode must be permission bits from 0 to 4095, or an octal string "
+                              "from \"0\" to \"7777\"");
             json_decref(j);
             return;
         }
-        if (json_number_value(to) >= 1)
-            timeout = (uint64_t)json_number_value(to);
     }
-    json_t *mt = field(j, "MaxThroughput");
-    if (mt && !json_is_null(mt) && (!json_is_number(mt) || json_number_value(mt) < 0)) {
-        user_error(1, id, "Cannot parse JSON: MaxThroughput must be a non-negative number of bytes per second");
-        json_decref(j);
-        return;
+    fleet_xfer xfer = FLEET_XFER_AUTO;
+    json_t *vv = field(j, "Via");
+    if (vv && !json_is_null(vv)) {
+        const char *via = json_is_string(vv) ? json_string_value(vv) : "";
+        if (!strcasecmp(via, "sftp"))
+            xfer = FLEET_XFER_SFTP;
+        else if (!strcasecmp(via, "scp"))
+            xfer = FLEET_XFER_SCP;
+        else if (!strcasecmp(via, "cat"))
+            xfer = FLEET_XFER_CAT;
+        else {
+            user_error(1, id, "Cannot parse JSON: Via must be \"sftp\", \"scp\" or \"cat\"");
+            json_decref(j);
+            return;
+        }
     }
     json_t *hosts = field(j, "Hosts");
     if (hosts && !json_is_array(hosts)) {
@@ -582,22 +698,23 @@ static void handle_line(agent *a, const char *text, size_t len)
     r->base64 = json_is_true(b64);
     fr->stream = json_is_true(field(j, "Stream"));
     fr->keep_conn = !a->disconnect;
-    json_t *cap = field(j, "OutputLimit");
-    fr->out_cap = json_is_integer(cap) && json_integer_value(cap) > 0 ? (size_t)json_integer_value(cap)
-                                                                      : DEFAULT_OUTPUT_CAP;
+    fr->out_cap = out_cap && out_cap <= SIZE_MAX ? (size_t)out_cap : DEFAULT_OUTPUT_CAP;
     int bad = 0;
     if (kind == FLEET_EXEC) {
         const char *cmd = field_str(j, "Cmd");
         if (!cmd || !*cmd) {
-            user_error(1, id, "Empty 'Cmd' passed");
+            user_error(1, id, "Empty 'Cmd'");
             bad = 1;
         } else {
             fr->command = strdup(cmd);
         }
     } else {
         const char *src = field_str(j, "Source"), *dst = field_str(j, "Target");
-        if (!src || !*src || !dst || !*dst) {
-            user_error(1, id, "Empty 'Source' or 'Target' passed");
+        if (!src || !*src) {
+            user_error(1, id, "Empty 'Source'");
+            bad = 1;
+        } else if (!dst || !*dst) {
+            user_error(1, id, "Empty 'Target'");
             bad = 1;
         } else {
             char err[600];
@@ -606,23 +723,12 @@ static void handle_line(agent *a, const char *text, size_t len)
                 bad = 1;
             }
             fr->target = strdup(dst);
-            json_t *mode = field(j, "Mode");
-            if (json_is_integer(mode))
-                fr->mode = (uint32_t)json_integer_value(mode) & 07777;
-            else if (json_is_string(mode))
-                fr->mode = (uint32_t)strtoul(json_string_value(mode), NULL, 8) & 07777;
-            fr->mode_given = json_is_integer(mode) || json_is_string(mode);
+            fr->mode = mode;
+            fr->mode_given = mv && !json_is_null(mv);
             fr->inplace = json_is_true(field(j, "Inplace"));
             fr->verify = json_is_true(field(j, "Verify"));
-            const char *via = field_str(j, "Via");
-            fr->xfer = !via ? FLEET_XFER_AUTO
-                       : !strcasecmp(via, "sftp") ? FLEET_XFER_SFTP
-                       : !strcasecmp(via, "scp")  ? FLEET_XFER_SCP
-                       : !strcasecmp(via, "cat")  ? FLEET_XFER_CAT
-                                                  : FLEET_XFER_AUTO;
-            uint64_t rate = mt && json_is_number(mt) ? (uint64_t)json_number_value(mt) : 0;
-            json_t *hr = field(j, "HostThroughput");
-            fr->host_rate = json_is_number(hr) && json_number_value(hr) > 0 ? (uint64_t)json_number_value(hr) : 0;
+            fr->xfer = xfer;
+            fr->host_rate = host_rate;
             if (rate) {
                 fr->global_rate = calloc(1, sizeof(fleet_bucket));
                 if (fr->global_rate)
@@ -631,10 +737,6 @@ static void handle_line(agent *a, const char *text, size_t len)
         }
     }
     const char *req_user = field_str(j, "User");
-    json_t *rp = field(j, "Port");
-    unsigned req_port = json_is_integer(rp) && json_integer_value(rp) > 0 && json_integer_value(rp) < 65536
-                            ? (unsigned)json_integer_value(rp)
-                            : 0;
     shoal_key *req_key = NULL;
     const char *kp = field_str(j, "Key");
     if (!bad && kp)
@@ -649,7 +751,7 @@ static void handle_line(agent *a, const char *text, size_t len)
         if (!r->names || !r->users || !r->hostnames || !r->hosts)
             bad = 1;
         for (size_t k = 0; !bad && k < n; k++)
-            if (host_entry(a, r, k, json_array_get(hosts, k), req_user, req_port, req_key) != 0)
+            if (host_entry(a, r, k, json_array_get(hosts, k), req_user, (unsigned)req_port, req_key) != 0)
                 bad = 1;
     }
     json_decref(j);
@@ -659,6 +761,8 @@ static void handle_line(agent *a, const char *text, size_t len)
     }
     r->link = a->reqs;
     a->reqs = r;
+    if (!r->id)
+        a->serial = r; /* later lines without an Id wait for its FinalReply */
     r->timer = malloc(sizeof(uv_timer_t));
     if (r->timer) {
         uv_timer_init(a->loop, r->timer);
@@ -668,9 +772,54 @@ static void handle_line(agent *a, const char *text, size_t len)
     req_pump(r);
 }
 
+/* Does this line carry an Id? (A line that is not a JSON object has none.) */
+static int line_has_id(const line *l)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(l->text, l->len, 0, &jerr);
+    int has = j && json_is_object(j) && field(j, "Id") != NULL;
+    json_decref(j);
+    return has;
+}
+
+/* Takes a line from stdin (or held during start-up). A line with an Id is
+ * handled at once (requests with Ids run concurrently; a cancel must not
+ * wait); one without waits while an earlier request without Id runs. */
+static void take_line(agent *a, line *l)
+{
+    if ((a->serial || a->waiting) && !line_has_id(l)) {
+        l->next = NULL;
+        if (a->waiting_tail)
+            a->waiting_tail->next = l;
+        else
+            a->waiting = l;
+        a->waiting_tail = l;
+        return;
+    }
+    handle_line(a, l->text, l->len);
+    line_free(l);
+}
+
+static void drain_waiting(agent *a)
+{
+    if (a->draining)
+        return; /* the loop below is on the stack: it goes on */
+    a->draining = 1;
+    while (!a->serial && a->waiting) {
+        line *l = a->waiting;
+        a->waiting = l->next;
+        if (!a->waiting)
+            a->waiting_tail = NULL;
+        handle_line(a, l->text, l->len);
+        line_free(l);
+    }
+    a->draining = 0;
+}
+
 static void maybe_exit(agent *a)
 {
-    if (a->eof && !a->reqs && !a->in_init) {
+    if (a->eof && !a->reqs && !a->in_init && !a->waiting && !a->draining && !a->exited) {
+        a->exited = 1;
         uv_close((uv_handle_t *)&a->lines, NULL);
         if (a->f) {
             fleet_free(a->f);
@@ -699,28 +848,64 @@ static void on_lines(uv_async_t *h)
             }
             return;
         }
-        handle_line(a, l->text, l->len);
-        line_free(l);
+        take_line(a, l);
     }
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: shoal agent [-i key] [-l user] [-c N] [-m N] [-d] [-o Option=value]...\n"
+    fprintf(f, "usage: shoal agent [-i key] [-l user] [-c N] [-m N] [-d] [--threads N] [-o Option=value]...\n"
                "  JSON lines on stdin and stdout (GoSSHa's protocol; see docs/AGENT.md)\n"
-               "  -i key   an extra private key (with ~/.ssh/id_ed25519, id_ecdsa, id_rsa, id_dsa)\n"
-               "  -l user  login name (default $LOGNAME, then $USER)\n"
-               "  -c N     ssh-agent connections at once (default 128)\n"
-               "  -m N     hosts in progress per request (default 0: no limit)\n"
-               "  -d       disconnect after each request (default: connections are reused)\n"
-               "  -o opt   OpenSSH-style option (StrictHostKeyChecking, UserKnownHostsFile, Ciphers...)\n"
-               "  -w N     worker threads (default: one per CPU; the first works alone\n"
-               "           until its core is saturated)\n");
+               "  -i key       an extra private key (with ~/.ssh/id_ed25519, id_ecdsa, id_rsa, id_dsa)\n"
+               "  -l user      login name (default $LOGNAME, then $USER)\n"
+               "  -c N         ssh-agent connections at once (default 128)\n"
+               "  -m N         hosts in progress per request (default 0: no limit)\n"
+               "  -d           disconnect after each request (default: connections are reused)\n"
+               "  -o opt       OpenSSH-style option (StrictHostKeyChecking, UserKnownHostsFile, Ciphers...)\n"
+               "  --threads N  worker threads, 1 to 64 (default: one per CPU; the first works alone\n"
+               "               until its core is saturated)\n");
+}
+
+/* GoSSHa says so (non-critical) when SSH_AUTH_SOCK names no agent, and
+ * goes on with the key files: a dead socket left in the environment would
+ * otherwise fail every login without a word. */
+static void check_agent_socket(const char *path)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        user_error(0, NULL, "Cannot open connection to SSH agent: %s: path too long", path);
+        return;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        user_error(0, NULL, "Cannot open connection to SSH agent: %s: %s", path, strerror(errno));
+        return;
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        user_error(0, NULL, "Cannot open connection to SSH agent: dial unix %s: connect: %s", path, strerror(errno));
+    close(fd);
+}
+
+/* -c, -m and --threads: whole numbers, or a usage error naming the flag. */
+static int count_arg(const char *flag, const char *v, uint64_t lo, uint64_t hi, unsigned *value)
+{
+    uint64_t n;
+    if (numarg_uint(v, lo, hi, &n) != 0) {
+        fprintf(stderr, "shoal agent: %s %s: expected a whole number from %llu to %llu\n", flag, v,
+                (unsigned long long)lo, (unsigned long long)hi);
+        return -1;
+    }
+    *value = (unsigned)n;
+    return 0;
 }
 
 int cmd_agent(int argc, char **argv)
 {
     static agent a;
+    static uv_loop_t loop;
     memset(&a, 0, sizeof(a));
     out = stdout;
     fleetopts_init(&a.opts);
@@ -729,8 +914,10 @@ int cmd_agent(int argc, char **argv)
     char err[1024];
     int c;
     optind = 1;
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
-    while ((c = getopt_long(argc, argv, "i:l:c:m:do:w:", longopts, NULL)) != -1) {
+    enum { O_HELP = 256, O_THREADS };
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, O_HELP}, {"threads", required_argument, NULL, O_THREADS}, {NULL, 0, NULL, 0}};
+    while ((c = getopt_long(argc, argv, "i:l:c:m:do:", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': {
             size_t l = strlen(optarg);
@@ -748,16 +935,19 @@ int cmd_agent(int argc, char **argv)
             a.opts.user = strdup(optarg);
             break;
         case 'c':
-            agent_conns = (unsigned)strtoul(optarg, NULL, 10);
+            if (count_arg("-c", optarg, 1, 1000000, &agent_conns) != 0)
+                goto usage_error;
             break;
         case 'm':
-            a.max_per_request = (unsigned)strtoul(optarg, NULL, 10);
+            if (count_arg("-m", optarg, 0, 100000000, &a.max_per_request) != 0)
+                goto usage_error;
             break;
         case 'd':
             a.disconnect = 1;
             break;
-        case 'w':
-            workers = (unsigned)strtoul(optarg, NULL, 10);
+        case O_THREADS:
+            if (count_arg("--threads", optarg, 1, 64, &workers) != 0)
+                goto usage_error;
             break;
         case 'o':
             if (shoal_ssh_options_apply(&a.opts.ssh, optarg, err, sizeof(err)) != 0) {
@@ -766,7 +956,7 @@ int cmd_agent(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'H':
+        case O_HELP:
             usage(stdout);
             fleetopts_free(&a.opts);
             return 0;
@@ -776,43 +966,84 @@ int cmd_agent(int argc, char **argv)
             return 2;
         }
     }
+    if (optind < argc) {
+        fprintf(stderr, "shoal agent: unexpected argument \"%s\"\n", argv[optind]);
+        goto usage_error;
+    }
     signal(SIGPIPE, SIG_IGN);
     fleet_raise_fd_limit();
+    /* The loop first: it needs descriptors (epoll, eventfd), and without
+     * them nothing else can work; say so instead of crashing. */
+    /* Said on both: the front-end reads stdout, a person stderr. */
+    if (fleet_check_fds(workers, err, sizeof(err)) != 0) {
+        user_error(1, NULL, "%s", err);
+        fprintf(stderr, "shoal agent: %s\n", err);
+        fleetopts_free(&a.opts);
+        return 1;
+    }
+    int urc = uv_loop_init(&loop);
+    if (urc != 0) {
+        snprintf(err, sizeof(err), "cannot create the event loop: %s%s", uv_strerror(urc),
+                 urc == UV_EMFILE ? " (raise the open files limit, ulimit -n)" : "");
+        user_error(1, NULL, "%s", err);
+        fprintf(stderr, "shoal agent: %s\n", err);
+        fleetopts_free(&a.opts);
+        return 1;
+    }
+    a.loop = &loop;
     pthread_mutex_init(&a.rd.mu, NULL);
     pthread_cond_init(&a.rd.cond, NULL);
     pthread_t rt;
-    pthread_create(&rt, NULL, reader_main, &a.rd);
+    int prc = pthread_create(&rt, NULL, reader_main, &a.rd);
+    if (prc != 0) {
+        fprintf(stderr, "shoal agent: cannot start the stdin reader: %s\n", strerror(prc));
+        fleetopts_free(&a.opts);
+        uv_loop_close(&loop);
+        return 1;
+    }
 
     /* Initialisation: keys (with PasswordRequest lines), known_hosts. */
     a.in_init = 1;
+    int rc = 0;
     if (fleetopts_prepare(&a.opts, SHOAL_HOSTKEY_ACCEPT_NEW, ask_passphrase, &a, warn_key, &a, err, sizeof(err)) !=
         0) {
         user_error(1, NULL, "%s", err);
-        fleetopts_free(&a.opts);
-        return 1;
+        rc = 1;
+        goto out_reader;
     }
+    if (a.opts.agent)
+        check_agent_socket(a.opts.agent);
     a.opts.cfg.workers = workers;
     a.opts.cfg.max_agent_conns = agent_conns ? agent_conns : 128;
-    a.loop = uv_default_loop();
-    if (fleet_new(a.loop, &a.opts.cfg, on_event, &a, &a.f) != 0) {
-        user_error(1, NULL, "cannot start the workers");
-        fleetopts_free(&a.opts);
-        return 1;
+    if (fleet_new(a.loop, &a.opts.cfg, on_event, &a, &a.f, err, sizeof(err)) != 0) {
+        user_error(1, NULL, "cannot start the workers: %s", err);
+        fprintf(stderr, "shoal agent: cannot start the workers: %s\n", err);
+        uv_run(a.loop, UV_RUN_DEFAULT); /* closes what fleet_new set up */
+        rc = 1;
+        goto out_reader;
     }
+    urc = uv_async_init(a.loop, &a.lines, on_lines);
+    if (urc != 0) {
+        user_error(1, NULL, "cannot start: uv_async_init: %s", uv_strerror(urc));
+        fprintf(stderr, "shoal agent: cannot start: uv_async_init: %s\n", uv_strerror(urc));
+        fleet_free(a.f);
+        a.f = NULL;
+        uv_run(a.loop, UV_RUN_DEFAULT);
+        rc = 1;
+        goto out_reader;
+    }
+    a.lines.data = &a;
     json_t *ic = json_object();
     json_object_set_new(ic, "Type", json_string("InitializeComplete"));
     json_object_set_new(ic, "InitializeComplete", json_true());
     replyjson_emit(out, ic);
     a.in_init = 0;
 
-    uv_async_init(a.loop, &a.lines, on_lines);
-    a.lines.data = &a;
     /* Lines held back while passphrases were asked go first. */
     while (a.held) {
         line *l = a.held;
         a.held = l->next;
-        handle_line(&a, l->text, l->len);
-        line_free(l);
+        take_line(&a, l);
     }
     a.held_tail = NULL;
     pthread_mutex_lock(&a.rd.mu);
@@ -825,6 +1056,17 @@ int cmd_agent(int argc, char **argv)
     uv_run(a.loop, UV_RUN_DEFAULT);
     fflush(out);
     pthread_join(rt, NULL);
+    goto out_keys;
+out_reader:
+    /* Start-up failed: the reader thread may be blocked in read(); it is
+     * not joined (the process exits). */
+    pthread_detach(rt);
+    while (a.held) {
+        line *l = a.held;
+        a.held = l->next;
+        line_free(l);
+    }
+out_keys:
     while (a.keys) {
         keycache *k = a.keys;
         a.keys = k->next;
@@ -834,5 +1076,8 @@ int cmd_agent(int argc, char **argv)
     }
     fleetopts_free(&a.opts);
     uv_loop_close(a.loop);
-    return 0;
+    return rc;
+usage_error:
+    fleetopts_free(&a.opts);
+    return 2;
 }

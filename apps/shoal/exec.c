@@ -25,6 +25,7 @@
 #include "shoal/uv.h"
 
 #define EXIT_CONN_ERROR 255
+#define IN_BUF (256u * 1024u)
 /* Opening the session channel and starting the command: the server must
  * answer within this (ConnectTimeout when given). OpenSSH would wait for
  * ever on a server that never confirms the channel. */
@@ -41,6 +42,11 @@ typedef struct exec_state {
     int verbose;
 
     int have_status, have_signal, channel_done, exec_refused;
+    int exec_started;          /* the server accepted the command */
+    uv_signal_t sigs[3];       /* SIGINT, SIGTERM, SIGHUP: passed on to the command */
+    int sigs_open, sig_sent;
+    uv_timer_t sig_timer;      /* after TERM/HUP: how long the command gets to end */
+    int sig_timer_open, sig_num;
     uint32_t status;
     char signame[40];
     char sigmsg[256];
@@ -58,7 +64,8 @@ typedef struct exec_state {
     } in;
     int in_open, in_reading, in_eof, eof_sent;
     int in_feeding; /* inside file_feed (a write may call back) */
-    char inbuf[256 * 1024];
+    char *inbuf;       /* IN_BUF bytes, allocated with the input (never on the stack: a
+                          tight address-space limit must give an error, not SIGSEGV) */
     size_t pend_off, pend_len; /* unsent part of inbuf */
 } exec_state;
 
@@ -131,7 +138,7 @@ static void on_stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     exec_state *st = h->data;
     (void)suggested;
-    *buf = uv_buf_init(st->inbuf, sizeof(st->inbuf));
+    *buf = uv_buf_init(st->inbuf, IN_BUF);
 }
 
 static void on_stdin_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -169,7 +176,7 @@ static void file_feed(exec_state *st)
         size_t room = shoal_channel_writable(st->ch);
         if (room == 0)
             break; /* on_writable comes back */
-        size_t want = room < sizeof(st->inbuf) ? room : sizeof(st->inbuf);
+        size_t want = room < IN_BUF ? room : IN_BUF;
         ssize_t n = read(STDIN_FILENO, st->inbuf, want);
         if (n < 0 && errno == EINTR)
             continue;
@@ -205,14 +212,17 @@ static void stdin_start(exec_state *st)
     }
 }
 
-static void stdin_init(exec_state *st, int no_stdin)
+static int stdin_init(exec_state *st, int no_stdin)
 {
     st->in_kind = IN_NONE;
     if (no_stdin)
-        return;
+        return 0;
     struct stat sb;
     if (fstat(STDIN_FILENO, &sb) != 0)
-        return; /* closed: nothing to send */
+        return 0; /* closed: nothing to send */
+    st->inbuf = malloc(IN_BUF);
+    if (!st->inbuf)
+        return -1;
     uv_handle_type t = uv_guess_handle(STDIN_FILENO);
     if (t == UV_TTY && uv_tty_init(st->loop, &st->in.tty, STDIN_FILENO, 1) == 0) {
         st->in_kind = IN_STREAM;
@@ -222,14 +232,15 @@ static void stdin_init(exec_state *st, int no_stdin)
         } else {
             uv_close((uv_handle_t *)&st->in.pipe, NULL);
             st->in_kind = IN_FILE;
-            return;
+            return 0;
         }
     } else {
         st->in_kind = IN_FILE; /* regular files, /dev/null and other devices */
-        return;
+        return 0;
     }
     st->in.pipe.data = st;
     st->in_open = 1;
+    return 0;
 }
 
 static void stdin_close(exec_state *st)
@@ -303,6 +314,7 @@ static void on_ch_request(shoal_channel *ch, const char *request, int ok, void *
         shoal_channel_close(ch);
         return;
     }
+    st->exec_started = 1;
     if (st->in_kind == IN_NONE) {
         st->in_eof = 1;
         maybe_send_eof(st);
@@ -363,6 +375,78 @@ static void on_ch_close(shoal_channel *ch, void *ud)
     st->channel_done = 1;
     stdin_close(st);
     shoal_uv_conn_close(st->conn);
+}
+
+/* ---- our signals ----
+ * A signal while the command runs is passed on to it as a "signal"
+ * request, which OpenSSH's sshd delivers to the command's process group:
+ * ssh does not do this without a terminal and leaves the command running
+ * when it dies, while a user who pressed Ctrl-C wants the command gone.
+ *  - Ctrl-C (INT): shoal waits for the command to end, and its exit
+ *    (usually 130) becomes ours; a second Ctrl-C ends shoal at once.
+ *  - TERM, HUP (a supervisor, `timeout`, a closed terminal): the command
+ *    gets SIG_GRACE_MS to end, then shoal exits 128+N anyway, so whoever
+ *    sent it sees shoal go promptly even if the server ignores the request.
+ * A signal before the command started ends shoal at once (128+N). */
+#define SIG_GRACE_MS 1000
+
+static void leave_on_signal(exec_state *st, int signum)
+{
+    if (uv_guess_handle(STDIN_FILENO) == UV_TTY)
+        uv_tty_reset_mode();
+    fprintf(stderr, "shoal: %s: %s\n", st->conn ? shoal_uv_conn_name(st->conn) : "exec",
+            signum == SIGINT ? "interrupted" : "terminated");
+    _exit(128 + signum);
+}
+
+static void on_sig_timer(uv_timer_t *t)
+{
+    exec_state *st = t->data;
+    leave_on_signal(st, st->sig_num);
+}
+
+static void on_our_signal(uv_signal_t *h, int signum)
+{
+    exec_state *st = h->data;
+    const char *name = signum == SIGINT ? "INT" : signum == SIGTERM ? "TERM" : "HUP";
+    if (st->ch && st->exec_started && !st->sig_sent && !st->channel_done &&
+        shoal_channel_signal(st->ch, name) == SHOAL_OK) {
+        st->sig_sent = 1;
+        shoal_uv_conn_flush(st->conn);
+        if (signum != SIGINT && uv_timer_init(st->loop, &st->sig_timer) == 0) {
+            st->sig_timer_open = 1;
+            st->sig_num = signum;
+            st->sig_timer.data = st;
+            uv_timer_start(&st->sig_timer, on_sig_timer, SIG_GRACE_MS, 0);
+            uv_unref((uv_handle_t *)&st->sig_timer); /* a command that ends in time ends the run */
+        }
+        return;
+    }
+    leave_on_signal(st, signum);
+}
+
+static void signals_start(exec_state *st)
+{
+    static const int nums[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        if (uv_signal_init(st->loop, &st->sigs[i]) != 0)
+            break;
+        st->sigs[i].data = st;
+        st->sigs_open = i + 1;
+        uv_signal_start(&st->sigs[i], on_our_signal, nums[i]);
+        uv_unref((uv_handle_t *)&st->sigs[i]); /* never keeps the loop alive */
+    }
+}
+
+static void signals_stop(exec_state *st)
+{
+    for (int i = 0; i < st->sigs_open; i++)
+        uv_close((uv_handle_t *)&st->sigs[i], NULL);
+    st->sigs_open = 0;
+    if (st->sig_timer_open) {
+        st->sig_timer_open = 0;
+        uv_close((uv_handle_t *)&st->sig_timer, NULL);
+    }
 }
 
 /* ---- connection ---- */
@@ -513,13 +597,12 @@ static char *join_command(int argc, char **argv)
     return s;
 }
 
+/* As ssh: the login name of the real uid ($USER and $LOGNAME play no
+ * part); NULL when the uid has no passwd entry. */
 static const char *default_user(void)
 {
-    const char *u = getenv("USER");
-    if (u && *u)
-        return u;
     struct passwd *pw = getpwuid(getuid());
-    return pw ? pw->pw_name : "root";
+    return pw && pw->pw_name && *pw->pw_name ? pw->pw_name : NULL;
 }
 
 int cmd_exec(int argc, char **argv)
@@ -638,6 +721,12 @@ int cmd_exec(int argc, char **argv)
     uo.host = host;
     uo.port = port ? port : (o.port ? o.port : 22);
     uo.ssh.user = *user ? user : (o.user ? o.user : default_user());
+    if (!uo.ssh.user) {
+        fprintf(stderr, "shoal: no user exists for uid %lu (give a login name with -l)\n", (unsigned long)getuid());
+        free(command);
+        shoal_ssh_options_free(&o);
+        return EXIT_CONN_ERROR;
+    }
     uo.ssh.kex_algorithms = o.kex;
     uo.ssh.ciphers = o.ciphers;
     uo.ssh.macs = o.macs;
@@ -690,9 +779,19 @@ int cmd_exec(int argc, char **argv)
         shoal_ssh_options_free(&o);
         return EXIT_CONN_ERROR;
     }
-    stdin_init(&st, no_stdin);
+    if (stdin_init(&st, no_stdin) != 0) {
+        fprintf(stderr, "shoal: out of memory\n");
+        shoal_uv_conn_free(st.conn);
+        uv_close((uv_handle_t *)&st.open_timer, NULL);
+        uv_run(st.loop, UV_RUN_DEFAULT);
+        free(command);
+        shoal_ssh_options_free(&o);
+        return EXIT_CONN_ERROR;
+    }
+    signals_start(&st);
     shoal_uv_conn_start(st.conn);
     uv_run(st.loop, UV_RUN_DEFAULT);
+    signals_stop(&st);
 
     int code;
     if (st.have_status) {
@@ -719,6 +818,7 @@ int cmd_exec(int argc, char **argv)
     uv_close((uv_handle_t *)&st.open_timer, NULL);
     uv_run(st.loop, UV_RUN_DEFAULT);
     uv_loop_close(st.loop);
+    free(st.inbuf);
     free(command);
     shoal_ssh_options_free(&o);
     return code;

@@ -52,6 +52,7 @@ void fleet_request_unref(fleet_request *r)
     free(r->command);
     free(r->target);
     fleet_source_free(r->source);
+    fleet_source_free(r->input);
     if (r->global_rate) {
         fleet_bucket_destroy(r->global_rate);
         free(r->global_rate);
@@ -62,8 +63,9 @@ void fleet_request_unref(fleet_request *r)
 /* ---- upload sources ---- */
 
 struct fleet_source {
-    char *name;     /* the file's base name (uploads into a directory use it) */
-    int fd;
+    char *name;                 /* the file's base name (uploads into a directory use it) */
+    int fd;                     /* -1 when the bytes are in memory (heap) */
+    int heap;
     uint8_t *map;
     uint64_t size;
     uint32_t mode;
@@ -153,13 +155,108 @@ const char *fleet_source_sha256(fleet_source *s)
     return s->sha;
 }
 
+int fleet_source_open_input(const char *path, size_t cap, fleet_source **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    const char *name = path ? path : "stdin";
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : dup(STDIN_FILENO);
+    if (fd < 0) {
+        snprintf(err, errsz, "cannot open %s: %s", name, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errsz, "cannot read %s: %s", name, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (S_ISREG(st.st_mode) && path) {
+        close(fd);
+        return fleet_source_open(path, out, err, errsz);
+    }
+    fleet_source *s = calloc(1, sizeof(*s));
+    if (!s) {
+        close(fd);
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > 0 && lseek(fd, 0, SEEK_CUR) == 0) {
+        /* stdin redirected from a file: mapped like --stdin FILE. */
+        s->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (s->map != MAP_FAILED) {
+            s->fd = fd;
+            s->size = (uint64_t)st.st_size;
+            pthread_mutex_init(&s->mu, NULL);
+            *out = s;
+            return 0;
+        }
+        s->map = NULL;
+    }
+    /* A pipe or a terminal: read once, kept for every host. */
+    size_t len = 0, alloc = 0;
+    uint8_t *buf = NULL;
+    for (;;) {
+        if (len == alloc) {
+            size_t na = alloc ? alloc * 2 : 65536;
+            if (na > cap + 1)
+                na = cap + 1;
+            uint8_t *nb = na > alloc ? realloc(buf, na) : NULL;
+            if (!nb) {
+                if (len > cap)
+                    snprintf(err, errsz, "%s: more than %zu bytes; give a file (--stdin FILE), which is mapped instead",
+                             name, cap);
+                else
+                    snprintf(err, errsz, "%s: out of memory", name);
+                free(buf);
+                free(s);
+                close(fd);
+                return -1;
+            }
+            buf = nb;
+            alloc = na;
+        }
+        ssize_t n = read(fd, buf + len, alloc - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errsz, "cannot read %s: %s", name, strerror(errno));
+            free(buf);
+            free(s);
+            close(fd);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > cap) {
+            snprintf(err, errsz, "%s: more than %zu bytes; give a file (--stdin FILE), which is mapped instead", name,
+                     cap);
+            free(buf);
+            free(s);
+            close(fd);
+            return -1;
+        }
+    }
+    close(fd);
+    s->fd = -1;
+    s->heap = 1;
+    s->map = buf;
+    s->size = len;
+    pthread_mutex_init(&s->mu, NULL);
+    *out = s;
+    return 0;
+}
+
 void fleet_source_free(fleet_source *s)
 {
     if (!s)
         return;
-    if (s->map)
+    if (s->heap)
+        free(s->map);
+    else if (s->map)
         munmap(s->map, (size_t)s->size);
-    close(s->fd);
+    if (s->fd >= 0)
+        close(s->fd);
     pthread_mutex_destroy(&s->mu);
     free(s->name);
     free(s);
@@ -176,6 +273,64 @@ unsigned long fleet_raise_fd_limit(void)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     return (unsigned long)rl.rlim_cur;
+}
+
+unsigned fleet_worker_count(unsigned requested)
+{
+    unsigned nw = requested;
+    if (!nw) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nw = n > 0 ? (unsigned)n : 1;
+    }
+    return nw > 64 ? 64 : nw;
+}
+
+/* Descriptors libuv takes (libuv 1.44, measured): 2 for its process-wide
+ * signal pipe, and per event loop an epoll descriptor, its signal pipe (2)
+ * and an eventfd; a connection needs its socket at least (and one more
+ * for the ssh-agent while it logs in). libuv aborts the process when the
+ * first of these cannot be had, so they are counted before any is asked
+ * for. */
+#define FDS_GLOBAL 2
+#define FDS_PER_LOOP 4
+#define FDS_PER_CONN 1
+
+int fleet_check_fds(unsigned workers, char *err, size_t errsz)
+{
+    unsigned nw = fleet_worker_count(workers);
+    unsigned need = FDS_GLOBAL + FDS_PER_LOOP * (nw + 1) + FDS_PER_CONN;
+    int fds[64 * FDS_PER_LOOP + 16];
+    unsigned have = 0;
+    int first = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (first >= 0) {
+        fds[have++] = first;
+        while (have < need && have < sizeof(fds) / sizeof(fds[0])) {
+            int fd = fcntl(first, F_DUPFD_CLOEXEC, 0);
+            if (fd < 0)
+                break;
+            fds[have++] = fd;
+        }
+    }
+    int saved = errno;
+    for (unsigned i = 0; i < have; i++)
+        close(fds[i]);
+    if (have >= need)
+        return 0;
+    struct rlimit rl;
+    unsigned long long lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
+    if (first < 0 && saved != EMFILE && saved != ENFILE)
+        snprintf(err, errsz, "cannot open /dev/null: %s", strerror(saved));
+    else if (nw > 1)
+        snprintf(err, errsz,
+                 "too few file descriptors: %u free of %llu (ulimit -n), %u needed for %u worker threads and one "
+                 "connection (%u with --threads 1)",
+                 have, lim, need, nw, FDS_GLOBAL + FDS_PER_LOOP * 2 + FDS_PER_CONN);
+    else
+        snprintf(err, errsz,
+                 "too few file descriptors: %u free of %llu (ulimit -n), %u needed for a worker thread and one "
+                 "connection",
+                 have, lim, need);
+    return -1;
 }
 
 /* ---- events back to the caller's loop ---- */
@@ -283,12 +438,88 @@ static void close_results(uv_handle_t *h)
     uv_close((uv_handle_t *)&f->results, free_on_close);
 }
 
-int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out)
+/* "uv_loop_init: too many open files (the limit is 16 descriptors; ulimit -n)". */
+static void init_error(char *err, size_t errsz, const char *what, int uverr)
+{
+    if (!err || !errsz)
+        return;
+    struct rlimit rl;
+    if ((uverr == UV_EMFILE || uverr == UV_ENFILE) && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        snprintf(err, errsz, "%s: %s (the limit is %llu open files; see ulimit -n)", what, uv_strerror(uverr),
+                 (unsigned long long)rl.rlim_cur);
+    else
+        snprintf(err, errsz, "%s: %s", what, uverr ? uv_strerror(uverr) : "out of memory");
+}
+
+/* Undoes what worker_init did, for a worker whose thread never ran. */
+static void worker_uninit(fleet_worker *w)
+{
+    if (w->inited & 4) {
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+    }
+    if (w->inited & 2)
+        uv_loop_close(&w->loop);
+    if (w->inited & 1)
+        pthread_mutex_destroy(&w->mu);
+    free(w->table);
+    w->table = NULL;
+    shoal_uv_limiter_free(w->agent_limiter);
+    w->agent_limiter = NULL;
+    w->inited = 0;
+}
+
+static int worker_init(fleet *f, unsigned i, unsigned maxh, unsigned maxa, char *err, size_t errsz)
+{
+    fleet_worker *w = &f->w[i];
+    unsigned nw = f->nw;
+    char what[64];
+    w->f = f;
+    w->idx = i;
+    /* Worker 0 works alone until its core is saturated (spilling in
+     * fleet_worker.c), so it gets the whole budget; the others share it
+     * on top while helping. */
+    w->max_handshaking = i == 0 ? maxh : (maxh + nw - 1) / nw;
+    pthread_mutex_init(&w->mu, NULL);
+    w->inited |= 1;
+    int rc = uv_loop_init(&w->loop);
+    if (rc) {
+        snprintf(what, sizeof(what), "worker %u: uv_loop_init", i + 1);
+        init_error(err, errsz, what, rc);
+        return -1;
+    }
+    w->inited |= 2;
+    if (i == 0 && nw > 1)
+        uv_loop_configure(&w->loop, UV_METRICS_IDLE_TIME);
+    rc = uv_async_init(&w->loop, &w->wake, fleet__worker_wake);
+    if (rc) {
+        snprintf(what, sizeof(what), "worker %u: uv_async_init", i + 1);
+        init_error(err, errsz, what, rc);
+        return -1;
+    }
+    w->inited |= 4;
+    w->wake.data = w;
+    w->table_size = 4096;
+    w->table = calloc(w->table_size, sizeof(pconn *));
+    unsigned share = (maxa + nw - 1) / nw;
+    if (!w->table || shoal_uv_limiter_new(share ? share : 1, &w->agent_limiter) != SHOAL_OK) {
+        init_error(err, errsz, "worker set-up", 0);
+        return -1;
+    }
+    return 0;
+}
+
+int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out, char *err,
+              size_t errsz)
 {
     *out = NULL;
+    if (err && errsz)
+        err[0] = 0;
     fleet *f = calloc(1, sizeof(*f));
-    if (!f)
+    if (!f) {
+        init_error(err, errsz, "fleet", 0);
         return SHOAL_ERR_NOMEM;
+    }
     f->main = main_loop;
     f->cfg = *cfg;
     /* Thousands of connections come and go: keep freed memory in the
@@ -309,46 +540,72 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
     f->spill_busy_pct = e && *e ? (unsigned)strtoul(e, NULL, 10) : FLEET_SPILL_BUSY_PCT;
     f->debug = getenv("SHOAL_FLEET_DEBUG") != NULL;
     atomic_init(&f->conns, 0);
-    unsigned nw = cfg->workers;
-    if (!nw) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        nw = n > 0 ? (unsigned)n : 1;
-    }
-    if (nw > 64)
-        nw = 64;
+    unsigned nw = fleet_worker_count(cfg->workers);
     f->nw = nw;
     unsigned maxh = cfg->max_handshakes ? cfg->max_handshakes : 512;
     unsigned maxa = cfg->max_agent_conns ? cfg->max_agent_conns : 128;
     pthread_mutex_init(&f->rmu, NULL);
-    uv_async_init(main_loop, &f->results, on_results);
-    f->results.data = f;
     atomic_init(&f->outstanding, 0);
+    /* Every libuv set-up can fail for want of file descriptors (an event
+     * loop is an epoll and an eventfd descriptor): each is checked, and
+     * what was set up is undone. */
+    int rc = uv_async_init(main_loop, &f->results, on_results);
+    if (rc) {
+        init_error(err, errsz, "uv_async_init", rc);
+        pthread_mutex_destroy(&f->rmu);
+        free(f);
+        return SHOAL_ERR_IO;
+    }
+    f->results.data = f;
     uv_timer_init(main_loop, &f->drain);
     f->drain.data = f;
     f->w = calloc(nw, sizeof(fleet_worker));
     if (!f->w) {
+        init_error(err, errsz, "fleet", 0);
+        pthread_mutex_destroy(&f->rmu);
         uv_close((uv_handle_t *)&f->drain, close_results); /* frees f */
         return SHOAL_ERR_NOMEM;
     }
-    for (unsigned i = 0; i < nw; i++) {
-        fleet_worker *w = &f->w[i];
-        w->f = f;
-        w->idx = i;
-        /* Worker 0 works alone until its core is saturated (spilling in
-         * fleet_worker.c), so it gets the whole budget; the others share it
-         * on top while helping. */
-        w->max_handshaking = i == 0 ? maxh : (maxh + nw - 1) / nw;
-        pthread_mutex_init(&w->mu, NULL);
-        uv_loop_init(&w->loop);
-        if (i == 0 && nw > 1)
-            uv_loop_configure(&w->loop, UV_METRICS_IDLE_TIME);
-        uv_async_init(&w->loop, &w->wake, fleet__worker_wake);
-        w->wake.data = w;
-        w->table_size = 4096;
-        w->table = calloc(w->table_size, sizeof(pconn *));
-        unsigned share = (maxa + nw - 1) / nw;
-        shoal_uv_limiter_new(share ? share : 1, &w->agent_limiter);
-        uv_thread_create(&w->thread, fleet__worker_main, w);
+    unsigned ready = 0;
+    for (; ready < nw; ready++)
+        if (worker_init(f, ready, maxh, maxa, err, errsz) != 0)
+            break;
+    unsigned started = 0;
+    if (ready == nw) {
+        for (; started < nw; started++) {
+            rc = uv_thread_create(&f->w[started].thread, fleet__worker_main, &f->w[started]);
+            if (rc) {
+                char what[64];
+                snprintf(what, sizeof(what), "worker %u: uv_thread_create", started + 1);
+                init_error(err, errsz, what, rc);
+                break;
+            }
+        }
+    }
+    if (started < nw) {
+        /* Stop the threads that run, then undo every worker's set-up. */
+        for (unsigned i = 0; i < started; i++) {
+            fleet_msg *m = calloc(1, sizeof(*m));
+            if (m) {
+                m->type = MSG_QUIT;
+                post(&f->w[i], m);
+            }
+        }
+        for (unsigned i = 0; i < started; i++)
+            uv_thread_join(&f->w[i].thread);
+        for (unsigned i = 0; i < started; i++) {
+            fleet_worker *w = &f->w[i];
+            uv_loop_close(&w->loop);
+            pthread_mutex_destroy(&w->mu);
+            free(w->table);
+            shoal_uv_limiter_free(w->agent_limiter);
+        }
+        for (unsigned i = started; i <= ready && i < nw; i++)
+            worker_uninit(&f->w[i]);
+        pthread_mutex_destroy(&f->rmu);
+        free(f->w);
+        uv_close((uv_handle_t *)&f->drain, close_results); /* frees f */
+        return SHOAL_ERR_IO;
     }
     *out = f;
     return SHOAL_OK;

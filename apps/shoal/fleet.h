@@ -55,6 +55,8 @@ struct fleet_request {
     struct fleet_bucket *global_rate; /* shared cap over all hosts, or NULL */
     uint64_t host_timeout_ms;   /* per host, from the moment its work starts; 0 = none */
     size_t out_cap;             /* bytes kept of stdout and of stderr per host */
+    fleet_source *input;        /* FLEET_EXEC: sent to every host's stdin, then EOF;
+                                   NULL: EOF as soon as the command starts */
     int stream;                 /* send output events as it arrives */
     int keep_conn;              /* leave the connection in the pool afterwards */
     void *ud;                   /* the caller's */
@@ -68,6 +70,12 @@ typedef struct fleet_host {
     unsigned port;              /* 0 = the fleet's default */
     shoal_key *key;             /* an extra key for this host only, or NULL (borrowed) */
 } fleet_host;
+
+enum { FLEET_TRUNC_STDOUT = 1, FLEET_TRUNC_STDERR = 2 };
+
+/* How long a command asked to stop (a deadline, a cancel, Ctrl-C) gets
+ * between the TERM signal and KILL. */
+#define FLEET_KILL_GRACE_MS 2000
 
 typedef enum fleet_event_type {
     FLEET_EV_CONNECTED = 0,     /* a connection finished its handshake */
@@ -116,11 +124,13 @@ typedef struct fleet_event {
     shoal_exit_kind exit_kind;
     int status;
     char signal[32];
+    int core_dumped;
     int err;                    /* shoal error code, 0 if the command ran */
     char *message;              /* malloc'd; NULL when ok */
     uint8_t *out, *errout;      /* malloc'd, capped at req->out_cap */
     size_t out_len, err_len;
-    int truncated;
+    int truncated;              /* FLEET_TRUNC_* bits: which streams were cut at out_cap */
+    uint64_t out_total, err_total; /* bytes the command wrote to each, kept or not */
     double seconds;             /* from the task's start to its result */
     const char *via;            /* uploads: "sftp", "scp" or "cat" (static) */
     struct fleet_event *next;
@@ -149,7 +159,11 @@ typedef struct fleet_config {
                                      MaxStartups); 0 = 3 */
 } fleet_config;
 
-int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out);
+/* Starts the workers. On failure (no memory, or no file descriptors left
+ * for an event loop) err says what failed, nothing is left running, and
+ * the caller runs main_loop once more to close the handles set up on it. */
+int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out, char *err,
+              size_t errsz);
 /* Starts hosts[i] work for req (the fleet takes a reference per task). */
 int fleet_submit(fleet *f, fleet_request *req, const fleet_host *host, size_t index);
 /* Stops a request's unfinished tasks (timeout or cancel); each still gets
@@ -170,6 +184,10 @@ void fleet_request_unref(fleet_request *r);
 /* Upload sources: the file is mapped once and shared read-only by every
  * host and thread (the page cache holds it once, whatever the host count). */
 int fleet_source_open(const char *path, fleet_source **out, char *err, size_t errsz);
+/* A command's input: the file at path, or our stdin when path is NULL. A
+ * regular file is mapped (any size); anything else (a pipe, a terminal) is
+ * read to its end into memory, at most cap bytes (more is an error). */
+int fleet_source_open_input(const char *path, size_t cap, fleet_source **out, char *err, size_t errsz);
 const uint8_t *fleet_source_data(const fleet_source *s);
 uint64_t fleet_source_size(const fleet_source *s);
 uint32_t fleet_source_mode(const fleet_source *s);
@@ -179,6 +197,13 @@ const char *fleet_source_name(const fleet_source *s);
 const char *fleet_source_sha256(fleet_source *s);
 void fleet_source_free(fleet_source *s);
 
+/* The number of worker threads fleet_new starts for cfg.workers. */
+unsigned fleet_worker_count(unsigned requested);
+/* Checks that enough file descriptors are free for the event loops of the
+ * caller and of the workers, and one connection (libuv aborts when it
+ * cannot have one). 0, or -1 with err saying how many are free and needed.
+ * Call before the first event loop is made. */
+int fleet_check_fds(unsigned workers, char *err, size_t errsz);
 /* Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit. */
 unsigned long fleet_raise_fd_limit(void);
 

@@ -74,7 +74,8 @@ struct fleet_task {
     fleet_upload *up;
     uint8_t *out, *err;
     size_t out_len, err_len, out_cap_alloc, err_cap_alloc;
-    int truncated;
+    uint64_t out_total, err_total;
+    int truncated;            /* FLEET_TRUNC_* */
     int done;
     int own_deadline;
     /* The result event, allocated by the submitting thread, which also
@@ -113,6 +114,7 @@ struct fleet_worker {
     unsigned spill_next;
     int pumping;
     unsigned long dials;       /* connections started (SHOAL_FLEET_DEBUG) */
+    int inited;                /* fleet_new: 1 mutex, 2 loop, 4 wake handle set up */
 };
 
 struct fleet {

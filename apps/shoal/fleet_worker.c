@@ -26,6 +26,12 @@ void fleet__pc_release(pconn *pc)
     pc_release(pc);
 }
 
+/* shoal_child_stop is over: the connection may go. */
+static void on_child_stopped(void *ud)
+{
+    pc_release(ud);
+}
+
 /* ---- results ---- */
 
 void fleet__set_message(fleet_event *ev, const char *fmt, ...)
@@ -178,9 +184,15 @@ void fleet__task_finish(fleet_task *t, fleet_event *ev)
     t->done = 1;
     task_unlink(t);
     if (t->child) {
+        /* A command still running is asked to stop (TERM, KILL after a
+         * grace period) while its connection is held open: closing the
+         * channel alone leaves it running on OpenSSH's sshd. */
         shoal_child *c = t->child;
         t->child = NULL;
-        shoal_child_free(c);
+        if (!t->pc)
+            shoal_child_free(c);
+        else if (shoal_child_stop(c, FLEET_KILL_GRACE_MS, on_child_stopped, t->pc))
+            fleet__pc_hold(t->pc);
     }
     if (t->up) {
         fleet_upload *u = t->up;
@@ -197,6 +209,8 @@ void fleet__task_finish(fleet_task *t, fleet_event *ev)
             t->out = t->err = NULL;
         }
         ev->truncated = t->truncated;
+        ev->out_total = t->out_total;
+        ev->err_total = t->err_total;
         fleet__post_event(t->w->f, ev);
     }
     pconn *pc = t->pc;
@@ -297,18 +311,22 @@ void fleet__collect(fleet_task *t, int stream, const uint8_t *d, size_t n)
         return;
     }
     size_t cap = t->req->out_cap;
-    uint8_t **buf = stream == SHOAL_STDERR ? &t->err : &t->out;
-    size_t *len = stream == SHOAL_STDERR ? &t->err_len : &t->out_len;
-    size_t *alloc = stream == SHOAL_STDERR ? &t->err_cap_alloc : &t->out_cap_alloc;
+    int err = stream == SHOAL_STDERR;
+    uint8_t **buf = err ? &t->err : &t->out;
+    size_t *len = err ? &t->err_len : &t->out_len;
+    size_t *alloc = err ? &t->err_cap_alloc : &t->out_cap_alloc;
+    int bit = err ? FLEET_TRUNC_STDERR : FLEET_TRUNC_STDOUT;
+    *(err ? &t->err_total : &t->out_total) += n;
     if (*len >= cap) {
-        t->truncated = 1;
+        if (n)
+            t->truncated |= bit;
         return;
     }
     size_t take = n < cap - *len ? n : cap - *len;
     if (take < n)
-        t->truncated = 1;
+        t->truncated |= bit;
     if (grow_put(buf, len, alloc, d, take))
-        t->truncated = 1;
+        t->truncated |= bit;
 }
 
 /* ---- exec ---- */
@@ -323,6 +341,20 @@ static void on_child_stderr(shoal_child *ch, const uint8_t *d, size_t n, void *u
 {
     (void)ch;
     fleet__collect(ud, SHOAL_STDERR, d, n);
+}
+
+/* The signals Go's x/crypto/ssh numbers (RFC 4254 names), 0 for others. */
+static int go_signal_number(const char *name)
+{
+    static const struct {
+        const char *name;
+        int num;
+    } sigs[] = {{"ABRT", 6}, {"ALRM", 14}, {"FPE", 8},   {"HUP", 1},   {"ILL", 4}, {"INT", 2},
+                {"KILL", 9}, {"PIPE", 13}, {"QUIT", 3}, {"SEGV", 11}, {"TERM", 15}};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (!strcmp(name, sigs[i].name))
+            return sigs[i].num;
+    return 0;
 }
 
 static void on_child_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
@@ -344,13 +376,16 @@ static void on_child_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
             snprintf(ev->signal, sizeof(ev->signal), "%s", ex->signal ? ex->signal : "?");
             ev->cls = FLEET_FAIL_SIGNAL;
             ev->phase = "command";
-            fleet__set_message(ev, "Process killed by signal %s%s", ev->signal,
-                               ex->core_dumped ? " (core dumped)" : "");
+            ev->core_dumped = ex->core_dumped;
+            /* GoSSHa's text (Go's x/crypto/ssh): status 128 + the signal's
+             * number for the signals it knows, 128 for the others. */
+            fleet__set_message(ev, "Process exited with status %d from signal %s", 128 + go_signal_number(ev->signal),
+                               ev->signal);
             break;
         case SHOAL_EXIT_NONE:
             ev->cls = FLEET_FAIL_NOSTATUS;
             ev->phase = "command";
-            fleet__set_message(ev, "Process exited without reporting an exit status");
+            fleet__set_message(ev, "wait: remote command exited without exit status or exit signal");
             break;
         case SHOAL_EXIT_ERROR:
             if (ended_while_authenticating(t)) {
@@ -376,6 +411,23 @@ static void exec_start(fleet_task *t)
     if (t->req->host_timeout_ms && t->req->host_timeout_ms < o.open_timeout_ms)
         o.open_timeout_ms = t->req->host_timeout_ms;
     int rc = shoal_child_spawn(t->pc->c, t->req->command, &o, &cbs, t, &t->child);
+    if (rc == 0) {
+        /* stdin: the request's input, then EOF, as GoSSHa and pssh do; a
+         * command that reads stdin (cat, read, a prompt) would otherwise
+         * wait for input that never comes. The input is lent, not copied:
+         * the task holds the request (and so the bytes) for as long as the
+         * child may send them (a child handed to shoal_child_stop sends no
+         * more). */
+        const fleet_source *in = t->req->input;
+        if (in && fleet_source_size(in))
+            rc = shoal_child_write_borrowed(t->child, fleet_source_data(in), (size_t)fleet_source_size(in));
+        if (rc == 0)
+            rc = shoal_child_close_stdin(t->child);
+        if (rc) {
+            shoal_child_free(t->child);
+            t->child = NULL;
+        }
+    }
     if (rc) {
         t->child = NULL;
         fleet_event *ev = fleet__task_event(t);

@@ -29,6 +29,12 @@ const char *fleetopts_default_user(void)
     return u;
 }
 
+const char *fleetopts_login_name(void)
+{
+    struct passwd *pw = getpwuid(getuid());
+    return pw && pw->pw_name && *pw->pw_name ? pw->pw_name : NULL;
+}
+
 int fleetopts_load_key(const char *path, fleetopts_ask_fn ask, void *ask_ud, shoal_key **out, char *err,
                        size_t errsz)
 {

@@ -42,7 +42,11 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
 int fleetopts_load_key(const char *path, fleetopts_ask_fn ask, void *ask_ud, shoal_key **out, char *err,
                        size_t errsz);
 void fleetopts_free(fleetopts *o);
-/* $LOGNAME, then $USER, then the passwd entry. */
+/* $LOGNAME, then $USER, then the passwd entry (GoSSHa's default, for the
+ * agent). */
 const char *fleetopts_default_user(void);
+/* The login name of the real uid, as ssh takes it (environment variables
+ * play no part); NULL when the uid has no passwd entry. */
+const char *fleetopts_login_name(void);
 
 #endif

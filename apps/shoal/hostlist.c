@@ -164,6 +164,46 @@ int hostlist_add_arg(hostlist *hl, const char *arg)
     return rc;
 }
 
+int hostlist_exclude(hostlist *hl, const char *arg)
+{
+    char **names = NULL;
+    size_t k = 0;
+    if (!hl)
+        return NODESET_ESYNTAX;
+    hl->err[0] = '\0';
+    int rc = nodeset_expand_ex(arg, &names, &k, hl->max, hl->err, sizeof hl->err);
+    if (rc != 0)
+        return rc;
+    /* Mark the entries to drop (a freed name becomes NULL), then compact
+     * the list in place and rebuild the table at its current size. */
+    for (size_t i = 0; i < k; i++) {
+        size_t slot = hl_slot(hl, names[i]);
+        if (hl->tab[slot] != 0) {
+            size_t idx = hl->tab[slot] - 1;
+            free(hl->names[idx]);
+            hl->names[idx] = NULL;
+            hl->tab[slot] = 0;
+            /* Re-seat the entries that followed it in its probe chain. */
+            size_t mask = hl->tabsz - 1;
+            for (size_t j = (slot + 1) & mask; hl->tab[j] != 0; j = (j + 1) & mask) {
+                size_t e = hl->tab[j];
+                hl->tab[j] = 0;
+                hl->tab[hl_slot(hl, hl->names[e - 1])] = e;
+            }
+        }
+    }
+    nodeset_free_names(names, k);
+    size_t n = 0;
+    for (size_t i = 0; i < hl->n; i++)
+        if (hl->names[i])
+            hl->names[n++] = hl->names[i];
+    hl->n = n;
+    memset(hl->tab, 0, hl->tabsz * sizeof *hl->tab);
+    for (size_t i = 0; i < hl->n; i++)
+        hl->tab[hl_slot(hl, hl->names[i])] = i + 1;
+    return 0;
+}
+
 static int hl_isspace(int c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';

@@ -23,6 +23,11 @@ int hostlist_add_arg(hostlist *hl, const char *arg);
  * error -1 (file unreadable) or a negative NODESET_E* code, the list is left
  * as it was and err gets "path:line: message" (or "path: reason"). */
 int hostlist_add_file(hostlist *hl, const char *path, char *err, size_t errsz);
+/* Removes the hosts named by "host[,host]..." (node set patterns, matched
+ * exactly as expanded, as pdsh's -x). 0 on success (also when nothing
+ * matched); on error a negative NODESET_E* code, the list is left as it was
+ * and hostlist_error tells why. */
+int hostlist_exclude(hostlist *hl, const char *arg);
 /* Number of hosts. */
 size_t hostlist_count(const hostlist *hl);
 /* Host i (0 <= i < count), NULL when out of range. Valid until the next

@@ -116,17 +116,109 @@ json_t *replyjson_reply(const fleet_event *ev, const char *hostname, json_t *id,
         json_object_set_new(o, "Via", json_string(ev->via));
     if (base64)
         json_object_set_new(o, "Base64", json_true());
-    if (ev->truncated)
-        json_object_set_new(o, "Truncated", json_true());
+    if (ev->core_dumped)
+        json_object_set_new(o, "CoreDumped", json_true());
+    /* Always said, so a reader can tell "all of it" from "not cut". */
+    json_object_set_new(o, "Truncated", json_boolean(ev->truncated != 0));
+    if (ev->truncated) {
+        json_t *which = json_array();
+        if (ev->truncated & FLEET_TRUNC_STDOUT)
+            json_array_append_new(which, json_string("stdout"));
+        if (ev->truncated & FLEET_TRUNC_STDERR)
+            json_array_append_new(which, json_string("stderr"));
+        json_object_set_new(o, "TruncatedStreams", which);
+    }
     json_object_set_new(o, "Time", json_real(ev->seconds));
     return o;
+}
+
+/* Writes jansson's output with U+0085, U+2028 and U+2029 escaped: JSON
+ * allows them raw, but a reader that splits lines with Python's
+ * str.splitlines() (or JavaScript's line terminators) would cut a reply in
+ * two. They only occur inside strings, where \uXXXX means the same. A
+ * sequence split between two calls is held back until the next. */
+typedef struct line_writer {
+    FILE *f;
+    unsigned char held[2];
+    size_t nheld;
+    int failed;
+} line_writer;
+
+static void lw_put(line_writer *w, const unsigned char *p, size_t n)
+{
+    if (n && fwrite(p, 1, n, w->f) != n)
+        w->failed = 1;
+}
+
+static int lw_write(const char *buf, size_t size, void *data)
+{
+    line_writer *w = data;
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t i = 0, run = 0;
+    /* Complete a sequence held back from the previous call. */
+    while (w->nheld && i < size) {
+        unsigned char seq[3];
+        memcpy(seq, w->held, w->nheld);
+        size_t need = (seq[0] == 0xe2 ? 3 : 2) - w->nheld;
+        size_t take = need <= size - i ? need : size - i;
+        memcpy(seq + w->nheld, p + i, take);
+        if (take < need) {
+            memcpy(w->held, seq, w->nheld + take);
+            w->nheld += take;
+            return 0;
+        }
+        i += take;
+        size_t len = w->nheld + take;
+        w->nheld = 0;
+        if (len == 2 && seq[0] == 0xc2 && seq[1] == 0x85)
+            lw_put(w, (const unsigned char *)"\\u0085", 6);
+        else if (len == 3 && seq[0] == 0xe2 && seq[1] == 0x80 && (seq[2] == 0xa8 || seq[2] == 0xa9))
+            lw_put(w, (const unsigned char *)(seq[2] == 0xa8 ? "\\u2028" : "\\u2029"), 6);
+        else
+            lw_put(w, seq, len);
+    }
+    run = i;
+    while (i < size) {
+        unsigned char c = p[i];
+        if (c != 0xc2 && c != 0xe2) {
+            i++;
+            continue;
+        }
+        size_t len = c == 0xc2 ? 2 : 3;
+        if (size - i < len) { /* may continue in the next call */
+            lw_put(w, p + run, i - run);
+            memcpy(w->held, p + i, size - i);
+            w->nheld = size - i;
+            return 0;
+        }
+        const char *esc = NULL;
+        if (c == 0xc2 && p[i + 1] == 0x85)
+            esc = "\\u0085";
+        else if (c == 0xe2 && p[i + 1] == 0x80 && (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
+            esc = p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029";
+        if (!esc) {
+            i++;
+            continue;
+        }
+        lw_put(w, p + run, i - run);
+        lw_put(w, (const unsigned char *)esc, 6);
+        i += len;
+        run = i;
+    }
+    lw_put(w, p + run, size - run);
+    return 0;
 }
 
 int replyjson_emit(FILE *f, json_t *obj)
 {
     if (!obj)
         return -1;
-    int rc = json_dumpf(obj, f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    line_writer w = {f, {0, 0}, 0, 0};
+    int rc = json_dump_callback(obj, lw_write, &w, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (w.nheld)
+        lw_put(&w, w.held, w.nheld);
+    if (w.failed)
+        rc = -1;
     json_decref(obj);
     if (rc == 0)
         rc = fputc('\n', f) == EOF ? -1 : 0;

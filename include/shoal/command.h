@@ -92,7 +92,13 @@ SHOAL_EXTERN int shoal_child_spawn(shoal_uv_conn *conn, const char *command, con
                                    const shoal_child_callbacks *cb, void *ud, shoal_child **out);
 /* Queues stdin bytes (copied); they are sent as the window allows. */
 SHOAL_EXTERN int shoal_child_write(shoal_child *ch, const void *data, size_t len);
-/* Bytes queued for stdin and not yet sent. */
+/* Sends len bytes at data as stdin without copying them: they must stay
+ * valid and unchanged until shoal_child_stdin_pending() is 0, the child
+ * exits or it is freed. One such buffer at a time, after what
+ * shoal_child_write() queued; SHOAL_ERR_BAD_STATE while one is pending
+ * (shoal_child_write() too, so the order stays). */
+SHOAL_EXTERN int shoal_child_write_borrowed(shoal_child *ch, const void *data, size_t len);
+/* Bytes queued (or lent) for stdin and not yet sent. */
 SHOAL_EXTERN size_t shoal_child_stdin_pending(const shoal_child *ch);
 /* Sends EOF on stdin once the queued bytes are out. */
 SHOAL_EXTERN int shoal_child_close_stdin(shoal_child *ch);
@@ -109,8 +115,16 @@ SHOAL_EXTERN int shoal_child_output_truncated(const shoal_child *ch);
 SHOAL_EXTERN void *shoal_child_userdata(const shoal_child *ch);
 /* 1 once the server accepted the command (channel open and exec granted). */
 SHOAL_EXTERN int shoal_child_started(const shoal_child *ch);
-/* Frees the child; if it still runs, its channel is closed first. */
+/* Frees the child; if it still runs, it is sent the TERM signal and its
+ * channel is closed (closing alone does not stop a command on OpenSSH). */
 SHOAL_EXTERN void shoal_child_free(shoal_child *ch);
+/* Stops a command that may still run and frees the child, in the
+ * background: TERM now, then, if the channel is still open after grace_ms,
+ * KILL and the channel closed. No callback reaches the application after
+ * this call; done(ud) is called once it is over (the connection must stay
+ * open until then). Returns 1 when it goes on in the background, 0 when
+ * the child was freed at once (nothing was running; done is not called). */
+SHOAL_EXTERN int shoal_child_stop(shoal_child *ch, uint64_t grace_ms, void (*done)(void *ud), void *ud);
 
 /* ---- one call ---- */
 

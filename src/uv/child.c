@@ -28,6 +28,8 @@ struct shoal_child {
     uint64_t open_timeout_ms, timeout_ms;
 
     shoal_buf in;            /* stdin not yet sent */
+    const uint8_t *lent;     /* shoal_child_write_borrowed: the caller's bytes, sent after `in` */
+    size_t lent_len;
     int stdin_close_wanted, eof_sent;
     shoal_buf out, err;
     int truncated;
@@ -36,7 +38,12 @@ struct shoal_child {
 
     uv_timer_t timer;
     int timer_open;
-    int exec_ok, done;
+    int exec_sent, exec_ok, done;
+    /* shoal_child_stop: TERM sent, KILL at the timer; nothing reaches the
+     * application but stop_done when it is over. */
+    int stopping;
+    void (*stop_done)(void *);
+    void *stop_ud;
     int have_status, have_signal;
     int status, core;
     char signal[33];
@@ -111,10 +118,21 @@ static void close_channel(shoal_child *c)
 
 static void arm(shoal_child *c, uint64_t ms);
 
+static void stop_over(shoal_child *c);
+
 static void on_timer(uv_timer_t *t)
 {
     shoal_child *c = t->data;
     char d[128];
+    if (c->stopping) {
+        /* The grace period is over: KILL, and the channel goes without
+         * waiting for the server's answer. */
+        if (c->ch)
+            shoal_channel_signal(c->ch, "KILL");
+        close_channel(c);
+        stop_over(c);
+        return;
+    }
     if (!c->exec_ok && shoal_uv_conn_stage(c->conn) != SHOAL_STAGE_READY) {
         /* Spawned before authentication ended (on_authenticating): the
          * connection's own deadlines govern until then. */
@@ -147,15 +165,24 @@ static void arm(shoal_child *c, uint64_t ms)
 
 static void push_stdin(shoal_child *c)
 {
-    if (!c->ch || !c->exec_ok)
+    if (!c->ch || !c->exec_ok || c->stopping)
         return;
+    /* Each write is offered everything that is left: a write the channel
+     * cannot take whole is what arms on_writable. */
     while (shoal_buf_len(&c->in) > 0) {
         size_t w = 0;
         if (shoal_channel_write(c->ch, shoal_buf_ptr(&c->in), shoal_buf_len(&c->in), &w) != 0 || w == 0)
             break;
         shoal_buf_consume(&c->in, w);
     }
-    if (c->stdin_close_wanted && !c->eof_sent && shoal_buf_len(&c->in) == 0) {
+    while (shoal_buf_len(&c->in) == 0 && c->lent_len > 0) {
+        size_t w = 0;
+        if (shoal_channel_write(c->ch, c->lent, c->lent_len, &w) != 0 || w == 0)
+            break;
+        c->lent += w;
+        c->lent_len -= w;
+    }
+    if (c->stdin_close_wanted && !c->eof_sent && shoal_buf_len(&c->in) == 0 && c->lent_len == 0) {
         c->eof_sent = 1;
         shoal_channel_send_eof(c->ch);
     }
@@ -196,7 +223,8 @@ static void on_open(shoal_channel *ch, int err, const char *reason, void *ud)
     }
     if (c->pty)
         shoal_channel_pty(ch, c->term ? c->term : "xterm", c->cols ? c->cols : 80, c->rows ? c->rows : 24);
-    shoal_channel_exec(ch, c->command);
+    if (shoal_channel_exec(ch, c->command) == SHOAL_OK)
+        c->exec_sent = 1;
 }
 
 static void on_request(shoal_channel *ch, const char *request, int ok, void *ud)
@@ -205,6 +233,13 @@ static void on_request(shoal_channel *ch, const char *request, int ok, void *ud)
     (void)ch;
     if (strcmp(request, "exec") != 0)
         return; /* a refused pty is not fatal, as with OpenSSH's ssh */
+    if (c->stopping) {
+        if (!ok) { /* nothing ran: nothing to wait for */
+            close_channel(c);
+            stop_over(c);
+        }
+        return;
+    }
     if (!ok) {
         close_channel(c);
         fail(c, SHOAL_ERR_REQUEST_DENIED, "command: server refused to execute the command");
@@ -232,6 +267,10 @@ static void collect(shoal_child *c, shoal_buf *b, const uint8_t *d, size_t n)
 static void on_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n, void *ud)
 {
     shoal_child *c = ud;
+    if (c->stopping) {
+        shoal_channel_consume(ch, n); /* a command blocked on a full window still gets the signal */
+        return;
+    }
     void (*cb)(shoal_child *, const uint8_t *, size_t, void *) =
         stream == SHOAL_STDERR ? c->cb.on_stderr : c->cb.on_stdout;
     if (cb)
@@ -279,6 +318,10 @@ static void on_close(shoal_channel *ch, void *ud)
     shoal_child *c = ud;
     (void)ch;
     c->ch = NULL;
+    if (c->stopping) {
+        stop_over(c); /* the command ended, or the connection did */
+        return;
+    }
     if (c->have_status) {
         finish(c, SHOAL_EXIT_STATUS);
         return;
@@ -359,7 +402,7 @@ int shoal_child_spawn(shoal_uv_conn *conn, const char *command, const shoal_chil
 
 int shoal_child_write(shoal_child *c, const void *data, size_t len)
 {
-    if (c->done || c->stdin_close_wanted)
+    if (c->done || c->stdin_close_wanted || c->lent_len)
         return SHOAL_ERR_BAD_STATE;
     int rc = shoal_buf_put(&c->in, data, len);
     if (rc)
@@ -368,9 +411,19 @@ int shoal_child_write(shoal_child *c, const void *data, size_t len)
     return SHOAL_OK;
 }
 
+int shoal_child_write_borrowed(shoal_child *c, const void *data, size_t len)
+{
+    if (c->done || c->stdin_close_wanted || c->lent_len)
+        return SHOAL_ERR_BAD_STATE;
+    c->lent = data;
+    c->lent_len = len;
+    push_stdin(c);
+    return SHOAL_OK;
+}
+
 size_t shoal_child_stdin_pending(const shoal_child *c)
 {
-    return shoal_buf_len(&c->in);
+    return shoal_buf_len(&c->in) + c->lent_len;
 }
 
 int shoal_child_close_stdin(shoal_child *c)
@@ -426,10 +479,60 @@ int shoal_child_started(const shoal_child *c)
     return c && c->exec_ok;
 }
 
+/* A command that may be running: its exec request went out and no exit
+ * was reported. */
+static int may_be_running(const shoal_child *c)
+{
+    return c->ch && c->exec_sent && !c->done;
+}
+
+static void stop_over(shoal_child *c)
+{
+    void (*done)(void *) = c->stop_done;
+    void *ud = c->stop_ud;
+    child_destroy(c);
+    if (done)
+        done(ud);
+}
+
+int shoal_child_stop(shoal_child *c, uint64_t grace_ms, void (*done)(void *ud), void *ud)
+{
+    if (!c)
+        return 0;
+    if (!may_be_running(c) || !c->timer_open) {
+        shoal_child_free(c);
+        return 0;
+    }
+    /* OpenSSH's sshd delivers "signal" to the session's process group (its
+     * killpg), so the shell and what it started both get it; it refuses for
+     * subsystems and forced commands, where KILL fails the same way and the
+     * channel close is all that is left. */
+    c->stopping = 1;
+    c->lent = NULL; /* the caller's bytes may go away now */
+    c->lent_len = 0;
+    c->stop_done = done;
+    c->stop_ud = ud;
+    memset(&c->cb, 0, sizeof(c->cb));
+    c->ud = NULL;
+    c->paused = 0;
+    if (c->held) {
+        shoal_channel_consume(c->ch, c->held);
+        c->held = 0;
+    }
+    shoal_channel_signal(c->ch, "TERM");
+    shoal_uv_conn_flush(c->conn);
+    uv_timer_start(&c->timer, on_timer, grace_ms ? grace_ms : 1, 0);
+    return 1;
+}
+
 void shoal_child_free(shoal_child *c)
 {
     if (!c)
         return;
+    /* Closing the channel alone leaves the command running on OpenSSH
+     * (it only notices when it next writes): ask it to stop first. */
+    if (may_be_running(c))
+        shoal_channel_signal(c->ch, "TERM");
     close_channel(c);
     child_destroy(c);
 }

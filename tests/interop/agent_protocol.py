@@ -34,16 +34,19 @@ def h(i, port=PORT):
 
 
 class Agent:
-    def __init__(self, *extra, env_home=True, user=USER, kh=None):
+    def __init__(self, *extra, env_home=True, user=USER, kh=None, agent_sock=None):
         env = dict(os.environ)
         if env_home:
             env["HOME"] = T + "/home"
         env.pop("SSH_AUTH_SOCK", None)
+        if agent_sock:
+            env["SSH_AUTH_SOCK"] = agent_sock
         args = [BIN, "agent", "-l", user, "-o", "UserKnownHostsFile=" + (kh or T + "/agent_kh")]
         args += list(extra)
         self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env=env)
         self.buf = b""
+        self.raw = b""  # the last line as it came, before json.loads
 
     def send(self, obj):
         data = obj if isinstance(obj, (bytes, str)) else json.dumps(obj)
@@ -66,6 +69,7 @@ class Agent:
                 return None
             self.buf += chunk
         ln, self.buf = self.buf.split(b"\n", 1)
+        self.raw = ln
         return json.loads(ln)
 
     def until(self, pred, timeout=20):
@@ -174,6 +178,10 @@ def main():
     r = replies(lines)
     check("killed by a signal: ExitSignal", len(r) == 1 and not r[0]["Success"] and r[0].get("ExitSignal") == "TERM",
           r)
+    check("killed by a signal: GoSSHa's ErrMsg (x/crypto/ssh's text)",
+          len(r) == 1 and r[0]["ErrMsg"] == "Process exited with status 143 from signal TERM", r)
+    check("a Reply says Truncated false when nothing was cut",
+          len(r) == 1 and r[0].get("Truncated") is False and "TruncatedStreams" not in r[0], r)
 
     # Unreachable host, bad host string.
     a.send({"Action": "ssh", "Cmd": "true", "Hosts": ["127.0.0.250:%d" % PORT], "Id": 3})
@@ -192,7 +200,92 @@ def main():
           e)
     a.send({"Action": "ssh", "Hosts": [h(2)]})
     e = a.line()
-    check("empty Cmd: critical UserError", e and e["IsCritical"] and "Cmd" in e["ErrorMsg"], e)
+    check("empty Cmd: critical UserError, GoSSHa's text", e and e["IsCritical"] and e["ErrorMsg"] == "Empty 'Cmd'", e)
+    a.send({"Action": "scp", "Target": "/tmp/x", "Hosts": [h(2)]})
+    e = a.line()
+    check("empty Source: GoSSHa's text", e and e["IsCritical"] and e["ErrorMsg"] == "Empty 'Source'", e)
+    a.send({"Action": "scp", "Source": T + "/up3m", "Hosts": [h(2)]})
+    e = a.line()
+    check("empty Target: GoSSHa's text", e and e["IsCritical"] and e["ErrorMsg"] == "Empty 'Target'", e)
+
+    # Numbers out of range: a critical UserError naming the field, and the
+    # request does not run (a cast of 1e300 used to be undefined: UBSan
+    # aborted, and a Timeout of 1e300 timed out at once).
+    bad_numbers = [
+        ("Timeout", {"Action": "ssh", "Cmd": "true", "Timeout": 1e300}),
+        ("Timeout", {"Action": "ssh", "Cmd": "true", "Timeout": -1}),
+        ("Timeout", {"Action": "ssh", "Cmd": "true", "Timeout": 1.5}),
+        ("Timeout", {"Action": "ssh", "Cmd": "true", "Timeout": 2 ** 64}),  # beyond any integer type
+        ("MaxThroughput", {"Action": "scp", "Source": T + "/up3m", "Target": "/tmp/x", "MaxThroughput": 1e300}),
+        ("HostThroughput", {"Action": "scp", "Source": T + "/up3m", "Target": "/tmp/x", "HostThroughput": 1e20}),
+        ("OutputLimit", {"Action": "ssh", "Cmd": "true", "OutputLimit": -5}),
+        ("Port", {"Action": "ssh", "Cmd": "true", "Port": 70000}),
+        ("Port", {"Action": "ssh", "Cmd": "true", "Port": 0}),
+        ("Port", {"Action": "ssh", "Cmd": "true", "Port": "22"}),
+        ("Hosts[0].Port", {"Action": "ssh", "Cmd": "true", "Hosts": [{"Host": "127.0.0.2", "Port": 99999}]}),
+        ("Mode", {"Action": "scp", "Source": T + "/up3m", "Target": "/tmp/x", "Mode": 99999}),
+        ("Mode", {"Action": "scp", "Source": T + "/up3m", "Target": "/tmp/x", "Mode": "rwx"}),
+        ("Via", {"Action": "scp", "Source": T + "/up3m", "Target": "/tmp/x", "Via": "bogus"}),
+    ]
+    for i, (name, req) in enumerate(bad_numbers):
+        req = dict(req, Id="num%d" % i)
+        req.setdefault("Hosts", [h(2)])
+        a.send(req)
+        e = a.line()
+        check("%s %s: critical UserError naming it" % (name, json.dumps({k: v for k, v in req.items()
+                                                                           if k not in ("Action", "Cmd", "Source",
+                                                                                        "Target", "Hosts", "Id")})),
+              e and e["Type"] == "UserError" and e["IsCritical"] and name in e["ErrorMsg"] and e.get("Id") == req["Id"],
+              e)
+    a.send({"Action": "ssh", "Cmd": "echo fine", "Hosts": [h(2)], "Id": "after-numbers", "Timeout": 20000})
+    lines, fin = a.final("after-numbers")
+    check("after the refused lines: the next request runs, no FinalReply for the refused ones",
+          fin and len(replies(lines)) == 1 and replies(lines)[0]["Stdout"] == "fine\n" and
+          not any(x["Type"] == "FinalReply" and x.get("Id") != "after-numbers" for x in lines), lines)
+
+    # Requests without an Id are served one at a time, in order, as GoSSHa:
+    # the second waits for the first's FinalReply, and so does a bad line
+    # between them; one with an Id does not wait.
+    a.send({"Action": "ssh", "Cmd": "sleep 1; echo first", "Hosts": [h(2)]})
+    a.send("not json either")
+    a.send({"Action": "ssh", "Cmd": "echo second", "Hosts": [h(3)]})
+    a.send({"Action": "ssh", "Cmd": "echo with-id", "Hosts": [h(4)], "Id": "beside"})
+    got = []
+    for _ in range(3):
+        lines, fin = a.final(None)
+        got += lines
+        if sum(x["Type"] == "FinalReply" and "Id" not in x for x in got) == 2:
+            break
+    kinds = [(x["Type"], x.get("Stdout", x.get("Id", ""))) for x in got
+             if x["Type"] in ("Reply", "FinalReply", "UserError")]
+    seq = [k for k in kinds if k[1] not in ("beside", "with-id\n")]
+    check("no Id: Reply and FinalReply of the first, the bad line, then the second",
+          seq == [("Reply", "first\n"), ("FinalReply", ""), ("UserError", ""), ("Reply", "second\n"),
+                  ("FinalReply", "")], kinds)
+    beside = [i for i, k in enumerate(kinds) if k == ("FinalReply", "beside")]
+    check("a request with an Id runs beside them (its FinalReply before the first's)",
+          beside and beside[0] < kinds.index(("FinalReply", "")), kinds)
+
+    # stdin is closed at once: a command reading it ends.
+    a.send({"Action": "ssh", "Cmd": "cat; echo stdin-closed", "Hosts": [h(5)], "Id": "eof", "Timeout": 20000})
+    lines, fin = a.final("eof")
+    r = replies(lines)
+    check("stdin: EOF right after the command starts", fin and fin["TimedOutHosts"] == {} and len(r) == 1 and
+          r[0]["Success"] and r[0]["Stdout"] == "stdin-closed\n", lines)
+
+    # U+0085, U+2028 and U+2029 leave escaped: splitlines() keeps the line whole.
+    a.send({"Action": "ssh", "Cmd": "printf 'a\\342\\200\\250b\\342\\200\\251c\\302\\205d'", "Hosts": [h(5)],
+            "Id": "ls"})
+    raw = None
+    while True:
+        ln = a.line()
+        if ln is None or ln.get("Type") == "Reply":
+            raw = a.raw
+            break
+    a.final("ls")
+    check("line separators in output are escaped (\\u2028, \\u2029, \\u0085)",
+          raw is not None and b"\\u2028" in raw and b"\\u2029" in raw and b"\\u0085" in raw and
+          len(raw.decode().splitlines()) == 1 and json.loads(raw)["Stdout"] == "a\u2028b\u2029c\u0085d", raw)
     a.send({"Action": "scp", "Source": T + "/missing", "Target": "/tmp/x", "Hosts": [h(2)]})
     e = a.line()
     check("unreadable Source: critical UserError", e and e["IsCritical"] and "missing" in e["ErrorMsg"], e)
@@ -260,6 +353,7 @@ def main():
     r = replies(lines)
     check("OutputLimit caps stdout and says Truncated",
           len(r) == 1 and len(r[0]["Stdout"]) == 1000 and r[0].get("Truncated") is True and r[0]["Success"], r)
+    check("... and which stream", len(r) == 1 and r[0].get("TruncatedStreams") == ["stdout"], r)
 
     # Per-host user, port and key.
     a.send({"Action": "ssh", "Cmd": "id -un", "Id": "ph",
@@ -317,6 +411,19 @@ def main():
     lines, fin = a.final("big")
     r = replies(lines)
     check("a 5 MB input line is read whole", len(r) == 1 and r[0]["Stdout"] == "big\n", lines)
+    a.close()
+
+    # A dead SSH_AUTH_SOCK: GoSSHa's non-critical warning, then work goes on.
+    a = Agent(*key, agent_sock=T + "/no-such-agent.sock")
+    lines, ic = init(a)
+    check("dead SSH_AUTH_SOCK: a non-critical UserError before InitializeComplete",
+          ic and any(x["Type"] == "UserError" and not x["IsCritical"] and
+                     x["ErrorMsg"].startswith("Cannot open connection to SSH agent: ") and
+                     "no-such-agent.sock" in x["ErrorMsg"] for x in lines), lines)
+    a.send({"Action": "ssh", "Cmd": "echo keys-still", "Hosts": [h(2)]})
+    lines, fin = a.final(None)
+    check("dead SSH_AUTH_SOCK: the key files still log in",
+          fin and len(replies(lines)) == 1 and replies(lines)[0]["Stdout"] == "keys-still\n", lines)
     a.close()
 
     # -m 1: one host at a time per request.

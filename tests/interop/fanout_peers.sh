@@ -128,4 +128,36 @@ bad "unknown -o keyword" "Bogus" run -o Bogus=1 -H h -- true
 bad "invalid host" "blank or control character" run -H 'a b' -- true
 bad "put of a missing file" "cannot open .*missing" put -H 127.0.0.1 "$T/missing" /tmp/x
 bad "no command" "usage" run -H h
+# Numbers are parsed strictly, with units, and the flag is named.
+bad "-t abc" "^shoal: -t abc: expected a duration" run -t abc -H h -- true
+bad "-t -5" "^shoal: -t -5: expected a duration" run -t -5 -H h -- true
+bad "-t 5x" "^shoal: -t 5x: expected a duration" run -t 5x -H h -- true
+bad "-m abc" "^shoal: -m abc: expected a number of hosts" run -m abc -H h -- true
+bad "-m -1" "^shoal: -m -1: expected a number of hosts" run -m -1 -H h -- true
+bad "--threads abc" "^shoal: --threads abc: expected a number of worker threads" run --threads abc -H h -- true
+bad "--threads 0" "^shoal: --threads 0: expected" run --threads 0 -H h -- true
+bad "--threads 65" "^shoal: --threads 65: expected" run --threads 65 -H h -- true
+bad "-p 70000" "^shoal: -p 70000: expected a port number" run -p 70000 -H h -- true
+bad "-p abc" "^shoal: -p abc: expected a port number" run -p abc -H h -- true
+bad "--output-cap abc" "^shoal: --output-cap abc: expected a size" run --output-cap abc -H h -- true
+bad "--output-cap 1X" "^shoal: --output-cap 1X: expected a size" run --output-cap 1X -H h -- true
+bad "--via bogus" "^shoal: --via bogus: expected sftp, scp or cat" put --via bogus -H h "$T/src" /tmp/x
+bad "--mode rwx" "^shoal: --mode rwx: expected permission bits" put --mode rwx -H h "$T/src" /tmp/x
+bad "--mode 9999" "^shoal: --mode 9999: expected permission bits" put --mode 9999 -H h "$T/src" /tmp/x
+bad "--rate 10X" "^shoal: --rate 10X: expected bytes per second" put --rate 10X -H h "$T/src" /tmp/x
+bad "--host-rate abc" "^shoal: --host-rate abc: expected bytes per second" put --host-rate abc -H h "$T/src" /tmp/x
+bad "--stdin with put" "--stdin and -I are for shoal run" put --stdin "$T/src" -H h "$T/src" /tmp/x
+bad "--stdin and -I together" "cannot be used together" run --stdin "$T/src" -I -H h -- true
+bad "agent -c abc" "^shoal agent: -c abc: expected a whole number" agent -c abc
+bad "agent -m x" "^shoal agent: -m x: expected a whole number" agent -m x
+bad "agent --threads abc" "^shoal agent: --threads abc: expected a whole number from 1 to 64" agent --threads abc
+bad "agent -w (no longer the thread count)" "usage" agent -w 2
+# "--rate 10M" is 10 MiB/s (it used to be 10 bytes/s: this upload would
+# have hit its deadline).
+common "$SSHD_PORT"
+rc=0
+"$SHOAL_BIN" put "${COMMON[@]}" -t 60 --rate 10M --host-rate 5MiB/s -H 127.0.0.1 "$T/src" "$T/updir/rate10m" \
+    >"$T/rate10m" 2>&1 </dev/null || rc=$?
+check "put --rate 10M --host-rate 5MiB/s: units understood, upload done" sh -c "test $rc -eq 0 &&
+    cmp '$T/src' '$T/updir/rate10m'"
 finish

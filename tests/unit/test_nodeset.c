@@ -502,6 +502,30 @@ static void test_hostlist_many(void **state)
     hostlist_free(hl);
 }
 
+/* -x (pdsh): hosts taken out after the list is built, patterns expanded;
+ * the list stays deduplicated and in order, and can grow again. */
+static void test_hostlist_exclude(void **state)
+{
+    (void)state;
+    hostlist *hl = hostlist_new(0);
+    assert_non_null(hl);
+    assert_int_equal(hostlist_add_arg(hl, "n[1-2000]"), 0);
+    assert_int_equal(hostlist_exclude(hl, "n[2-1999],nosuch,n1000"), 0);
+    assert_int_equal(hostlist_count(hl), 2);
+    assert_string_equal(hostlist_get(hl, 0), "n1");
+    assert_string_equal(hostlist_get(hl, 1), "n2000");
+    /* What is left is still found (deduplicated), what went can come back. */
+    assert_int_equal(hostlist_add_arg(hl, "n2000,n5,n1"), 0);
+    assert_int_equal(hostlist_count(hl), 3);
+    assert_string_equal(hostlist_get(hl, 2), "n5");
+    assert_int_equal(hostlist_exclude(hl, "web["), NODESET_ESYNTAX);
+    assert_true(hostlist_error(hl)[0] != 0);
+    assert_int_equal(hostlist_count(hl), 3);
+    assert_int_equal(hostlist_exclude(hl, "n1,n5,n2000"), 0);
+    assert_int_equal(hostlist_count(hl), 0);
+    hostlist_free(hl);
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -785,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_hostlist_arg),
         cmocka_unit_test(test_hostlist_many),
         cmocka_unit_test(test_hostlist_file),
+        cmocka_unit_test(test_hostlist_exclude),
         cmocka_unit_test(test_groupout_grouping),
         cmocka_unit_test(test_groupout_print),
         cmocka_unit_test(test_groupout_same_names),
