@@ -4,9 +4,16 @@
  * parser must take every byte, report replies in order, and keep its
  * message bounded and free of control bytes. The same bytes fed in one
  * piece must give the same replies. */
-#include <assert.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Not assert(): the normal build has NDEBUG, and its replay must check too. */
+#define CHECK(c)                                                                                                       \
+    do {                                                                                                               \
+        if (!(c))                                                                                                      \
+            abort();                                                                                                   \
+    } while (0)
 
 #include "../apps/shoal/scp_ack.c"
 
@@ -27,14 +34,14 @@ static void run(const uint8_t *d, size_t n, size_t piece, replies *out)
         while (len > 0) {
             size_t used = 0;
             scp_ack_kind k = scp_ack_feed(&a, p, len, &used);
-            assert(used <= len);
-            assert(a.msg_len <= SCP_ACK_MSG_MAX && a.msg[a.msg_len] == 0);
+            CHECK(used <= len);
+            CHECK(a.msg_len <= SCP_ACK_MSG_MAX && a.msg[a.msg_len] == 0);
             for (size_t i = 0; i < a.msg_len; i++)
-                assert((unsigned char)a.msg[i] >= 0x20 && a.msg[i] != 0x7f);
+                CHECK((unsigned char)a.msg[i] >= 0x20 && a.msg[i] != 0x7f);
             if (k == SCP_ACK_NONE) {
-                assert(used == len);
+                CHECK(used == len);
             } else {
-                assert(used > 0);
+                CHECK(used > 0);
                 if (out->n < 64)
                     out->kinds[out->n++] = (int)k;
             }
@@ -54,6 +61,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     replies a, b;
     run(data + 1, size - 1, piece, &a);
     run(data + 1, size - 1, size, &b);
-    assert(a.n == b.n && memcmp(a.kinds, b.kinds, a.n * sizeof(a.kinds[0])) == 0);
+    CHECK(a.n == b.n && memcmp(a.kinds, b.kinds, a.n * sizeof(a.kinds[0])) == 0);
     return 0;
 }

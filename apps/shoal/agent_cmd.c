@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "agent_request.h"
 #include "commands.h"
 #include "fleet.h"
 #include "ratelimit.h"
@@ -28,11 +29,6 @@
 #include "numarg.h"
 #include "replyjson.h"
 
-#define DEFAULT_TIMEOUT_MS 30000
-#define DEFAULT_OUTPUT_CAP (64u << 20)
-/* The largest whole number every JSON reader holds exactly (2^53 - 1):
- * the upper bound of the byte and millisecond fields. */
-#define JSON_MAX_EXACT 9007199254740991ull
 
 /* ---- stdin lines ---- */
 
@@ -152,18 +148,7 @@ static void line_free(line *l)
 
 /* ---- JSON helpers ---- */
 
-/* Field lookup ignoring case, as GoSSHa's decoder does. */
-static json_t *field(json_t *o, const char *name)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v)
-    {
-        if (!strcasecmp(k, name))
-            return v;
-    }
-    return NULL;
-}
+#define field agent_field
 
 static const char *field_str(json_t *o, const char *name)
 {
@@ -174,42 +159,6 @@ static const char *field_str(json_t *o, const char *name)
 static FILE *out;
 
 static void user_error(int critical, json_t *id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* A whole number field in [lo, hi] (a JSON integer, or a real with no
- * fraction such as 1e3). Absent or null: 0 and *present = 0. Anything else
- * (a string, a fraction, a value out of range, which a cast would turn into
- * anything at all) is a critical UserError naming the field: -1. */
-static int num_field(json_t *o, const char *name, const char *label, uint64_t lo, uint64_t hi, const char *unit,
-                     json_t *id, int *present, uint64_t *value)
-{
-    json_t *v = field(o, name);
-    *value = 0;
-    if (present)
-        *present = 0;
-    if (!v || json_is_null(v))
-        return 0;
-    int ok = 0;
-    if (json_is_integer(v)) {
-        json_int_t iv = json_integer_value(v);
-        ok = iv >= 0 && (uint64_t)iv >= lo && (uint64_t)iv <= hi;
-        if (ok)
-            *value = (uint64_t)iv;
-    } else if (json_is_real(v)) {
-        double d = json_real_value(v);
-        /* Compared as doubles first: only then is the conversion defined. */
-        ok = d >= (double)lo && d <= (double)hi && d == (double)(uint64_t)d;
-        if (ok)
-            *value = (uint64_t)d;
-    }
-    if (!ok) {
-        user_error(1, id, "Cannot parse JSON: %s must be a whole number from %llu to %llu%s", label,
-                   (unsigned long long)lo, (unsigned long long)hi, unit);
-        return -1;
-    }
-    if (present)
-        *present = 1;
-    return 0;
-}
 
 static void user_error(int critical, json_t *id, const char *fmt, ...)
 {
@@ -490,50 +439,6 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
     fleet_event_free(ev);
 }
 
-static int host_entry(agent *a, agent_req *r, size_t i, json_t *h, const char *req_user, unsigned req_port,
-                      shoal_key *req_key)
-{
-    const char *spec = NULL, *user = req_user, *keypath = NULL;
-    unsigned port = req_port;
-    if (json_is_string(h)) {
-        spec = json_string_value(h);
-    } else if (json_is_object(h)) {
-        spec = field_str(h, "Host");
-        if (field_str(h, "User"))
-            user = field_str(h, "User");
-        char label[64];
-        snprintf(label, sizeof(label), "Hosts[%zu].Port", i);
-        uint64_t p;
-        int has = 0;
-        if (num_field(h, "Port", label, 1, 65535, "", r->id, &has, &p) != 0)
-            return -1;
-        if (has)
-            port = (unsigned)p;
-        keypath = field_str(h, "Key");
-    }
-    if (!spec || !*spec) {
-        user_error(1, r->id, "Hosts[%zu]: expected a host name or an object with \"Host\"", i);
-        return -1;
-    }
-    char u[256] = "", host[1024];
-    unsigned pp = 0;
-    if (shoal_parse_destination(spec, u, sizeof(u), host, sizeof(host), &pp) != 0) {
-        user_error(1, r->id, "Hosts[%zu]: invalid host \"%s\" (expected [user@]host[:port] or [v6]:port)", i, spec);
-        return -1;
-    }
-    r->names[i] = strdup(spec);
-    r->users[i] = strdup(*u ? u : (user ? user : ""));
-    r->hostnames[i] = strdup(host);
-    if (!r->names[i] || !r->users[i] || !r->hostnames[i])
-        return -1;
-    r->hosts[i].spec = r->names[i];
-    r->hosts[i].user = *r->users[i] ? r->users[i] : NULL;
-    r->hosts[i].host = r->hostnames[i];
-    r->hosts[i].port = pp ? pp : port;
-    r->hosts[i].key = keypath ? key_for(a, keypath, r->id) : req_key;
-    return 0;
-}
-
 static void handle_cancel(agent *a, json_t *id)
 {
     int found = 0;
@@ -564,128 +469,30 @@ static void handle_cancel(agent *a, json_t *id)
 
 static void handle_line(agent *a, const char *text, size_t len)
 {
-    size_t i = 0;
-    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r'))
-        i++;
-    if (i == len)
-        return; /* blank lines are ignored */
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j && strstr(jerr.text, "too big integer")) {
-        /* A whole number beyond 2^63: read every number as a double, so
-         * that the field's own range check names it (all our numeric
-         * fields are far below 2^53). */
-        j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
-        json_t *idv = j && json_is_object(j) ? field(j, "Id") : NULL;
-        double d = idv && json_is_real(idv) ? json_real_value(idv) : 0.5;
-        if (d >= -9007199254740991.0 && d <= 9007199254740991.0 && d == (double)(json_int_t)d) {
-            /* An Id that was a plain integer is echoed as one. */
-            const char *k;
-            json_t *v;
-            json_object_foreach(j, k, v)
-            {
-                if (v == idv) {
-                    json_object_set_new(j, k, json_integer((json_int_t)d));
-                    break;
-                }
-            }
-        }
-    }
-    if (!j || !json_is_object(j)) {
-        user_error(1, NULL, "Cannot parse JSON: %s", j ? "expected an object" : jerr.text);
-        json_decref(j);
+    agent_request q;
+    char err[2048];
+    if (agent_request_parse(text, len, &q, err, sizeof(err)) != 0) {
+        user_error(1, q.id, "%s", err);
+        agent_request_free(&q);
         return;
     }
-    json_t *id = field(j, "Id");
-    const char *action = field_str(j, "Action");
-    if (!action) {
-        if (field(j, "Password")) {
-            json_decref(j); /* a late passphrase answer: nothing asked */
-            return;
-        }
-        user_error(1, id, "Unsupported action: %s", "");
-        json_decref(j);
+    json_t *id = q.id;
+    if (q.kind == AGENT_LINE_BLANK || q.kind == AGENT_LINE_PASSWORD) {
+        agent_request_free(&q);
         return;
     }
-    if (!strcasecmp(action, "cancel")) {
+    if (q.kind == AGENT_LINE_CANCEL) {
         handle_cancel(a, id);
-        json_decref(j);
+        agent_request_free(&q);
         return;
     }
-    fleet_kind kind;
-    if (!strcmp(action, "ssh"))
-        kind = FLEET_EXEC;
-    else if (!strcmp(action, "scp"))
-        kind = FLEET_UPLOAD;
-    else {
-        user_error(1, id, "Unsupported action: %s", action);
-        json_decref(j);
-        return;
-    }
-    /* Every number is range-checked before use: a double beyond the
-     * target type makes the conversion undefined (1e300 ms used to time
-     * out at once). */
-    uint64_t timeout, rate, host_rate, out_cap, req_port;
-    if (num_field(j, "Timeout", "Timeout", 0, JSON_MAX_EXACT, " (milliseconds)", id, NULL, &timeout) ||
-        num_field(j, "MaxThroughput", "MaxThroughput", 0, JSON_MAX_EXACT, " (bytes per second)", id, NULL, &rate) ||
-        num_field(j, "HostThroughput", "HostThroughput", 0, JSON_MAX_EXACT, " (bytes per second)", id, NULL,
-                  &host_rate) ||
-        num_field(j, "OutputLimit", "OutputLimit", 0, JSON_MAX_EXACT, " (bytes)", id, NULL, &out_cap) ||
-        num_field(j, "Port", "Port", 1, 65535, "", id, NULL, &req_port)) {
-        json_decref(j);
-        return;
-    }
-    if (!timeout)
-        timeout = DEFAULT_TIMEOUT_MS;
-    uint32_t mode = 0;
-    json_t *mv = field(j, "Mode");
-    if (mv && !json_is_null(mv)) {
-        uint64_t m = 0;
-        int bad_mode = 0;
-        if (json_is_string(mv))
-            bad_mode = numarg_mode(json_string_value(mv), &mode) != 0;
-        else if (num_field(j, "Mode", "Mode", 0, 07777, " (permission bits, or an octal string such as \"0644\")",
-                           id, NULL, &m) != 0) {
-            json_decref(j);
-            return;
-        } else
-            mode = (uint32_t)m;
-        if (bad_mode) {
-            user_error(1, id, "Cannot parse JSON: Mode must be permission bits from 0 to 4095, or an octal string "
-                              "from \"0\" to \"7777\"");
-            json_decref(j);
-            return;
-        }
-    }
-    fleet_xfer xfer = FLEET_XFER_AUTO;
-    json_t *vv = field(j, "Via");
-    if (vv && !json_is_null(vv)) {
-        const char *via = json_is_string(vv) ? json_string_value(vv) : "";
-        if (!strcasecmp(via, "sftp"))
-            xfer = FLEET_XFER_SFTP;
-        else if (!strcasecmp(via, "scp"))
-            xfer = FLEET_XFER_SCP;
-        else if (!strcasecmp(via, "cat"))
-            xfer = FLEET_XFER_CAT;
-        else {
-            user_error(1, id, "Cannot parse JSON: Via must be \"sftp\", \"scp\" or \"cat\"");
-            json_decref(j);
-            return;
-        }
-    }
-    json_t *hosts = field(j, "Hosts");
-    if (hosts && !json_is_array(hosts)) {
-        user_error(1, id, "Cannot parse JSON: Hosts must be an array");
-        json_decref(j);
-        return;
-    }
-    fleet_request *fr = fleet_request_new(kind);
+    fleet_request *fr = fleet_request_new(q.kind == AGENT_LINE_EXEC ? FLEET_EXEC : FLEET_UPLOAD);
     agent_req *r = calloc(1, sizeof(*r));
     if (!fr || !r) {
         free(r);
         fleet_request_unref(fr);
-        json_decref(j);
         user_error(1, id, "out of memory");
+        agent_request_free(&q);
         return;
     }
     r->a = a;
@@ -694,54 +501,37 @@ static void handle_line(agent *a, const char *text, size_t len)
     r->id = id ? json_incref(id) : NULL;
     r->timed_out = json_object();
     r->t0 = uv_hrtime();
-    json_t *b64 = field(j, "Base64");
-    r->base64 = json_is_true(b64);
-    fr->stream = json_is_true(field(j, "Stream"));
+    r->base64 = q.base64;
+    fr->stream = q.stream;
     fr->keep_conn = !a->disconnect;
-    fr->out_cap = out_cap && out_cap <= SIZE_MAX ? (size_t)out_cap : DEFAULT_OUTPUT_CAP;
+    fr->out_cap = q.out_cap && q.out_cap <= SIZE_MAX ? (size_t)q.out_cap : AGENT_DEFAULT_OUTPUT_CAP;
     int bad = 0;
-    if (kind == FLEET_EXEC) {
-        const char *cmd = field_str(j, "Cmd");
-        if (!cmd || !*cmd) {
-            user_error(1, id, "Empty 'Cmd'");
-            bad = 1;
-        } else {
-            fr->command = strdup(cmd);
-        }
+    if (q.kind == AGENT_LINE_EXEC) {
+        fr->command = strdup(q.cmd);
+        bad = !fr->command;
     } else {
-        const char *src = field_str(j, "Source"), *dst = field_str(j, "Target");
-        if (!src || !*src) {
-            user_error(1, id, "Empty 'Source'");
+        char ferr[600];
+        if (fleet_source_open(q.source, &fr->source, ferr, sizeof(ferr)) != 0) {
+            user_error(1, id, "Cannot read source file: %s", ferr);
             bad = 1;
-        } else if (!dst || !*dst) {
-            user_error(1, id, "Empty 'Target'");
-            bad = 1;
-        } else {
-            char err[600];
-            if (fleet_source_open(src, &fr->source, err, sizeof(err)) != 0) {
-                user_error(1, id, "Cannot read source file: %s", err);
-                bad = 1;
-            }
-            fr->target = strdup(dst);
-            fr->mode = mode;
-            fr->mode_given = mv && !json_is_null(mv);
-            fr->inplace = json_is_true(field(j, "Inplace"));
-            fr->verify = json_is_true(field(j, "Verify"));
-            fr->xfer = xfer;
-            fr->host_rate = host_rate;
-            if (rate) {
-                fr->global_rate = calloc(1, sizeof(fleet_bucket));
-                if (fr->global_rate)
-                    fleet_bucket_init(fr->global_rate, rate, 1, uv_now(a->loop));
-            }
+        }
+        fr->target = strdup(q.target);
+        fr->mode = q.mode;
+        fr->mode_given = q.mode_given;
+        fr->inplace = q.inplace;
+        fr->verify = q.verify;
+        fr->xfer = q.xfer;
+        fr->host_rate = q.host_rate;
+        if (q.rate) {
+            fr->global_rate = calloc(1, sizeof(fleet_bucket));
+            if (fr->global_rate)
+                fleet_bucket_init(fr->global_rate, q.rate, 1, uv_now(a->loop));
         }
     }
-    const char *req_user = field_str(j, "User");
     shoal_key *req_key = NULL;
-    const char *kp = field_str(j, "Key");
-    if (!bad && kp)
-        req_key = key_for(a, kp, id);
-    size_t n = hosts ? json_array_size(hosts) : 0;
+    if (!bad && q.key_path)
+        req_key = key_for(a, q.key_path, id);
+    size_t n = q.n_hosts;
     if (!bad) {
         r->n = n;
         r->names = calloc(n + 1, sizeof(char *));
@@ -750,11 +540,22 @@ static void handle_line(agent *a, const char *text, size_t len)
         r->hosts = calloc(n + 1, sizeof(fleet_host));
         if (!r->names || !r->users || !r->hostnames || !r->hosts)
             bad = 1;
-        for (size_t k = 0; !bad && k < n; k++)
-            if (host_entry(a, r, k, json_array_get(hosts, k), req_user, (unsigned)req_port, req_key) != 0)
-                bad = 1;
+        for (size_t k = 0; !bad && k < n; k++) {
+            agent_host_req *h = &q.hosts[k];
+            /* Taken over from the parsed request. */
+            r->names[k] = h->spec;
+            r->users[k] = h->user;
+            r->hostnames[k] = h->host;
+            h->spec = h->user = h->host = NULL;
+            r->hosts[k].spec = r->names[k];
+            r->hosts[k].user = r->users[k];
+            r->hosts[k].host = r->hostnames[k];
+            r->hosts[k].port = h->port;
+            r->hosts[k].key = h->key_path ? key_for(a, h->key_path, id) : req_key;
+        }
     }
-    json_decref(j);
+    uint64_t timeout = q.timeout_ms;
+    agent_request_free(&q);
     if (bad) {
         req_free(r);
         return;
