@@ -629,6 +629,8 @@ static int on_channel_request(shoal_session *s, shoal_channel *ch, shoal_rd *r)
             ch->cb.on_exit_signal(ch, sname, core, smsg, ch->ud);
         ok = 1;
     }
+    if (s->closed)
+        return SHOAL_OK; /* the application ended the session from the callback: ch is released */
     if (want_reply && !ch->close_sent) {
         size_t mark;
         int rc = shoal__pkt_begin(s, ok ? SSH_MSG_CHANNEL_SUCCESS : SSH_MSG_CHANNEL_FAILURE, &mark);

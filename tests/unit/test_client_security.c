@@ -61,7 +61,11 @@ typedef struct capp {
     shoal_channel *ch;
     int ch_open_calls, ch_open_err, ch_close_calls;
     size_t stdin_sent;
+    int end_in; /* END_IN_*: the application disconnects from that callback */
+    int end_calls;
 } capp;
+
+enum { END_IN_STATUS = 1, END_IN_SIGNAL, END_IN_REPLY, END_IN_DATA, END_IN_EOF, END_IN_OPEN, END_IN_CLOSE };
 
 static int cli_hostkey(shoal_session *s, const shoal_hostkey_info *info, void *ud)
 {
@@ -86,6 +90,15 @@ static void cli_closed(shoal_session *s, int err, const char *msg, void *ud)
     snprintf(a->closed_msg, sizeof(a->closed_msg), "%s", msg ? msg : "");
 }
 
+/* The application ends the session from inside a callback. */
+static void maybe_end(shoal_channel *ch, capp *a, int where)
+{
+    if (a->end_in == where) {
+        a->end_calls++;
+        shoal_session_disconnect(shoal_channel_session(ch), "the application is done");
+    }
+}
+
 static void ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
 {
     capp *a = ud;
@@ -94,6 +107,10 @@ static void ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
     a->ch_open_err = err;
     if (err)
         return;
+    if (a->end_in == END_IN_OPEN) {
+        maybe_end(ch, a, END_IN_OPEN);
+        return;
+    }
     assert_int_equal(shoal_channel_exec(ch, "true"), 0);
     static const char input[100];
     size_t w = 0;
@@ -103,11 +120,45 @@ static void ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
 
 static void ch_close(shoal_channel *ch, void *ud)
 {
-    (void)ch;
     ((capp *)ud)->ch_close_calls++;
+    maybe_end(ch, ud, END_IN_CLOSE);
 }
 
-static const shoal_channel_callbacks CH_CB = {ch_open, NULL, NULL, NULL, NULL, NULL, NULL, ch_close};
+static void ch_request(shoal_channel *ch, const char *request, int ok, void *ud)
+{
+    (void)request;
+    (void)ok;
+    maybe_end(ch, ud, END_IN_REPLY);
+}
+
+static void ch_data(shoal_channel *ch, int stream, const uint8_t *d, size_t n, void *ud)
+{
+    (void)stream;
+    (void)d;
+    (void)n;
+    maybe_end(ch, ud, END_IN_DATA);
+}
+
+static void ch_eof(shoal_channel *ch, void *ud)
+{
+    maybe_end(ch, ud, END_IN_EOF);
+}
+
+static void ch_status(shoal_channel *ch, uint32_t status, void *ud)
+{
+    (void)status;
+    maybe_end(ch, ud, END_IN_STATUS);
+}
+
+static void ch_signal(shoal_channel *ch, const char *sig, int core, const char *msg, void *ud)
+{
+    (void)sig;
+    (void)core;
+    (void)msg;
+    maybe_end(ch, ud, END_IN_SIGNAL);
+}
+
+static const shoal_channel_callbacks CH_CB = {ch_open, ch_request, ch_data, ch_eof, ch_status, ch_signal, NULL, ch_close};
 
 /* ---- the server: key exchange only ---- */
 
@@ -383,6 +434,45 @@ static shoal_buf m_open_confirm(uint32_t recipient, uint32_t window, uint32_t ma
     return b;
 }
 
+static shoal_buf m_chan_u32(uint8_t type, uint32_t recipient)
+{
+    shoal_buf b = m_begin(type);
+    put_u32(&b, recipient);
+    return b;
+}
+
+static shoal_buf m_chan_request(uint32_t recipient, const char *name, int want_reply)
+{
+    shoal_buf b = m_chan_u32(SSH_MSG_CHANNEL_REQUEST, recipient);
+    put_str(&b, name);
+    assert_int_equal(shoal_buf_put_bool(&b, want_reply), 0);
+    return b;
+}
+
+static shoal_buf m_exit_status(uint32_t recipient, uint32_t status, int want_reply)
+{
+    shoal_buf b = m_chan_request(recipient, "exit-status", want_reply);
+    put_u32(&b, status);
+    return b;
+}
+
+static shoal_buf m_exit_signal(uint32_t recipient, int want_reply)
+{
+    shoal_buf b = m_chan_request(recipient, "exit-signal", want_reply);
+    put_str(&b, "TERM");
+    assert_int_equal(shoal_buf_put_bool(&b, 0), 0);
+    put_str(&b, "terminated");
+    put_str(&b, "");
+    return b;
+}
+
+static shoal_buf m_data(uint32_t recipient, const char *text)
+{
+    shoal_buf b = m_chan_u32(SSH_MSG_CHANNEL_DATA, recipient);
+    put_str(&b, text);
+    return b;
+}
+
 /* Seals a payload with the server's keys and gives it to the client;
  * returns the client's recv result. Frees the payload. */
 static int cp_send(cpair *cp, shoal_buf payload)
@@ -543,6 +633,66 @@ static void cve_2026_59843_open_confirmation_max_packet_zero(void **st)
     cp_free(&cp);
 }
 
+/* The application may end the session from any channel callback; the
+ * client must not touch the channel (released with the session) once the
+ * callback returns, even when the message still wants an answer. */
+static void test_app_ends_session_in_callbacks(void **st)
+{
+    (void)st;
+    for (int where = END_IN_STATUS; where <= END_IN_CLOSE; where++) {
+        for (int want_reply = 0; want_reply < 2; want_reply++) {
+            cpair cp;
+            cp_new(&cp, NULL);
+            cp.ca.end_in = where;
+            expect_open(&cp, cp_send(&cp, m_service_accept()));
+            expect_open(&cp, cp_send(&cp, m_success()));
+            assert_int_equal(shoal_channel_open_session(cp.c, &CH_CB, &cp.ca, &cp.ca.ch), 0);
+            take_client_output(&cp);
+            shoal_buf msgs[4];
+            int n = 0;
+            msgs[n++] = m_open_confirm(0, 1u << 20, 32768);
+            switch (where) {
+            case END_IN_STATUS:
+                msgs[n++] = m_exit_status(0, 3, want_reply);
+                break;
+            case END_IN_SIGNAL:
+                msgs[n++] = m_exit_signal(0, want_reply);
+                break;
+            case END_IN_REPLY:
+                msgs[n++] = m_chan_u32(SSH_MSG_CHANNEL_SUCCESS, 0); /* the exec */
+                break;
+            case END_IN_DATA:
+                msgs[n++] = m_data(0, "output");
+                break;
+            case END_IN_EOF:
+                msgs[n++] = m_chan_u32(SSH_MSG_CHANNEL_EOF, 0);
+                break;
+            case END_IN_CLOSE:
+                msgs[n++] = m_chan_u32(SSH_MSG_CHANNEL_CLOSE, 0);
+                break;
+            default:
+                break;
+            }
+            int rc = 0;
+            for (int i = 0; i < n; i++) {
+                if (shoal_session_is_closed(cp.c))
+                    shoal_buf_free(&msgs[i]);
+                else
+                    rc = cp_send(&cp, msgs[i]);
+            }
+            if (!cp.ca.end_calls)
+                fail_msg("case %d: the callback was not reached", where);
+            assert_int_equal(rc, SHOAL_ERR_CLOSED); /* what recv says of a session the application closed */
+            assert_true(shoal_session_is_closed(cp.c));
+            assert_int_equal(cp.ca.closed_calls, 1);
+            assert_int_equal(cp.ca.closed_err, 0);
+            assert_int_equal(cp.ca.ch_close_calls, 1);
+            assert_int_equal(cp.type_count[SSH_MSG_DISCONNECT], 1);
+            cp_free(&cp);
+        }
+    }
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -564,6 +714,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cve_2023_46445_ext_info_out_of_place),
         cmocka_unit_test(cve_2026_59843_open_confirmation_max_packet_zero),
+        cmocka_unit_test(test_app_ends_session_in_callbacks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
