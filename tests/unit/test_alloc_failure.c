@@ -6,21 +6,25 @@
  * (for the code linked into this executable: shoal_core, shoal_uv, this
  * test) and libcrypto's allocator. Each scenario runs once to warm the
  * per-process and per-thread caches, once counting its allocations (T),
- * then again failing allocation N, for N = 1..T (+ a margin: a few counts
- * vary from run to run, e.g. with the random padding). Every allocation
- * from the client's host key check to the end of authentication is
- * failed in turn; outside that window (the key exchange and the channel,
- * mostly libcrypto's and buffers') every STRIDE-th one, offset by the
- * scenario's number so the scenarios together cover more of them. Set
- * SHOAL_FAILMALLOC_STRIDE=1 for the full sweep.
+ * then again failing allocation N, for every N = 1..T (+ a margin: a few
+ * counts vary from run to run, e.g. with libcrypto's random numbers).
+ * That full sweep is cheap (whole sessions take 150 to 1,700 allocations
+ * once the caches are warm), so it runs twice: on this thread (warm
+ * caches) and with every run on a fresh thread, whose per-thread caches
+ * (src/crypto/kept.c, libcrypto's) start empty, are filled by the run and
+ * freed when it ends. SHOAL_FAILMALLOC_ONLY=scenario:N runs one N alone
+ * (see failmalloc.h for the backtrace switches).
  *
  * Each run must end without a crash (ASan/UBSan in that build), with
  * every block given back once both sessions are freed (the wrappers'
  * count of live blocks returns to where it was; LeakSanitizer checks the
  * rest at exit), and with an outcome, never a stall: either the scenario
  * completed as it does without failures, or a session closed with an
- * error. When the server or the client ends, the pump tells the other
- * side about the closed connection (recv_eof), as a driver would.
+ * error, or an API call told the application of one (a refused channel
+ * open or request counts). When the server or the client ends, the pump
+ * tells the other side about the closed connection (recv_eof), as a
+ * driver would. Each sweep prints a summary: the allocation numbers at
+ * the client's host key check and at the server's last auth decision.
  *
  * The scenarios (keys made in memory; the host key is checked by the
  * client against a known_hosts text, with a negated wildcard line and a
@@ -535,7 +539,8 @@ static void run_scenario(run *r, scenario sc)
 
 static int completed(const run *r)
 {
-    return (r->sc != SC_REKEY || r->kex_count == 2) && r->cli_authenticated == 1 && r->srv_authenticated == 1 && r->status == 7 &&
+    return (r->sc != SC_REKEY || r->kex_count == 2) && r->cli_authenticated == 1 && r->srv_authenticated == 1 &&
+           r->status == 7 &&
            strcmp(r->out, "ran: " COMMAND "\n") == 0 && strcmp(r->command, COMMAND) == 0 && r->ch_closed == 1 &&
            !r->cli_err && !r->srv_err;
 }
@@ -638,7 +643,8 @@ static void sweep(scenario sc, int cold)
     unsigned long total = j.total;
     const char *why = verdict(&j.r);
     if (why || (!sc_must_fail(sc) && !completed(&j.r)))
-        fail_msg("%s: the scenario does not pass without failures: %s", sc_info[sc].name, why ? why : "did not complete");
+        fail_msg("%s: the scenario does not pass without failures: %s", sc_info[sc].name,
+                 why ? why : "did not complete");
     assert_int_equal(failmalloc_live(), base);
     unsigned long lo = j.r.mark_hostkey, hi = j.r.mark_auth_end ? j.r.mark_auth_end : total;
     unsigned long tried = 0, completed_runs = 0, problems = 0;

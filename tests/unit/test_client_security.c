@@ -158,7 +158,8 @@ static void ch_signal(shoal_channel *ch, const char *sig, int core, const char *
     maybe_end(ch, ud, END_IN_SIGNAL);
 }
 
-static const shoal_channel_callbacks CH_CB = {ch_open, ch_request, ch_data, ch_eof, ch_status, ch_signal, NULL, ch_close};
+static const shoal_channel_callbacks CH_CB = {ch_open,   ch_request, ch_data, ch_eof,
+                                              ch_status, ch_signal,  NULL,    ch_close};
 
 /* ---- the server: key exchange only ---- */
 
@@ -322,7 +323,8 @@ static void cp_new(cpair *cp, const cp_opts *o)
     shoal_buf blob;
     shoal_buf_init(&blob, 4096);
     assert_int_equal(shoal_key_to_blob(user_key, &blob), 0);
-    assert_true(shoal_session_add_identity(cp->c, shoal_buf_ptr(&blob), shoal_buf_len(&blob), shoal_key_ref(user_key)) >= 0);
+    assert_true(
+        shoal_session_add_identity(cp->c, shoal_buf_ptr(&blob), shoal_buf_len(&blob), shoal_key_ref(user_key)) >= 0);
     shoal_buf_free(&blob);
     if (o->early_channel)
         assert_int_equal(shoal_channel_open_session(cp->c, &CH_CB, &cp->ca, &cp->ca.ch), 0);
