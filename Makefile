@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 CC_ASAN := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo gcc)
 FUZZ := $(shell [ "$(CC_ASAN)" = clang ] && echo ON || echo OFF)
 
-.PHONY: all deps build check check-fast check-asan demo bench bench-serve bench-fanout clean fuzz
+.PHONY: all deps build check check-fast check-asan demo bench bench-serve bench-fanout clean fuzz fuzz-long
 
 all: build
 
@@ -36,6 +36,21 @@ check-asan: deps
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS)
+
+# Long fuzzing, not part of check (nor CI): every fuzz target for
+# FUZZ_SECONDS seconds (600 = 10 minutes) from its corpus, JOBS at a time,
+# in a clang ASan+UBSan+libFuzzer build of its own ($(FUZZ_BUILD)). New
+# inputs go to $(FUZZ_BUILD)/fuzz/work_<name>, crashes to $(FUZZ_BUILD)/fuzz.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
+fuzz-long: deps
+	@command -v clang >/dev/null 2>&1 || { echo "fuzz-long needs clang (libFuzzer)"; exit 1; }
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSHOAL_SANITIZE=ON \
+	    -DSHOAL_FUZZ=ON -DSHOAL_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) -- --no-print-directory
+	@cd $(FUZZ_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -L fuzz -j $(JOBS)
 
 demo: build
 	@sh scripts/demo.sh $(BUILD)/shoal

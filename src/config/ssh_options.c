@@ -152,39 +152,58 @@ static int parse_bool(const char *v, int *out)
     return SHOAL_OK;
 }
 
+/* A run of decimal digits, nothing else (strtoull would also take blanks,
+ * a sign and wrap around); advances *p. */
+static int parse_digits(const char **p, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t n = 0;
+    if (!isdigit((unsigned char)*s))
+        return SHOAL_ERR_CONFIG;
+    for (; isdigit((unsigned char)*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            return SHOAL_ERR_CONFIG;
+        n = n * 10 + d;
+    }
+    *p = s;
+    *out = n;
+    return SHOAL_OK;
+}
+
 /* "123", "10K", "5M", "1G" (bytes, powers of 1024). */
 static int parse_size(const char *v, uint64_t *out)
 {
-    char *end;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (end == v)
+    uint64_t n;
+    if (parse_digits(&v, &n))
         return SHOAL_ERR_CONFIG;
     uint64_t mul = 1;
-    switch (toupper((unsigned char)*end)) {
+    switch (toupper((unsigned char)*v)) {
     case 0:
         break;
     case 'K':
         mul = 1024;
-        end++;
+        v++;
         break;
     case 'M':
         mul = 1024 * 1024;
-        end++;
+        v++;
         break;
     case 'G':
         mul = 1024ull * 1024 * 1024;
-        end++;
+        v++;
         break;
     default:
         return SHOAL_ERR_CONFIG;
     }
-    if (*end || n == 0 || n > UINT64_MAX / mul)
+    if (*v || n == 0 || n > UINT64_MAX / mul)
         return SHOAL_ERR_CONFIG;
     *out = n * mul;
     return SHOAL_OK;
 }
 
-/* sshd-style time: "30", "30s", "5m", "1h", "1h30m". */
+/* sshd-style time: "30", "30s", "5m", "1h", "1h30m"; a sum that does not
+ * fit is refused, not wrapped. */
 static int parse_time(const char *v, uint64_t *out)
 {
     uint64_t total = 0;
@@ -192,38 +211,38 @@ static int parse_time(const char *v, uint64_t *out)
     if (!*p)
         return SHOAL_ERR_CONFIG;
     while (*p) {
-        char *end;
-        unsigned long long n = strtoull(p, &end, 10);
-        if (end == p)
+        uint64_t n;
+        if (parse_digits(&p, &n))
             return SHOAL_ERR_CONFIG;
         uint64_t mul = 1;
-        switch (tolower((unsigned char)*end)) {
+        switch (tolower((unsigned char)*p)) {
         case 0:
             break;
         case 's':
-            end++;
+            p++;
             break;
         case 'm':
             mul = 60;
-            end++;
+            p++;
             break;
         case 'h':
             mul = 3600;
-            end++;
+            p++;
             break;
         case 'd':
             mul = 86400;
-            end++;
+            p++;
             break;
         case 'w':
             mul = 604800;
-            end++;
+            p++;
             break;
         default:
             return SHOAL_ERR_CONFIG;
         }
+        if (n > (UINT64_MAX - total) / mul)
+            return SHOAL_ERR_CONFIG;
         total += n * mul;
-        p = end;
     }
     *out = total;
     return SHOAL_OK;
@@ -431,7 +450,8 @@ int shoal_ssh_options_apply(shoal_ssh_options *o, const char *text, char *err, s
             o->rekey_bytes = u;
         }
         if (*t && strcasecmp(t, "none") != 0 && !o->rekey_seconds) {
-            if (parse_time(t, &u) || u == 0)
+            /* OpenSSH's bound; also keeps the milliseconds in 64 bits. */
+            if (parse_time(t, &u) || u == 0 || u > INT32_MAX)
                 ERR("RekeyLimit: bad time \"%s\"", t);
             o->rekey_seconds = u;
         }

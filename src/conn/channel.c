@@ -131,8 +131,9 @@ static int send_close(shoal_channel *ch)
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_CLOSE, &mark);
     if (!rc)
         rc = shoal_buf_put_u32(&s->out, ch->remote_id);
-    if (!rc)
-        rc = shoal__pkt_end(s, mark);
+    rc = shoal__chan_finish(s, mark, rc);
+    if (s->closed)
+        return rc; /* a packet that could not be sealed ended the session: ch is released */
     ch->close_sent = 1;
     return rc;
 }
@@ -238,23 +239,24 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
     int rc = shoal__chan_alloc(s, &ch);
     if (rc)
         return rc;
-    if (cb)
-        ch->cb = *cb;
-    ch->ud = ud;
     ch->state = CH_OPENING;
     ch->local_window = SHOAL_CHAN_WINDOW;
     if (early && !s->auth_final_sent) {
         ch->open_deferred = 1;
-        *out = ch;
-        return SHOAL_OK;
-    }
-    rc = send_open(s, ch);
-    if (rc) {
-        s->chans[ch->local_id] = NULL;
-        s->open_channels--;
-        free(ch);
+    } else if ((rc = send_open(s, ch)) != 0) {
+        /* A failure that closed the session (a packet that could not be
+         * sealed) released this channel with the others; it has no
+         * callbacks yet, so the application hears only this error. */
+        if (!s->closed) {
+            s->chans[ch->local_id] = NULL;
+            s->open_channels--;
+            free(ch);
+        }
         return rc;
     }
+    if (cb)
+        ch->cb = *cb;
+    ch->ud = ud;
     *out = ch;
     return SHOAL_OK;
 }
@@ -425,6 +427,8 @@ int shoal_channel_send_eof(shoal_channel *ch)
     if (!rc)
         rc = shoal_buf_put_u32(&s->out, ch->remote_id);
     rc = shoal__chan_finish(s, mark, rc);
+    if (s->closed)
+        return rc; /* the session ended on it and released its channels */
     ch->eof_sent = 1;
     return rc;
 }
@@ -641,6 +645,8 @@ static int on_channel_request(shoal_session *s, shoal_channel *ch, shoal_rd *r)
             ch->cb.on_exit_signal(ch, sname, core, smsg, ch->ud);
         ok = 1;
     }
+    if (s->closed)
+        return SHOAL_OK; /* the application ended the session from the callback: ch is released */
     if (want_reply && !ch->close_sent) {
         size_t mark;
         int rc = shoal__pkt_begin(s, ok ? SSH_MSG_CHANNEL_SUCCESS : SSH_MSG_CHANNEL_FAILURE, &mark);
@@ -763,6 +769,8 @@ int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
             return PROTO_FAIL(s, "CLOSE for channel %u not open", id);
         ch->close_received = 1;
         int rc = send_close(ch);
+        if (s->closed)
+            return rc; /* released with the session */
         ch->state = CH_CLOSED;
         shoal__chan_release(ch);
         return rc;

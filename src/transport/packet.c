@@ -252,6 +252,12 @@ static int dispatch(shoal_session *s, const uint8_t *p, size_t n, uint32_t seq)
     uint8_t t = p[0];
     int ext_ok = s->ext_info_next;
     s->ext_info_next = 0;
+    /* RFC 8308 2.4: the second EXT_INFO comes immediately before
+     * USERAUTH_SUCCESS; one anywhere else is injected (CVE-2023-46445). */
+    if (s->ext_info_awaits_success && t != SSH_MSG_USERAUTH_SUCCESS && t != SSH_MSG_DISCONNECT)
+        return shoal__fail(s, SHOAL_ERR_UNEXPECTED_MESSAGE, SSH_DISCONNECT_PROTOCOL_ERROR,
+                           "EXT_INFO out of place: message %u follows it, not USERAUTH_SUCCESS", t);
+    s->ext_info_awaits_success = 0;
     if (s->ignore_next_kex_packet && shoal__kex_is_msg(t) && t != SSH_MSG_KEXINIT && t != SSH_MSG_NEWKEYS) {
         s->ignore_next_kex_packet = 0;
         return SHOAL_OK;
@@ -267,9 +273,13 @@ static int dispatch(shoal_session *s, const uint8_t *p, size_t n, uint32_t seq)
     }
     if (t <= SSH_MSG_DEBUG)
         return handle_generic(s, t, p, n);
-    if (t == SSH_MSG_EXT_INFO && !ext_ok && !(s->phase == SHOAL_PHASE_AUTH && s->ext_info_in_auth_ok))
-        return shoal__fail(s, SHOAL_ERR_UNEXPECTED_MESSAGE, SSH_DISCONNECT_PROTOCOL_ERROR,
-                           "EXT_INFO out of place");
+    if (t == SSH_MSG_EXT_INFO && !ext_ok) {
+        if (!(s->phase == SHOAL_PHASE_AUTH && s->ext_info_in_auth_ok))
+            return shoal__fail(s, SHOAL_ERR_UNEXPECTED_MESSAGE, SSH_DISCONNECT_PROTOCOL_ERROR,
+                               "EXT_INFO out of place");
+        s->ext_info_in_auth_ok = 0; /* once */
+        s->ext_info_awaits_success = 1;
+    }
     if (shoal__kex_is_msg(t))
         return shoal__kex_dispatch(s, t, p, n);
     if ((t >= SSH_MSG_USERAUTH_REQUEST && t < SSH_MSG_GLOBAL_REQUEST) || t == SSH_MSG_SERVICE_REQUEST ||

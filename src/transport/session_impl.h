@@ -179,6 +179,7 @@ struct shoal_session {
     int ignore_next_kex_packet; /* first_kex_packet_follows with a wrong guess */
     int ext_info_next;          /* EXT_INFO may be the next packet (right after NEWKEYS) */
     int ext_info_in_auth_ok;    /* one more EXT_INFO may precede USERAUTH_SUCCESS */
+    int ext_info_awaits_success; /* that EXT_INFO came: the next message must be USERAUTH_SUCCESS */
     int hostkey_answer;         /* answer given inside the hostkey callback */
     int in_hostkey_cb;
     unsigned kex_count;
