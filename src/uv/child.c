@@ -225,6 +225,13 @@ static void on_open(shoal_channel *ch, int err, const char *reason, void *ud)
         shoal_channel_pty(ch, c->term ? c->term : "xterm", c->cols ? c->cols : 80, c->rows ? c->rows : 24);
     if (shoal_channel_exec(ch, c->command) == SHOAL_OK)
         c->exec_sent = 1;
+    /* Nothing to send on stdin: its EOF goes right behind the exec request,
+     * in the same write (a packet fewer per host in a fan-out; the server
+     * reads them in order, so the command starts with stdin closed). */
+    if (c->exec_sent && c->stdin_close_wanted && !c->eof_sent && shoal_buf_len(&c->in) == 0 && c->lent_len == 0) {
+        c->eof_sent = 1;
+        shoal_channel_send_eof(ch);
+    }
 }
 
 static void on_request(shoal_channel *ch, const char *request, int ok, void *ud)
