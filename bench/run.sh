@@ -11,7 +11,9 @@
 #   b. N concurrent connections: shoal_bench_fanout -c N vs N background
 #      `ssh` processes + wait;
 #   c. one channel's throughput: BULK MiB of zeros into `cat > /dev/null`
-#      with aes128-gcm@openssh.com and chacha20-poly1305@openssh.com.
+#      with aes128-gcm@openssh.com and chacha20-poly1305@openssh.com;
+#   d. the same BULK MiB from a regular file as the client's stdin
+#      (aes128-gcm@openssh.com): how a client reads a file it is given.
 # Every figure is the median of BENCH_RUNS runs (each metric separately).
 #
 # Client CPU = user+sys of the client process and every descendant it waited
@@ -155,7 +157,8 @@ measure() {
 }
 
 # bulk NAME CMD...: feed BULK_MIB MiB of zeros to CMD (timed alone, so
-# `head` is not counted as client CPU).
+# `head` is not counted as client CPU); from the file $BULK_FILE instead
+# when that is set.
 bulk() {
     local name=$1
     shift
@@ -164,7 +167,11 @@ bulk() {
     sshd_settle
     s0=$(sshd_cpu)
     m0=$(machine_cpu)
-    head -c "$((BULK_MIB * 1048576))" /dev/zero | "$TIMER" -o "$T/time" "$@" 2>"$T/err" || rc=$?
+    if [ -n "${BULK_FILE:-}" ]; then
+        "$TIMER" -o "$T/time" "$@" <"$BULK_FILE" 2>"$T/err" || rc=$?
+    else
+        head -c "$((BULK_MIB * 1048576))" /dev/zero | "$TIMER" -o "$T/time" "$@" 2>"$T/err" || rc=$?
+    fi
     sshd_settle
     s1=$(sshd_cpu)
     m1=$(machine_cpu)
@@ -206,6 +213,8 @@ done
 
 # ---------------------------------------------------------------- runs
 
+head -c "$((BULK_MIB * 1048576))" /dev/zero >"$T/bulk.bin"
+
 for run in $(seq 1 "$RUNS"); do
     echo "run $run/$RUNS"
     # a. sequential
@@ -222,6 +231,9 @@ for run in $(seq 1 "$RUNS"); do
         bulk "shoal_$short" "${SHOAL_EXEC[@]}" -c "$c" "$USER_AT" 'cat > /dev/null'
         bulk "ssh_$short" "${SSH[@]}" -c "$c" "$USER_AT" 'cat > /dev/null'
     done
+    # d. a regular file as stdin
+    BULK_FILE=$T/bulk.bin bulk shoal_file "${SHOAL_EXEC[@]}" -c aes128-gcm@openssh.com "$USER_AT" 'cat > /dev/null'
+    BULK_FILE=$T/bulk.bin bulk ssh_file "${SSH[@]}" -c aes128-gcm@openssh.com "$USER_AT" 'cat > /dev/null'
 done
 
 # ---------------------------------------------------------------- report
@@ -256,6 +268,9 @@ for c in aes128-gcm chacha20-poly1305; do
     row "c. $BULK_MIB MiB upload, $c: client CPU" "s/GiB" "$(med "shoal_$c.cpu_s_gib")" "$(med "ssh_$c.cpu_s_gib")" 3
     row "c. $BULK_MIB MiB upload, $c: sshd CPU" "s/GiB" "$(med "shoal_$c.sshd_s_gib")" "$(med "ssh_$c.sshd_s_gib")" 3
 done
+row "d. $BULK_MIB MiB from a file as stdin, aes128-gcm: throughput" "MiB/s" "$(med shoal_file.mibs)" "$(med ssh_file.mibs)" 0
+row "d. $BULK_MIB MiB from a file as stdin, aes128-gcm: client CPU" "s/GiB" "$(med shoal_file.cpu_s_gib)" \
+    "$(med ssh_file.cpu_s_gib)" 3
 
 floor_cpu=$(fmt "$(med floor.cpu_ms)" 3)
 floor_wall=$(fmt "$(med floor.wall_ms)" 3)

@@ -276,6 +276,16 @@ static void put_closed_temp(shoal_sftp_put *p, const char *temp, void *ud)
 
 static void sftp_put_start(fleet_upload *u);
 static void resolve(fleet_upload *u, const char *path);
+
+/* dir + "/" + name (no second slash), malloc'd. */
+static char *path_join(const char *dir, const char *name)
+{
+    size_t l = strlen(dir), n = l + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s%s", dir, l && dir[l - 1] == '/' ? "" : "/", name);
+    return p;
+}
 static void clean_sftp(fleet_upload *u);
 static void clean_shell(fleet_upload *u);
 
@@ -321,15 +331,11 @@ static void resolved_stat(shoal_sftp *sf, int err, const char *msg, const shoal_
             return;
         }
         u->into_dir = 1;
-        const char *name = fleet_source_name(u->req->source);
-        size_t n = strlen(u->final) + strlen(name) + 2;
-        char *p = malloc(n);
+        char *p = path_join(u->final, fleet_source_name(u->req->source));
         if (!p) {
             up_result(u, SHOAL_ERR_NOMEM, "out of memory");
             return;
         }
-        size_t l = strlen(u->final);
-        snprintf(p, n, "%s%s%s", u->final, l && u->final[l - 1] == '/' ? "" : "/", name);
         resolve(u, p);
         free(p);
         return;
@@ -1029,12 +1035,9 @@ static int clean_entries(shoal_sftp *sf, const shoal_sftp_dirent *e, size_t n, v
             continue; /* only regular files */
         if (!(a->flags & SHOAL_SFTP_ATTR_ACMODTIME) || (time_t)a->mtime > cutoff)
             continue; /* fresh (or of unknown age): maybe an upload in progress */
-        size_t need = strlen(u->target) + strlen(e[i].name) + 2;
-        char *p = malloc(need);
+        char *p = path_join(u->target, e[i].name);
         if (!p)
             return 1;
-        size_t tl = strlen(u->target);
-        snprintf(p, need, "%s%s%s", u->target, tl && u->target[tl - 1] == '/' ? "" : "/", e[i].name);
         u->clean_names[u->clean_n++] = p;
     }
     return 0;
