@@ -1,4 +1,4 @@
-/* Fuzz target: a `shoal agent` request line (apps/shoal/agent_request.c):
+/* Fuzz target: a `shoal agent` request line (apps/shoal/fanout/agent_request.c):
  * whatever a front-end (or whoever feeds the agent) writes, parsing gives
  * a request whose every number is within its documented range and whose
  * hosts are all named, or a UserError text, never a crash, a leak or an
@@ -14,8 +14,8 @@
             abort();                                                                                                   \
     } while (0)
 
-#include "../apps/shoal/agent_request.c"
-#include "../apps/shoal/numarg.c"
+#include "../apps/shoal/fanout/agent_request.c"
+#include "../apps/shoal/common/numarg.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

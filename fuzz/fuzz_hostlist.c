@@ -1,4 +1,4 @@
-/* Fuzzes the hosts-file reader of `shoal run -h FILE` (apps/shoal/hostlist.c).
+/* Fuzzes the hosts-file reader of `shoal run -h FILE` (apps/shoal/fanout/hostlist.c).
  * The input is the file's content (held in a memfd, read through its
  * /proc/self/fd path as hostlist_add_file reads any file); when it starts
  * with '!', its first line is first given as a -H argument.
@@ -16,8 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../apps/shoal/hostlist.c"
-#include "../apps/shoal/nodeset.c"
+#include "../apps/shoal/fanout/hostlist.c"
+#include "../apps/shoal/fanout/nodeset.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

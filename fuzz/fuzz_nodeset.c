@@ -1,5 +1,5 @@
 /* Fuzz target: host patterns (`-H web[01-40]`, hosts files) and the
- * folding of host lists for display (apps/shoal/nodeset.c). Patterns are
+ * folding of host lists for display (apps/shoal/fanout/nodeset.c). Patterns are
  * typed by users, but hosts files are often generated: any input must give
  * a clean error or names, never a crash or an unbounded expansion; folding
  * what was expanded and expanding it again gives the same set. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../apps/shoal/nodeset.c"
+#include "../apps/shoal/fanout/nodeset.c"
 
 static int cmp(const void *a, const void *b)
 {

@@ -1,5 +1,5 @@
 /* Fuzz target: remote command output turned into agent JSON lines
- * (apps/shoal/replyjson.c). Output bytes come from the network, so the
+ * (apps/shoal/fanout/replyjson.c). Output bytes come from the network, so the
  * UTF-8 sanitizer and the base64 encoder must accept anything and always
  * produce JSON that parses back: valid UTF-8 (without NUL) unchanged,
  * anything else with U+FFFD, base64 decoding to the exact bytes. */
@@ -9,7 +9,7 @@
 
 #include <openssl/evp.h>
 
-#include "../apps/shoal/replyjson.c"
+#include "../apps/shoal/fanout/replyjson.c"
 
 /* replyjson_reply names failure classes; not exercised here. */
 const char *fleet_class_name(fleet_class c)

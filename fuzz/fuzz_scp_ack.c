@@ -1,4 +1,4 @@
-/* Fuzz target: the replies of an `scp -t` sink (apps/shoal/scp_ack.c),
+/* Fuzz target: the replies of an `scp -t` sink (src/fleet/scp_ack.c),
  * which a hostile server controls entirely. The first input byte picks how
  * the rest is cut into pieces, as a network would; whatever the bytes, the
  * parser must take every byte, report replies in order, and keep its
@@ -15,7 +15,7 @@
             abort();                                                                                                   \
     } while (0)
 
-#include "../apps/shoal/scp_ack.c"
+#include "../src/fleet/scp_ack.c"
 
 typedef struct replies {
     int kinds[64];

@@ -1,9 +1,9 @@
 /* Fan-out helpers of `shoal run`: node set expansion and folding
  * (ClusterShell syntax), host lists from -H and -h, and clubak-style grouped
  * output. The module's sources are compiled into this test directly. */
-#include "../../apps/shoal/nodeset.c"
-#include "../../apps/shoal/hostlist.c"
-#include "../../apps/shoal/groupout.c"
+#include "../../apps/shoal/fanout/nodeset.c"
+#include "../../apps/shoal/fanout/hostlist.c"
+#include "../../apps/shoal/fanout/groupout.c"
 
 #include "testutil.h"
 

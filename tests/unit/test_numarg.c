@@ -1,8 +1,8 @@
 /* Strict command-line numbers of `shoal run`, `shoal put` and `shoal
- * agent` (apps/shoal/numarg.c): the units users type, and everything else
+ * agent` (apps/shoal/common/numarg.c): the units users type, and everything else
  * refused (the flags used to go through strtoul/strtod unchecked, so
  * "--rate 10M" meant 10 bytes/s and "-t abc" meant no deadline). */
-#include "../../apps/shoal/numarg.c"
+#include "../../apps/shoal/common/numarg.c"
 
 #include "testutil.h"
 

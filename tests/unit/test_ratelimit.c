@@ -1,4 +1,4 @@
-/* Token buckets of the upload caps (apps/shoal/ratelimit.c). */
+/* Token buckets of the upload caps (src/fleet/ratelimit.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "../../apps/shoal/ratelimit.c"
+#include "../../src/fleet/ratelimit.c"
 
 static void test_unlimited(void **state)
 {

@@ -1,9 +1,9 @@
-/* JSON lines of `shoal agent` and `shoal run --json` (apps/shoal/replyjson.c):
+/* JSON lines of `shoal agent` and `shoal run --json` (apps/shoal/fanout/replyjson.c):
  * U+0085, U+2028 and U+2029 leave escaped, even when jansson hands them
  * over split between two writes (a front-end that splits lines with
  * Python's str.splitlines() would otherwise cut a Reply in two), and the
  * Truncated field is always there, with the streams that were cut. */
-#include "../../apps/shoal/replyjson.c"
+#include "../../apps/shoal/fanout/replyjson.c"
 
 #include "testutil.h"
 

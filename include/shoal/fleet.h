@@ -10,8 +10,8 @@
  * Work is described by a request (a command or an upload, shared by all its
  * hosts) and one task per host. Results and progress come back to the
  * caller's loop as fleet_event values, always exactly one RESULT per task. */
-#ifndef SHOAL_APP_FLEET_H
-#define SHOAL_APP_FLEET_H
+#ifndef SHOAL_FLEET_H
+#define SHOAL_FLEET_H
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -4,7 +4,7 @@
 #ifndef SHOAL_APP_FLEETOPTS_H
 #define SHOAL_APP_FLEETOPTS_H
 
-#include "fleet.h"
+#include "shoal/fleet.h"
 #include "shoal/config.h"
 #include "shoal/knownhosts.h"
 

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "prompt.h"
+#include "common/prompt.h"
 #include "shoal/channel.h"
 #include "shoal/config.h"
 #include "shoal/strvis.h"

@@ -6,7 +6,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
-#include "fleet.h"
+#include "shoal/fleet.h"
 
 /* A JSON string from arbitrary bytes: invalid UTF-8 becomes U+FFFD, as
  * GoSSHa's encoder does (use base64 for byte-exact output). */

@@ -23,10 +23,10 @@
 
 #include "agent_request.h"
 #include "commands.h"
-#include "fleet.h"
-#include "ratelimit.h"
+#include "shoal/fleet.h"
+#include "fleet/ratelimit.h"
 #include "fleetopts.h"
-#include "numarg.h"
+#include "common/numarg.h"
 #include "replyjson.h"
 
 

@@ -12,14 +12,14 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "fleet.h"
-#include "ratelimit.h"
+#include "shoal/fleet.h"
+#include "fleet/ratelimit.h"
 #include "fleetopts.h"
 #include "groupout.h"
 #include "hostlist.h"
 #include "nodeset.h"
-#include "numarg.h"
-#include "prompt.h"
+#include "common/numarg.h"
+#include "common/prompt.h"
 #include "replyjson.h"
 #include "shoal/strvis.h"
 

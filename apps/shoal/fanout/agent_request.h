@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "fleet.h"
+#include "shoal/fleet.h"
 
 #define AGENT_DEFAULT_TIMEOUT_MS 30000
 #define AGENT_DEFAULT_OUTPUT_CAP (64u << 20)

@@ -4,7 +4,7 @@
 
 #include <pthread.h>
 
-#include "fleet.h"
+#include "shoal/fleet.h"
 #include "ratelimit.h"
 
 typedef struct fleet_worker fleet_worker;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "numarg.h"
+#include "common/numarg.h"
 #include "shoal/uv.h"
 
 json_t *agent_field(json_t *o, const char *name)
