@@ -8,3 +8,12 @@ add_test(NAME packaging.exports
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/packaging/exports.sh
           $<TARGET_FILE_DIR:libshoal_shared> ${PROJECT_VERSION} ${SHOAL_SOVERSION})
 set_tests_properties(packaging.exports PROPERTIES LABELS packaging TIMEOUT 60 SKIP_RETURN_CODE 77)
+
+# Every subcommand's --version = shoal_version() of the shared library.
+add_executable(packaging_print_version packaging/print_version.c)
+target_link_libraries(packaging_print_version PRIVATE shoal::shoal)
+add_test(NAME packaging.version
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/packaging/version.sh
+          $<TARGET_FILE:packaging_print_version> ${PROJECT_VERSION})
+set_tests_properties(packaging.version PROPERTIES LABELS packaging TIMEOUT 60
+  ENVIRONMENT "${SHOAL_PACKAGING_ENV}")
