@@ -17,3 +17,6 @@ add_test(NAME packaging.version
           $<TARGET_FILE:packaging_print_version> ${PROJECT_VERSION})
 set_tests_properties(packaging.version PROPERTIES LABELS packaging TIMEOUT 60
   ENVIRONMENT "${SHOAL_PACKAGING_ENV}")
+
+add_test(NAME packaging.man COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/packaging/man.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(packaging.man PROPERTIES LABELS packaging TIMEOUT 60 SKIP_RETURN_CODE 77)
