@@ -20,3 +20,13 @@ set_tests_properties(packaging.version PROPERTIES LABELS packaging TIMEOUT 60
 
 add_test(NAME packaging.man COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/packaging/man.sh ${PROJECT_SOURCE_DIR})
 set_tests_properties(packaging.man PROPERTIES LABELS packaging TIMEOUT 60 SKIP_RETURN_CODE 77)
+
+# Install into a temporary prefix, build examples/*.c against it (pkg-config
+# and find_package) and run them against sshd, shoal serve and tiny_server.
+# Not in sanitizer or fuzzing builds: the examples are built without the
+# sanitizer runtime that such a libshoal.so would need.
+if(NOT SHOAL_SANITIZE AND NOT SHOAL_FUZZ)
+  add_test(NAME packaging.install COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/install/install_and_examples.sh)
+  set_tests_properties(packaging.install PROPERTIES LABELS packaging TIMEOUT 600 SKIP_RETURN_CODE 77
+    ENVIRONMENT "${SHOAL_PACKAGING_ENV}")
+endif()
