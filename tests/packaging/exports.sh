@@ -18,7 +18,7 @@ so=$libdir/libshoal.so.$version
 # "ADDRESS TYPE NAME[@@VERSION]" per line; the version node itself is an
 # absolute (A) symbol. Read once: grep -q on a pipe would SIGPIPE nm.
 dyn=$(nm -D --defined-only "$so" | awk '{ sub(/@.*/, "", $NF); print $2, $NF }')
-static_syms=$(nm --defined-only "$libdir/libshoal.a" 2>/dev/null | awk 'NF >= 3 { print $NF }')
+static_syms=$( (nm --defined-only "$libdir/libshoal.a" 2>/dev/null || true) | awk 'NF >= 3 { print $NF }')
 bad=$(echo "$dyn" | awk '
     $1 == "A" && $2 ~ /^SHOAL_[0-9]+$/ { next }
     $2 !~ /^shoal_/ || $2 ~ /^shoal__/ { print $2 }')
