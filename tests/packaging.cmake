@@ -19,7 +19,8 @@ set_tests_properties(packaging.version PROPERTIES LABELS packaging TIMEOUT 60
   ENVIRONMENT "${SHOAL_PACKAGING_ENV}")
 
 add_test(NAME packaging.man COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/packaging/man.sh ${PROJECT_SOURCE_DIR})
-set_tests_properties(packaging.man PROPERTIES LABELS packaging TIMEOUT 60 SKIP_RETURN_CODE 77)
+set_tests_properties(packaging.man PROPERTIES LABELS packaging TIMEOUT 60 SKIP_RETURN_CODE 77
+  ENVIRONMENT "${SHOAL_PACKAGING_ENV}")
 
 # Install into a temporary prefix, build examples/*.c against it (pkg-config
 # and find_package) and run them against sshd, shoal serve and tiny_server.
