@@ -71,6 +71,16 @@ check "bash completion lists run's flags" \
     bash -c ". '$prefix/share/bash-completion/completions/shoal' &&
              COMP_WORDS=(shoal run --st); COMP_CWORD=2; _shoal; [ \"\${COMPREPLY[*]}\" = '--stream --stdin' ]"
 
+# ---- every installed header compiles on its own (it includes what it needs)
+bad_headers=""
+for h in "$prefix"/include/shoal/*.h; do
+    printf '#include <shoal/%s>\nint shoal_header_check;\n' "$(basename "$h")" >"$T/h.c"
+    # shellcheck disable=SC2046 # pkg-config's words
+    cc -Wall -Wextra -Werror -fsyntax-only $(pc --cflags libshoal) "$T/h.c" 2>"$T/h.err" ||
+        bad_headers="$bad_headers $(basename "$h")"
+done
+if [ -z "$bad_headers" ]; then ok "every installed header compiles alone"; else not_ok "headers that do not compile alone:$bad_headers"; _show "$T/h.err"; fi
+
 # ---- build the examples against the prefix, with pkg-config only
 mkdir -p "$T/bin"
 built=()
