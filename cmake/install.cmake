@@ -3,7 +3,7 @@
 #   bin/shoal
 #   lib/libshoal.so.X.Y.Z, libshoal.so.N, libshoal.so, libshoal.a
 #   include/shoal/*.h (with the generated version.h)
-#   lib/pkgconfig/libshoal.pc                        (relocatable: ${pcfiledir})
+#   lib/pkgconfig/libshoal.pc                        (prefix: the install's)
 #   lib/cmake/shoal/shoalConfig.cmake + shoalConfigVersion.cmake + targets
 #     (imported targets shoal::shoal, shared, and shoal::shoal_static)
 #   share/man/man{1,5,8}/ from docs/man/
@@ -23,13 +23,17 @@ file(GLOB SHOAL_PUBLIC_HEADERS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/include/s
 install(FILES ${SHOAL_PUBLIC_HEADERS} ${PROJECT_BINARY_DIR}/include/shoal/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/shoal)
 
-# pkg-config: prefix relative to the .pc file, so that `cmake --install
-# --prefix` (which does not reconfigure) and DESTDIR staging both hold.
-file(RELATIVE_PATH SHOAL_PC_TO_PREFIX
-     /${SHOAL_PKGCONFIG_DIR} /)
-string(REGEX REPLACE "/$" "" SHOAL_PC_TO_PREFIX "${SHOAL_PC_TO_PREFIX}")
-configure_file(${PROJECT_SOURCE_DIR}/cmake/libshoal.pc.in ${PROJECT_BINARY_DIR}/libshoal.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/libshoal.pc DESTINATION ${SHOAL_PKGCONFIG_DIR})
+# pkg-config: written at install time, so that its prefix is the one
+# `cmake --install --prefix P` installs to (the configured one otherwise);
+# DESTDIR is not part of it, as staging for a package wants.
+install(CODE "
+  set(SHOAL_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+  set(CMAKE_INSTALL_LIBDIR \"${CMAKE_INSTALL_LIBDIR}\")
+  set(CMAKE_INSTALL_INCLUDEDIR \"${CMAKE_INSTALL_INCLUDEDIR}\")
+  set(PROJECT_VERSION \"${PROJECT_VERSION}\")
+  configure_file(\"${PROJECT_SOURCE_DIR}/cmake/libshoal.pc.in\" \"${PROJECT_BINARY_DIR}/pkgconfig/libshoal.pc\" @ONLY)
+")
+install(FILES ${PROJECT_BINARY_DIR}/pkgconfig/libshoal.pc DESTINATION ${SHOAL_PKGCONFIG_DIR})
 
 # CMake package: find_package(shoal) then target_link_libraries(app shoal::shoal).
 install(EXPORT shoalTargets NAMESPACE shoal:: DESTINATION ${SHOAL_CMAKE_DIR})
