@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2207 # COMPREPLY=($(compgen ...)) is the completion idiom
 # bash completion for shoal(1): subcommands, their flags, and the values
 # some flags take. Installed as share/bash-completion/completions/shoal.
 # The flag lists follow each subcommand's getopt in apps/shoal/.

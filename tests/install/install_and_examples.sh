@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # helper functions run through check()
+# shellcheck disable=SC2119 # start_shoal_serve with no extra config lines
 # packaging.install: libshoal as a user gets it.
 #   * `cmake --install BUILD --prefix TMP` lays out bin/, lib/ (libshoal.so*,
 #     libshoal.a, pkgconfig/libshoal.pc, cmake/shoal/), include/shoal/,

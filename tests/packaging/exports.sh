@@ -26,7 +26,7 @@ if [ -z "$bad" ]; then
     ok "only shoal_ symbols are exported, no shoal__ helper"
 else
     not_ok "symbols outside the public API are exported:"
-    printf '  %s\n' $bad
+    while read -r sym; do echo "  $sym"; done <<<"$bad"
 fi
 n=$(echo "$dyn" | grep -c ' shoal_' || true)
 if [ "$n" -ge 50 ]; then ok "the public API is exported ($n symbols)"; else not_ok "only $n shoal_ symbols exported"; fi
