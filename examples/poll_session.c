@@ -180,10 +180,12 @@ static int add_identity(shoal_session *s, const char *path)
     text[n] = 0;
     shoal_authkey_line line;
     rc = shoal_authkeys_parse_line(text, strcspn(text, "\n"), &line, NULL, 0);
-    if (rc == 1)
+    if (rc == 1) {
         rc = shoal_session_add_identity(s, line.blob, line.blob_len, key); /* takes the key */
-    else
+    } else {
         shoal_key_free(key);
+        rc = SHOAL_ERR_BAD_FORMAT; /* no key line in the .pub file */
+    }
     shoal_authkey_line_free(&line);
     if (rc < 0)
         fprintf(stderr, "poll_session: %s: cannot read the public key\n", pub_path);

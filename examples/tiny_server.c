@@ -47,7 +47,7 @@ static int on_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
 {
     (void)s;
     (void)ud;
-    if (only_user && strcmp(req->user, only_user) != 0)
+    if (!req->user || (only_user && strcmp(req->user, only_user) != 0))
         return SHOAL_AUTH_DENY;
     if (req->method == SHOAL_METHOD_PUBLICKEY && authorized_keys_path) {
         /* Probe or proven: the library only lets a user in once the
