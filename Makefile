@@ -7,7 +7,10 @@ CMAKE_FLAGS ?=
 CC_ASAN := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo gcc)
 FUZZ := $(shell [ "$(CC_ASAN)" = clang ] && echo ON || echo OFF)
 
-.PHONY: all deps build check check-fast check-asan demo bench bench-serve bench-fanout clean fuzz fuzz-long
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all deps build install check check-fast check-asan demo bench bench-serve bench-fanout clean fuzz fuzz-long
 
 all: build
 
@@ -19,6 +22,11 @@ $(BUILD)/Makefile: CMakeLists.txt
 
 build: deps $(BUILD)/Makefile
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
+
+# bin/shoal, libshoal (.so and .a), headers, pkg-config and CMake files,
+# man pages and bash completion under $(DESTDIR)$(PREFIX).
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Everything: the normal build's tests, then the ASan+UBSan build's tests
 # (unit, interop, fuzz smoke runs). Ends with ctest's summary line.

@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is present.
 set -e
 PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev libcmocka-dev libcrypt-dev libjansson-dev pssh pdsh clang libclang-rt-14-dev
-openssh-server openssh-client dropbear-bin python3-asyncssh python3-paramiko git openssl"
+openssh-server openssh-client dropbear-bin python3-asyncssh python3-paramiko git openssl mandoc"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

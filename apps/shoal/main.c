@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "shoal/version.h"
 
 static void usage(FILE *f)
 {
@@ -15,7 +16,8 @@ static void usage(FILE *f)
                "  agent   JSON lines on stdin/stdout for programs (GoSSHa's protocol and more)\n"
                "  serve   a programmable SSH server for stock OpenSSH clients\n"
                "\n"
-               "Run 'shoal <command> --help' for a command's options.\n");
+               "Run 'shoal <command> --help' for a command's options;\n"
+               "'shoal [<command>] --version' prints the version.\n");
 }
 
 int main(int argc, char **argv)
@@ -29,7 +31,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("shoal 0.1\n");
+        printf("shoal %s\n", shoal_version());
         return 0;
     }
     if (!strcmp(argv[1], "exec"))

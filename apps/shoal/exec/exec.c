@@ -23,6 +23,7 @@
 #include "shoal/config.h"
 #include "shoal/strvis.h"
 #include "shoal/uv.h"
+#include "shoal/version.h"
 
 #define EXIT_CONN_ERROR 255
 #define IN_BUF (256u * 1024u)
@@ -612,7 +613,7 @@ int cmd_exec(int argc, char **argv)
     int verbose = 0, no_stdin = 0, opt;
     char err[600];
     char tmp[600];
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+p:l:i:c:m:o:vnqh", longopts, NULL)) != -1) {
         int rc = 0;
@@ -650,6 +651,10 @@ int cmd_exec(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            shoal_ssh_options_free(&o);
+            return 0;
+        case 'V': /* --version */
+            printf("shoal %s\n", shoal_version());
             shoal_ssh_options_free(&o);
             return 0;
         default:

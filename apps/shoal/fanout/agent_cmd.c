@@ -24,6 +24,7 @@
 #include "agent_request.h"
 #include "commands.h"
 #include "shoal/fleet.h"
+#include "shoal/version.h"
 #include "fleet/ratelimit.h"
 #include "fleetopts.h"
 #include "common/numarg.h"
@@ -717,7 +718,8 @@ int cmd_agent(int argc, char **argv)
     optind = 1;
     enum { O_HELP = 256, O_THREADS };
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, O_HELP}, {"threads", required_argument, NULL, O_THREADS}, {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, O_HELP}, {"threads", required_argument, NULL, O_THREADS},
+        {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     while ((c = getopt_long(argc, argv, "i:l:c:m:do:", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': {
@@ -759,6 +761,10 @@ int cmd_agent(int argc, char **argv)
             break;
         case O_HELP:
             usage(stdout);
+            fleetopts_free(&a.opts);
+            return 0;
+        case 'V': /* --version */
+            printf("shoal %s\n", shoal_version());
             fleetopts_free(&a.opts);
             return 0;
         default:

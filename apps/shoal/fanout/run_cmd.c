@@ -22,6 +22,7 @@
 #include "common/prompt.h"
 #include "replyjson.h"
 #include "shoal/strvis.h"
+#include "shoal/version.h"
 
 typedef struct partial {
     char *buf;
@@ -515,7 +516,7 @@ static int run_main(int argc, char **argv, int put)
         {"threads", required_argument, NULL, O_THREADS}, {"output-cap", required_argument, NULL, O_CAP},
         {"stdin", required_argument, NULL, O_STDIN},   {"inplace", no_argument, NULL, O_INPLACE},
         {"clean-temp", no_argument, NULL, O_CLEAN},    {"older-than", required_argument, NULL, O_OLDER},
-        {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
     int c, rc = 2;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+H:h:w:x:l:p:i:o:t:m:I", longopts, NULL)) != -1) {
@@ -655,6 +656,10 @@ static int run_main(int argc, char **argv, int put)
             break;
         case O_HELP:
             usage(stdout, put);
+            rc = 0;
+            goto done;
+        case 'V': /* --version */
+            printf("shoal %s\n", shoal_version());
             rc = 0;
             goto done;
         default:

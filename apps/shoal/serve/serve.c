@@ -21,6 +21,7 @@
 #include "serve_gateway.h"
 #include "serve_restart.h"
 #include "shoal/strvis.h"
+#include "shoal/version.h"
 
 static void usage(FILE *f)
 {
@@ -165,7 +166,8 @@ int cmd_serve(int argc, char **argv)
     int debug = 0, opt;
     char err[600], line[4200];
     optind = 1;
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'H'}, {"version", no_argument, NULL, 'V'},
+                                                  {NULL, 0, NULL, 0}};
     while ((opt = getopt_long(argc, argv, "f:p:h:o:d", longopts, NULL)) != -1) {
         int rc = 0;
         switch (opt) {
@@ -188,6 +190,10 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'H':
             usage(stdout);
+            shoal_serve_config_free(ctx.cfg);
+            return 0;
+        case 'V': /* --version */
+            printf("shoal %s\n", shoal_version());
             shoal_serve_config_free(ctx.cfg);
             return 0;
         default:
