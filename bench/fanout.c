@@ -49,6 +49,7 @@ typedef struct job {
 struct bench {
     uv_loop_t *loop;
     shoal_uv_options uo;
+    shoal_client_config uo_ssh; /* uo.ssh points here */
     const char *command;
     unsigned total, concurrency;
     unsigned started, finished, ok, running;
@@ -165,7 +166,14 @@ static void on_ready(shoal_uv_conn *c, void *ud)
 {
     job *j = ud;
     static const shoal_channel_callbacks cbs = {
-        on_ch_open, on_ch_request, on_ch_data, on_ch_eof, on_ch_exit_status, on_ch_exit_signal, on_ch_writable,
+        sizeof(shoal_channel_callbacks),
+        on_ch_open,
+        on_ch_request,
+        on_ch_data,
+        on_ch_eof,
+        on_ch_exit_status,
+        on_ch_exit_signal,
+        on_ch_writable,
         on_ch_close,
     };
     int rc = shoal_channel_open_session(shoal_uv_conn_session(c), &cbs, j, &j->ch);
@@ -215,7 +223,8 @@ static void on_log(shoal_uv_conn *c, int level, const char *message, void *ud)
 
 static void start_more(bench *b)
 {
-    static const shoal_uv_callbacks cbs = {.on_ready = on_ready, .on_closed = on_closed, .log = on_log};
+    static const shoal_uv_callbacks cbs = {
+        .size = sizeof(shoal_uv_callbacks), .on_ready = on_ready, .on_closed = on_closed, .log = on_log};
     while (b->started < b->total && b->running < b->concurrency) {
         job *j = calloc(1, sizeof(*j));
         if (!j) {
@@ -374,14 +383,17 @@ int main(int argc, char **argv)
 
     const char *kh[1] = {known_hosts};
     shoal_uv_options *uo = &b.uo;
+    shoal_uv_options_init(uo);
+    shoal_client_config_init(&b.uo_ssh);
+    uo->ssh = &b.uo_ssh;
     uo->host = host;
     uo->port = port;
-    uo->ssh.user = user;
-    uo->ssh.kex_algorithms = o.kex;
-    uo->ssh.ciphers = o.ciphers;
-    uo->ssh.macs = o.macs;
-    uo->ssh.hostkey_algorithms = o.hostkey_algs;
-    uo->ssh.auth_methods = SHOAL_AUTH_PUBLICKEY;
+    b.uo_ssh.user = user;
+    b.uo_ssh.kex_algorithms = o.kex;
+    b.uo_ssh.ciphers = o.ciphers;
+    b.uo_ssh.macs = o.macs;
+    b.uo_ssh.hostkey_algorithms = o.hostkey_algs;
+    b.uo_ssh.auth_methods = SHOAL_AUTH_PUBLICKEY;
     uo->known_hosts = kh;
     uo->n_known_hosts = 1;
     uo->hostkey_policy = SHOAL_HOSTKEY_STRICT;

@@ -73,6 +73,7 @@ typedef struct conn {
 struct holder {
     uv_loop_t *loop;
     shoal_uv_options uo;
+    shoal_client_config uo_ssh; /* uo.ssh points here */
     target targets[MAX_ADDRS];
     unsigned n_targets, next_target;
     unsigned per_target;
@@ -215,7 +216,14 @@ static void on_ready(shoal_uv_conn *uc, void *ud)
         return;
     }
     static const shoal_channel_callbacks cbs = {
-        on_ch_open, on_ch_request, on_ch_data, on_ch_eof, on_ch_exit_status, on_ch_exit_signal, on_ch_writable,
+        sizeof(shoal_channel_callbacks),
+        on_ch_open,
+        on_ch_request,
+        on_ch_data,
+        on_ch_eof,
+        on_ch_exit_status,
+        on_ch_exit_signal,
+        on_ch_writable,
         on_ch_close,
     };
     int rc = shoal_channel_open_session(shoal_uv_conn_session(uc), &cbs, c, &c->ch);
@@ -279,7 +287,8 @@ static void on_warm_closed(shoal_uv_conn *uc, int err, const char *message, void
 
 static void start_warm(holder *h)
 {
-    static const shoal_uv_callbacks cbs = {.on_ready = on_warm_ready, .on_closed = on_warm_closed, .log = on_log};
+    static const shoal_uv_callbacks cbs = {
+        .size = sizeof(shoal_uv_callbacks), .on_ready = on_warm_ready, .on_closed = on_warm_closed, .log = on_log};
     shoal_uv_options uo = h->uo;
     uo.host = h->targets[0].host;
     shoal_uv_conn *uc;
@@ -306,7 +315,8 @@ static target *pick_target(holder *h)
 
 static void start_more(holder *h)
 {
-    static const shoal_uv_callbacks cbs = {.on_ready = on_ready, .on_closed = on_closed, .log = on_log};
+    static const shoal_uv_callbacks cbs = {
+        .size = sizeof(shoal_uv_callbacks), .on_ready = on_ready, .on_closed = on_closed, .log = on_log};
     while (h->started < h->total && h->inflight < h->inflight_max) {
         target *t = pick_target(h);
         if (!t)
@@ -473,14 +483,17 @@ int main(int argc, char **argv)
 
     const char *kh[1] = {known_hosts};
     shoal_uv_options *uo = &h.uo;
+    shoal_uv_options_init(uo);
+    shoal_client_config_init(&h.uo_ssh);
+    uo->ssh = &h.uo_ssh;
     uo->host = host;
     uo->port = port;
-    uo->ssh.user = user;
-    uo->ssh.kex_algorithms = o.kex;
-    uo->ssh.ciphers = o.ciphers;
-    uo->ssh.macs = o.macs;
-    uo->ssh.hostkey_algorithms = o.hostkey_algs;
-    uo->ssh.auth_methods = SHOAL_AUTH_PUBLICKEY;
+    h.uo_ssh.user = user;
+    h.uo_ssh.kex_algorithms = o.kex;
+    h.uo_ssh.ciphers = o.ciphers;
+    h.uo_ssh.macs = o.macs;
+    h.uo_ssh.hostkey_algorithms = o.hostkey_algs;
+    h.uo_ssh.auth_methods = SHOAL_AUTH_PUBLICKEY;
     uo->known_hosts = kh;
     uo->n_known_hosts = 1;
     uo->hostkey_policy = SHOAL_HOSTKEY_STRICT;

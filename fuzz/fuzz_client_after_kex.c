@@ -263,8 +263,8 @@ static void ch_close(shoal_channel *ch, void *ud)
     cs->closed = 1;
 }
 
-static const shoal_channel_callbacks chan_cb = {ch_open, ch_request, ch_data, ch_eof,
-                                                ch_status, ch_signal, ch_writable, ch_close};
+static const shoal_channel_callbacks chan_cb = {
+    sizeof(shoal_channel_callbacks), ch_open, ch_request, ch_data, ch_eof, ch_status, ch_signal, ch_writable, ch_close};
 
 static void open_channel(app *a)
 {
@@ -514,11 +514,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t piece = pieces[(flags >> 3) & 3];
 
     shoal_server_config sc;
-    memset(&sc, 0, sizeof(sc));
+    shoal_server_config_init(&sc);
     sc.host_keys = &host_key;
     sc.n_host_keys = 1;
     shoal_client_config cc;
-    memset(&cc, 0, sizeof(cc));
+    shoal_client_config_init(&cc);
     cc.user = "fuzz";
     cc.kex_algorithms = "curve25519-sha256";
     cc.hostkey_algorithms = "ssh-ed25519";
@@ -526,9 +526,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cc.macs = algs[flags & 3].mac;
     cc.keepalive_interval_ms = 1000;
     int single = (flags >> 7) & 1;
-    shoal_client_callbacks ccb = {cli_hostkey, cli_sign, single ? NULL : cli_password, single ? NULL : cli_kbdint,
-                                  cli_banner, cli_authenticated, cli_closed, cli_log};
-    shoal_server_callbacks scb = {srv_auth, NULL, srv_channel_open, NULL, NULL};
+    shoal_client_callbacks ccb = {sizeof(shoal_client_callbacks),
+                                  cli_hostkey,
+                                  cli_sign,
+                                  single ? NULL : cli_password,
+                                  single ? NULL : cli_kbdint,
+                                  cli_banner,
+                                  cli_authenticated,
+                                  cli_closed,
+                                  cli_log};
+    shoal_server_callbacks scb = {sizeof(shoal_server_callbacks), srv_auth, NULL, srv_channel_open, NULL, NULL};
     shoal_session *c = NULL, *s = NULL;
     if (shoal_session_new_server(&s, &sc, &scb, NULL) || shoal_session_new_client(&c, &cc, &ccb, &a))
         abort();

@@ -68,9 +68,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
 
     fuzz_state st = {0, 0, 0};
-    shoal_client_config cfg = {0};
+    shoal_client_config cfg = {.size = sizeof(shoal_client_config)};
     cfg.user = "fuzz";
-    shoal_client_callbacks cb = {0};
+    shoal_client_callbacks cb = {.size = sizeof(shoal_client_callbacks)};
     cb.hostkey = accept_hostkey;
     cb.closed = on_closed;
     cb.log = on_log;

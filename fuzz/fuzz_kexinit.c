@@ -88,9 +88,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(pkt + 5 + size, 0, pad);
 
     unsigned closed_calls = 0;
-    shoal_client_config cfg = {0};
+    shoal_client_config cfg = {.size = sizeof(shoal_client_config)};
     cfg.user = "fuzz";
-    shoal_client_callbacks cb = {0};
+    shoal_client_callbacks cb = {.size = sizeof(shoal_client_callbacks)};
     cb.hostkey = accept_hostkey;
     cb.closed = on_closed;
     shoal_session *s = NULL;

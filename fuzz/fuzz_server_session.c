@@ -113,11 +113,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
 
     fuzz_state st = {0, 0, 0, 0};
-    shoal_server_config cfg = {0};
+    shoal_server_config cfg = {.size = sizeof(shoal_server_config)};
     cfg.host_keys = &host_key;
     cfg.n_host_keys = 1;
     cfg.banner = "fuzz banner";
-    shoal_server_callbacks cb = {on_auth, on_authenticated, on_channel_open, on_closed, on_log};
+    shoal_server_callbacks cb = {
+        sizeof(shoal_server_callbacks), on_auth, on_authenticated, on_channel_open, on_closed, on_log};
     shoal_session *s = NULL;
     if (shoal_session_new_server(&s, &cfg, &cb, &st) != 0)
         abort();

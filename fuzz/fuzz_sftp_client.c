@@ -107,8 +107,8 @@ static void on_ready(shoal_sftp *sf, int err, const char *message, void *ud)
         sink += message ? strlen(message) : 0;
         return;
     }
-    static const shoal_sftp_put_callbacks pcb = {on_writable, on_done, NULL};
-    shoal_sftp_put_options opt = {.fsync = 0, .max_writes = 8};
+    static const shoal_sftp_put_callbacks pcb = {sizeof(shoal_sftp_put_callbacks), on_writable, on_done, NULL};
+    shoal_sftp_put_options opt = {.size = sizeof(shoal_sftp_put_options), .fsync = 0, .max_writes = 8};
     (void)shoal_sftp_put_begin_ex(sf, "/up/target", 0644, &opt, &pcb, f, &f->put);
     (void)shoal_sftp_stat(sf, "/up", on_stat, f);
     (void)shoal_sftp_realpath(sf, ".", on_path, f);
@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fz f;
     memset(&f, 0, sizeof(f));
-    static const shoal_sftp_callbacks cb = {on_ready, on_closed, NULL};
+    static const shoal_sftp_callbacks cb = {sizeof(shoal_sftp_callbacks), on_ready, on_closed, NULL};
     if (shoal__sftp_new_detached(&IO, &f, &cb, &f, &f.sf) != 0)
         return 0;
     shoal_sftp *sf = f.sf;

@@ -188,7 +188,8 @@ static int on_channel_open(shoal_session *s, shoal_channel *ch, const char *type
     (void)s;
     if (!a->authenticated)
         abort();
-    static const shoal_server_channel_callbacks cb = {on_request, on_data, on_eof, NULL, on_chan_close};
+    static const shoal_server_channel_callbacks cb = {
+        sizeof(shoal_server_channel_callbacks), on_request, on_data, on_eof, NULL, on_chan_close};
     if (!strcmp(type, "session")) {
         shoal_channel_set_server_callbacks(ch, &cb, a);
         return 0;
@@ -314,22 +315,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     app a;
     memset(&a, 0, sizeof(a));
     shoal_server_config sc;
-    memset(&sc, 0, sizeof(sc));
+    shoal_server_config_init(&sc);
     sc.host_keys = &host_key;
     sc.n_host_keys = 1;
     sc.auth_methods = SHOAL_AUTH_PUBLICKEY | SHOAL_AUTH_PASSWORD | SHOAL_AUTH_KBDINT;
     sc.banner = "fuzz banner";
     sc.max_channels = 4;
-    shoal_server_callbacks scb = {on_auth, on_authenticated, on_channel_open, on_closed, NULL};
+    shoal_server_callbacks scb = {
+        sizeof(shoal_server_callbacks), on_auth, on_authenticated, on_channel_open, on_closed, NULL};
     shoal_client_config cc;
-    memset(&cc, 0, sizeof(cc));
+    shoal_client_config_init(&cc);
     cc.user = "fuzz";
     cc.kex_algorithms = "curve25519-sha256";
     cc.hostkey_algorithms = "ssh-ed25519";
     cc.ciphers = algs[pick].cipher;
     cc.macs = algs[pick].mac;
     shoal_client_callbacks ccb;
-    memset(&ccb, 0, sizeof(ccb));
+    shoal_client_callbacks_init(&ccb);
     ccb.hostkey = accept_hostkey;
     shoal_session *c = NULL, *s = NULL;
     if (shoal_session_new_server(&s, &sc, &scb, &a) || shoal_session_new_client(&c, &cc, &ccb, NULL) ||

@@ -29,6 +29,7 @@ extern "C" {
 enum { SHOAL_STDOUT = 0, SHOAL_STDERR = 1 };
 
 typedef struct shoal_channel_callbacks {
+    size_t size; /* sizeof(shoal_channel_callbacks): set by shoal_channel_callbacks_init() (docs/API.md) */
     /* err = 0: open confirmed; otherwise SHOAL_ERR_CHANNEL_OPEN with the
      * peer's reason (the channel is then closed and freed after on_close). */
     void (*on_open)(shoal_channel *ch, int err, const char *reason, void *ud);
@@ -45,6 +46,8 @@ typedef struct shoal_channel_callbacks {
     /* Both sides sent CLOSE (or the session ended); ch is freed after this. */
     void (*on_close)(shoal_channel *ch, void *ud);
 } shoal_channel_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_channel_callbacks_init(shoal_channel_callbacks *x);
 
 /* Opens a "session" channel. A client may call it before it is
  * authenticated: the CHANNEL_OPEN then goes out with the final

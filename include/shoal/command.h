@@ -60,6 +60,7 @@ typedef struct shoal_exit {
 typedef struct shoal_child shoal_child;
 
 typedef struct shoal_child_options {
+    size_t size;              /* sizeof(shoal_child_options): set by shoal_child_options_init() (docs/API.md) */
     const char *const *env;   /* "NAME=value" strings sent as env requests (the
                                  server may refuse them: see AcceptEnv) */
     unsigned n_env;
@@ -72,8 +73,11 @@ typedef struct shoal_child_options {
     uint64_t timeout_ms;      /* whole command; 0 = none. On expiry the
                                  channel is closed and the result is an error */
 } shoal_child_options;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_child_options_init(shoal_child_options *x);
 
 typedef struct shoal_child_callbacks {
+    size_t size; /* sizeof(shoal_child_callbacks): set by shoal_child_callbacks_init() (docs/API.md) */
     /* Output as it arrives; when NULL, output is collected (see
      * shoal_child_stdout). Call shoal_child_pause_output() to stop the
      * remote side when you cannot keep up. */
@@ -82,6 +86,8 @@ typedef struct shoal_child_callbacks {
     /* Called once; the child stays valid until shoal_child_free(). */
     void (*on_exit)(shoal_child *ch, const shoal_exit *exit, void *ud);
 } shoal_child_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_child_callbacks_init(shoal_child_callbacks *x);
 
 /* Starts command on an authenticated connection (after on_ready), or on one
  * still authenticating (from on_authenticating: the channel then rides with

@@ -17,6 +17,7 @@
 #ifndef SHOAL_PROC_H
 #define SHOAL_PROC_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,6 +30,7 @@ extern "C" {
 typedef struct shoal_proc shoal_proc;
 
 typedef struct shoal_proc_options {
+    size_t size;              /* sizeof(shoal_proc_options): set by shoal_proc_options_init() (docs/API.md) */
     const char *program;      /* path to execute; NULL = argv[0] */
     const char *const *argv;  /* NULL-terminated (argv[0] may be "-sh" for a login shell) */
     const char *const *env;   /* NULL-terminated "NAME=value" strings (the whole environment) */
@@ -42,6 +44,8 @@ typedef struct shoal_proc_options {
     const uint8_t *pty_modes; /* RFC 4254 8 encoded modes from pty-req (applied where known) */
     size_t pty_modes_len;
 } shoal_proc_options;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_proc_options_init(shoal_proc_options *x);
 
 /* Starts the process for ch. On failure err holds a message for the log. */
 SHOAL_EXTERN int shoal_proc_spawn(shoal_uv_sconn *conn, shoal_channel *ch, const shoal_proc_options *opt,

@@ -26,6 +26,7 @@ extern "C" {
 #endif
 
 typedef struct shoal_server_config {
+    size_t size;                    /* sizeof(shoal_server_config): set by shoal_server_config_init() (docs/API.md) */
     shoal_key *const *host_keys;    /* private keys, borrowed: must outlive the session */
     unsigned n_host_keys;
     const char *kex_algorithms;     /* NULL = defaults */
@@ -43,6 +44,8 @@ typedef struct shoal_server_config {
     unsigned keepalive_count_max;   /* ClientAliveCountMax; 0 = 3 */
     uint64_t rekey_timeout_ms;      /* a key re-exchange must complete within this; 0 = 60 s */
 } shoal_server_config;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_server_config_init(shoal_server_config *x);
 
 typedef enum shoal_auth_method {
     SHOAL_METHOD_NONE = 0,
@@ -88,6 +91,7 @@ typedef struct shoal_channel_request {
 } shoal_channel_request;
 
 typedef struct shoal_server_callbacks {
+    size_t size; /* sizeof(shoal_server_callbacks): set by shoal_server_callbacks_init() (docs/API.md) */
     /* Decide an authentication attempt: a SHOAL_AUTH_* result, or
      * SHOAL_ERR_DEFERRED and shoal_session_auth_reply() later. Required. */
     int (*auth)(shoal_session *s, const shoal_auth_request *req, void *ud);
@@ -103,6 +107,8 @@ typedef struct shoal_server_callbacks {
     void (*closed)(shoal_session *s, int err, const char *message, void *ud);
     void (*log)(shoal_session *s, int level, const char *message, void *ud);
 } shoal_server_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_server_callbacks_init(shoal_server_callbacks *x);
 
 SHOAL_EXTERN int shoal_session_new_server(shoal_session **out, const shoal_server_config *cfg,
                                           const shoal_server_callbacks *cb, void *ud);
@@ -128,6 +134,8 @@ SHOAL_EXTERN void *shoal_session_app_data(const shoal_session *s);
 /* ---- server side of channels ---- */
 
 typedef struct shoal_server_channel_callbacks {
+    size_t
+        size; /* sizeof(shoal_server_channel_callbacks): set by shoal_server_channel_callbacks_init() (docs/API.md) */
     /* A request: return 1 (success), 0 (failure), or SHOAL_ERR_DEFERRED and
      * call shoal_channel_request_reply() later (in order). It may also be
      * called from inside this callback (then return SHOAL_ERR_DEFERRED):
@@ -139,6 +147,8 @@ typedef struct shoal_server_channel_callbacks {
     void (*on_writable)(shoal_channel *ch, void *ud);
     void (*on_close)(shoal_channel *ch, void *ud);
 } shoal_server_channel_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_server_channel_callbacks_init(shoal_server_channel_callbacks *x);
 
 SHOAL_EXTERN void shoal_channel_set_server_callbacks(shoal_channel *ch, const shoal_server_channel_callbacks *cb,
                                                      void *ud);

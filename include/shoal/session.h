@@ -51,6 +51,7 @@ enum {
 };
 
 typedef struct shoal_client_config {
+    size_t size;                    /* sizeof(shoal_client_config): set by shoal_client_config_init() (docs/API.md) */
     const char *user;               /* required */
     const char *kex_algorithms;     /* comma lists; NULL = defaults */
     const char *hostkey_algorithms;
@@ -69,6 +70,8 @@ typedef struct shoal_client_config {
                                        UINT64_MAX = never (a peer that stalls one while we
                                        hold data for it must not hold us forever) */
 } shoal_client_config;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_client_config_init(shoal_client_config *x);
 
 /* What the host key callback is told. */
 typedef struct shoal_hostkey_info {
@@ -93,6 +96,7 @@ typedef struct shoal_kbdint_request {
 } shoal_kbdint_request;
 
 typedef struct shoal_client_callbacks {
+    size_t size; /* sizeof(shoal_client_callbacks): set by shoal_client_callbacks_init() (docs/API.md) */
     /* Host key decision. Return 0 to accept, a negative error to reject
      * (SHOAL_ERR_HOSTKEY_*), or SHOAL_ERR_DEFERRED and call
      * shoal_session_hostkey_reply() later. Called during the initial key
@@ -119,6 +123,8 @@ typedef struct shoal_client_callbacks {
     /* Diagnostics (verbosity 1 = -v). May be NULL. */
     void (*log)(shoal_session *s, int level, const char *message, void *ud);
 } shoal_client_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_client_callbacks_init(shoal_client_callbacks *x);
 
 SHOAL_EXTERN int shoal_session_new_client(shoal_session **out, const shoal_client_config *cfg,
                                           const shoal_client_callbacks *cb, void *ud);

@@ -42,6 +42,7 @@ extern "C" {
 typedef struct shoal_sftp shoal_sftp;
 
 typedef struct shoal_sftp_callbacks {
+    size_t size; /* sizeof(shoal_sftp_callbacks): set by shoal_sftp_callbacks_init() (docs/API.md) */
     /* err = 0: the server's VERSION arrived, operations may start. Otherwise
      * the channel could not be opened, the subsystem was refused or the
      * handshake failed; on_closed follows. Called once. */
@@ -53,6 +54,8 @@ typedef struct shoal_sftp_callbacks {
      * also go to the session's log callback. */
     void (*on_log)(shoal_sftp *sf, int level, const char *message, void *ud);
 } shoal_sftp_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_sftp_callbacks_init(shoal_sftp_callbacks *x);
 
 /* Opens a session channel on an authenticated session, requests the "sftp"
  * subsystem and sends INIT (version 3). */
@@ -140,6 +143,7 @@ SHOAL_EXTERN int shoal_sftp_listdir(shoal_sftp *sf, const char *path, shoal_sftp
 typedef struct shoal_sftp_put shoal_sftp_put;
 
 typedef struct shoal_sftp_put_callbacks {
+    size_t size; /* sizeof(shoal_sftp_put_callbacks): set by shoal_sftp_put_callbacks_init() (docs/API.md) */
     /* More bytes can be given (shoal_sftp_put_writable() > 0). Called after
      * the temporary file is open and whenever a WRITE is acknowledged or the
      * channel has room again; may be called when there is nothing to do. */
@@ -155,8 +159,11 @@ typedef struct shoal_sftp_put_callbacks {
      * file (a checksum computed on the server) before it is exposed. */
     void (*on_closed_temp)(shoal_sftp_put *p, const char *temp_path, void *ud);
 } shoal_sftp_put_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_sftp_put_callbacks_init(shoal_sftp_put_callbacks *x);
 
 typedef struct shoal_sftp_put_options {
+    size_t size;          /* sizeof(shoal_sftp_put_options): set by shoal_sftp_put_options_init() (docs/API.md) */
     int fsync;            /* fsync@openssh.com before closing, when offered */
     /* Write target itself (OPEN CREAT|TRUNC|WRITE, no temporary file, no
      * rename): the server follows a symbolic link and keeps the file's
@@ -169,6 +176,8 @@ typedef struct shoal_sftp_put_options {
     size_t max_writes;    /* outstanding WRITE requests; 0 = 64 (max 128) */
     size_t write_size;    /* bytes per WRITE; 0 = 32768 (max 65536) */
 } shoal_sftp_put_options;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_sftp_put_options_init(shoal_sftp_put_options *x);
 
 /* Starts an upload to target: creates ".<name>.shoal-<16 hex>" in target's
  * directory with OPEN CREAT|TRUNC|WRITE|EXCL and mode. Data is written to

@@ -57,9 +57,12 @@ typedef enum shoal_uv_stage {
 SHOAL_EXTERN const char *shoal_uv_stage_name(shoal_uv_stage st);
 
 typedef struct shoal_uv_options {
+    size_t size;                      /* sizeof(shoal_uv_options): set by shoal_uv_options_init() (docs/API.md) */
     const char *host;                 /* name or address; "[v6]" brackets allowed */
     unsigned port;                    /* 0 = 22 */
-    shoal_client_config ssh;          /* user, algorithms, rekey, keepalive */
+    /* Required: user, algorithms, rekey, keepalive (copied by shoal_uv_conn_new).
+     * A pointer, not a member, so each struct grows on its own (docs/API.md). */
+    const shoal_client_config *ssh;
     const char *const *known_hosts;   /* files; the first one receives new keys */
     unsigned n_known_hosts;
     const char *host_key_alias;       /* name looked up in known_hosts instead of host */
@@ -97,8 +100,11 @@ typedef struct shoal_uv_options {
      * granted. Must belong to this connection's loop. */
     shoal_uv_limiter *agent_limiter;
 } shoal_uv_options;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_uv_options_init(shoal_uv_options *x);
 
 typedef struct shoal_uv_callbacks {
+    size_t size; /* sizeof(shoal_uv_callbacks): set by shoal_uv_callbacks_init() (docs/API.md) */
     /* Authenticated: open channels now. */
     void (*on_ready)(shoal_uv_conn *c, void *ud);
     /* Ended (err 0 = orderly). message names the stage and host. Once. */
@@ -125,6 +131,8 @@ typedef struct shoal_uv_callbacks {
      * NULL. */
     void (*on_authenticating)(shoal_uv_conn *c, void *ud);
 } shoal_uv_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_uv_callbacks_init(shoal_uv_callbacks *x);
 
 SHOAL_EXTERN int shoal_uv_conn_new(uv_loop_t *loop, const shoal_uv_options *opt, const shoal_uv_callbacks *cb,
                                    void *ud, shoal_uv_conn **out);

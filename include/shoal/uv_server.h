@@ -33,6 +33,7 @@ typedef struct shoal_uv_sconn shoal_uv_sconn;
  * connections from it are refused at once (open ones go on). Times in
  * seconds; a kind with 0 is not charged. */
 typedef struct shoal_uv_penalties {
+    size_t size; /* sizeof(shoal_uv_penalties): set by shoal_uv_penalties_init() (docs/API.md) */
     int enabled;
     unsigned authfail_s;         /* made authentication attempts, none succeeded */
     unsigned noauth_s;           /* ended without attempting authentication */
@@ -44,14 +45,17 @@ typedef struct shoal_uv_penalties {
     const char *exempt;          /* PerSourcePenaltyExemptList: addresses, CIDR blocks and
                                     wildcards, comma-separated; NULL = none */
 } shoal_uv_penalties;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_uv_penalties_init(shoal_uv_penalties *x);
 
 typedef struct shoal_uv_server_options {
+    size_t size; /* sizeof(shoal_uv_server_options): set by shoal_uv_server_options_init() (docs/API.md) */
     const char *const *listen;   /* "addr", "addr:port", "[v6]:port"; none = 0.0.0.0 and :: */
     unsigned n_listen;
     unsigned port;               /* for entries without a port; 0 = 22 */
     const int *inherit_fds;      /* listening sockets to adopt instead (graceful restart) */
     unsigned n_inherit_fds;
-    shoal_server_config ssh;
+    const shoal_server_config *ssh; /* required (copied; its host keys stay borrowed) */
     uint64_t login_grace_ms;     /* unauthenticated connections are closed after this; 0 = 120 s */
     unsigned max_startups;       /* unauthenticated connections at once; more are dropped; 0 = 100 */
     unsigned max_startups_begin; /* sshd's MaxStartups start:rate:full: from `begin` on, a new */
@@ -61,17 +65,20 @@ typedef struct shoal_uv_server_options {
                                          one source block at once; 0 = no limit */
     unsigned per_source_netblock4;    /* PerSourceNetBlockSize: prefix lengths making a source */
     unsigned per_source_netblock6;    /* block; 0 = 32 and 128 (each address on its own) */
-    shoal_uv_penalties penalties;
+    const shoal_uv_penalties *penalties; /* NULL = no PerSourcePenalties (copied) */
     int log_level;
 } shoal_uv_server_options;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_uv_server_options_init(shoal_uv_server_options *x);
 
 typedef struct shoal_uv_server_callbacks {
+    size_t size; /* sizeof(shoal_uv_server_callbacks): set by shoal_uv_server_callbacks_init() (docs/API.md) */
     /* A client connected; its session exists but has not started: attach
      * data with shoal_session_set_app_data(). Return 0 to serve it, negative
      * to drop it. May be NULL. */
     int (*on_connection)(shoal_uv_server *srv, shoal_uv_sconn *c, void *ud);
     /* The session callbacks; their ud argument is the shoal_uv_sconn. */
-    shoal_server_callbacks ssh;
+    const shoal_server_callbacks *ssh; /* required (copied) */
     /* The connection is gone and its resources about to be freed. May be NULL. */
     void (*on_sconn_free)(shoal_uv_sconn *c, void *ud);
     /* Server-level log lines (listen, accept, drops). They may carry peer
@@ -80,6 +87,8 @@ typedef struct shoal_uv_server_callbacks {
      * to a log or terminal. May be NULL. */
     void (*log)(shoal_uv_server *srv, int level, const char *message, void *ud);
 } shoal_uv_server_callbacks;
+/* Zero-fills *x (every member at its default) and sets x->size. */
+SHOAL_EXTERN void shoal_uv_server_callbacks_init(shoal_uv_server_callbacks *x);
 
 SHOAL_EXTERN int shoal_uv_server_new(uv_loop_t *loop, const shoal_uv_server_options *opt,
                                      const shoal_uv_server_callbacks *cb, void *ud, shoal_uv_server **out);

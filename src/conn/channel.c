@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "conn/channel_impl.h"
 #include "transport/session_impl.h"
 
@@ -228,6 +229,9 @@ void shoal__chan_requeue_early_opens(shoal_session *s)
 int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *cb, void *ud, shoal_channel **out)
 {
     *out = NULL;
+    shoal_channel_callbacks cbs;
+    if (SHOAL_COPY_IN_OPT(&cbs, cb))
+        return SHOAL_ERR_INVALID_ARG;
     if (s->closed)
         return SHOAL_ERR_CLOSED;
     /* A client may open before it is authenticated: the open waits for the
@@ -254,8 +258,7 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
         }
         return rc;
     }
-    if (cb)
-        ch->cb = *cb;
+    ch->cb = cbs;
     ch->ud = ud;
     *out = ch;
     return SHOAL_OK;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "conn/channel_impl.h"
 
 #define PROTO_FAIL(s, ...) shoal__fail((s), SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_PROTOCOL_ERROR, __VA_ARGS__)
@@ -126,10 +127,8 @@ int shoal_channel_open_reply(shoal_channel *ch, int reason, const char *descript
 
 void shoal_channel_set_server_callbacks(shoal_channel *ch, const shoal_server_channel_callbacks *cb, void *ud)
 {
-    if (cb)
-        ch->scb = *cb;
-    else
-        memset(&ch->scb, 0, sizeof(ch->scb));
+    /* A struct that was never initialised (size 0) sets no callbacks. */
+    SHOAL_COPY_IN_OPT(&ch->scb, cb);
     ch->ud = ud;
 }
 

@@ -522,6 +522,11 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
     }
     f->main = main_loop;
     f->cfg = *cfg;
+    if (cfg->conn.ssh)
+        f->ssh = *cfg->conn.ssh;
+    else
+        shoal_client_config_init(&f->ssh);
+    f->cfg.conn.ssh = &f->ssh;
     /* Thousands of connections come and go: keep freed memory in the
      * worker threads' arenas instead of giving it back and asking again
      * (each heap shrink and growth is an mprotect call), and grow them by

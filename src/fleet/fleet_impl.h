@@ -126,7 +126,8 @@ struct fleet {
     uv_timer_t drain;          /* cfg.event_delay_ms: drains the queue periodically */
     fleet_event_cb cb;
     void *ud;
-    fleet_config cfg;
+    fleet_config cfg;        /* cfg.conn.ssh points at ssh */
+    shoal_client_config ssh; /* our copy of *cfg.conn.ssh */
     unsigned nw;
     fleet_worker *w;
     atomic_size_t conns;

@@ -371,10 +371,11 @@ static void resolve(fleet_upload *u, const char *path)
 
 static void sftp_put_start(fleet_upload *u)
 {
-    static const shoal_sftp_put_callbacks plain = {put_writable, put_done, NULL};
-    static const shoal_sftp_put_callbacks checked = {put_writable, put_done, put_closed_temp};
+    static const shoal_sftp_put_callbacks plain = {sizeof(shoal_sftp_put_callbacks), put_writable, put_done, NULL};
+    static const shoal_sftp_put_callbacks checked = {sizeof(shoal_sftp_put_callbacks), put_writable, put_done,
+                                                     put_closed_temp};
     shoal_sftp_put_options o;
-    memset(&o, 0, sizeof(o));
+    shoal_sftp_put_options_init(&o);
     o.in_place = u->req->inplace;
     uint32_t mode = u->req->mode_given ? u->req->mode
                     : u->final_exists  ? u->final_mode
@@ -423,7 +424,7 @@ static void sftp_closed(shoal_sftp *sf, void *ud)
 
 static void start_sftp(fleet_upload *u)
 {
-    static const shoal_sftp_callbacks cb = {sftp_ready, sftp_closed, NULL};
+    static const shoal_sftp_callbacks cb = {sizeof(shoal_sftp_callbacks), sftp_ready, sftp_closed, NULL};
     u->via = FLEET_XFER_SFTP;
     int rc = shoal_sftp_start(shoal_uv_conn_session(u->conn), &cb, u, &u->sf);
     if (rc) {
@@ -623,8 +624,8 @@ static void x_close(shoal_channel *ch, void *ud)
     up_release(u);
 }
 
-static const shoal_channel_callbacks XCBS = {x_open,   x_request,  x_data,     NULL,
-                                             x_status, x_signal, x_writable, x_close};
+static const shoal_channel_callbacks XCBS = {
+    sizeof(shoal_channel_callbacks), x_open, x_request, x_data, NULL, x_status, x_signal, x_writable, x_close};
 
 static remote_cmd *rcmd_start(fleet_upload *u, const char *cmd, int feeding, int scp, rcmd_done_fn done)
 {

@@ -404,9 +404,10 @@ static void on_child_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
 
 static void exec_start(fleet_task *t)
 {
-    static const shoal_child_callbacks cbs = {on_child_stdout, on_child_stderr, on_child_exit};
+    static const shoal_child_callbacks cbs = {sizeof(shoal_child_callbacks), on_child_stdout, on_child_stderr,
+                                              on_child_exit};
     shoal_child_options o;
-    memset(&o, 0, sizeof(o));
+    shoal_child_options_init(&o);
     o.open_timeout_ms = 30000;
     if (t->req->host_timeout_ms && t->req->host_timeout_ms < o.open_timeout_ms)
         o.open_timeout_ms = t->req->host_timeout_ms;
@@ -748,7 +749,9 @@ static void pc_start(pconn *pc)
     shoal_uv_options o = cfg->conn;
     o.host = pc->host;
     o.port = pc->port;
-    o.ssh.user = pc->user;
+    shoal_client_config sc = *o.ssh;
+    sc.user = pc->user;
+    o.ssh = &sc;
     o.agent_limiter = o.agent_socket ? w->agent_limiter : NULL;
     shoal_key *keys[65];
     if (pc->extra_key) {
@@ -760,7 +763,7 @@ static void pc_start(pconn *pc)
         o.n_keys = n;
     }
     shoal_uv_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_uv_callbacks_init(&cb);
     cb.on_ready = on_conn_ready;
     cb.on_authenticating = on_conn_authenticating;
     cb.on_closed = on_conn_closed;

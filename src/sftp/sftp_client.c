@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "abi.h"
 #include "sftp/sftp_impl.h"
 #include "transport/session_impl.h"
 
@@ -399,8 +400,10 @@ static int sftp_alloc(const shoal_sftp_callbacks *cb, void *ud, shoal_sftp **out
     shoal_sftp *sf = calloc(1, sizeof(*sf));
     if (!sf)
         return SHOAL_ERR_NOMEM;
-    if (cb)
-        sf->cb = *cb;
+    if (SHOAL_COPY_IN_OPT(&sf->cb, cb)) {
+        free(sf);
+        return SHOAL_ERR_INVALID_ARG;
+    }
     sf->ud = ud;
     shoal_buf_init(&sf->in, SFTP_MAX_PACKET + 4);
     shoal_buf_init(&sf->out, SFTP_OUT_MAX);
@@ -558,6 +561,7 @@ int shoal_sftp_start(shoal_session *s, const shoal_sftp_callbacks *cb, void *ud,
     sf->io = &CHANNEL_IO;
     sf->io_ctx = sf;
     static const shoal_channel_callbacks ccb = {
+        .size = sizeof(shoal_channel_callbacks),
         .on_open = ch_on_open,
         .on_request = ch_on_request,
         .on_data = ch_on_data,

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "crypto/kex.h"
 #include "sftp/sftp_impl.h"
 
@@ -434,9 +435,13 @@ int shoal_sftp_put_begin_ex(shoal_sftp *sf, const char *target, uint32_t mode, c
     shoal_sftp_put *p = calloc(1, sizeof(*p));
     if (!p)
         return SHOAL_ERR_NOMEM;
+    shoal_sftp_put_options o;
+    if (SHOAL_COPY_IN_OPT(&p->cb, cb) || SHOAL_COPY_IN_OPT(&o, opt)) {
+        free(p);
+        return SHOAL_ERR_INVALID_ARG;
+    }
+    opt = &o;
     p->sf = sf;
-    if (cb)
-        p->cb = *cb;
     p->ud = ud;
     p->mode = mode & 07777u;
     p->max_writes = SFTP_PUT_WRITES;

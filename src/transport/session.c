@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "keys/key.h"
 #include "transport/session_impl.h"
 
@@ -81,11 +82,13 @@ int shoal_session_new_client(shoal_session **out, const shoal_client_config *cfg
                              void *ud)
 {
     *out = NULL;
-    if (!cfg || !cfg->user || !cb || !cb->hostkey)
+    shoal_client_config c;
+    shoal_client_callbacks cbs;
+    if (SHOAL_COPY_IN(&c, cfg) || !c.user || SHOAL_COPY_IN(&cbs, cb) || !cbs.hostkey)
         return SHOAL_ERR_INVALID_ARG;
-    int rc = session_alloc(out, cfg, ud);
+    int rc = session_alloc(out, &c, ud);
     if (!rc)
-        (*out)->cb = *cb;
+        (*out)->cb = cbs;
     return rc;
 }
 
@@ -93,14 +96,19 @@ int shoal_session_new_server(shoal_session **out, const shoal_server_config *cfg
                              void *ud)
 {
     *out = NULL;
-    if (!cfg || !cfg->n_host_keys || !cfg->host_keys || !cb || !cb->auth || !cb->channel_open)
+    shoal_server_config c;
+    shoal_server_callbacks cbs;
+    if (SHOAL_COPY_IN(&c, cfg) || !c.n_host_keys || !c.host_keys || SHOAL_COPY_IN(&cbs, cb) || !cbs.auth ||
+        !cbs.channel_open)
         return SHOAL_ERR_INVALID_ARG;
+    cfg = &c;
+    cb = &cbs;
     for (unsigned i = 0; i < cfg->n_host_keys; i++)
         if (!cfg->host_keys[i] || !shoal_key_has_private(cfg->host_keys[i]))
             return SHOAL_ERR_INVALID_ARG;
     /* Reuse the client constructor for everything both roles share. */
     shoal_client_config cc;
-    memset(&cc, 0, sizeof(cc));
+    shoal_client_config_init(&cc);
     cc.user = "";
     cc.kex_algorithms = cfg->kex_algorithms;
     cc.hostkey_algorithms = cfg->hostkey_algorithms;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "shoal/command.h"
 #include "wire/buf.h"
 
@@ -351,8 +352,15 @@ static void on_close(shoal_channel *ch, void *ud)
     }
 }
 
-static const shoal_channel_callbacks CHILD_CBS = {on_open,        on_request,  on_data,    on_eof,
-                                                  on_exit_status, on_exit_signal, on_writable, on_close};
+static const shoal_channel_callbacks CHILD_CBS = {sizeof(shoal_channel_callbacks),
+                                                  on_open,
+                                                  on_request,
+                                                  on_data,
+                                                  on_eof,
+                                                  on_exit_status,
+                                                  on_exit_signal,
+                                                  on_writable,
+                                                  on_close};
 
 /* ---- public ---- */
 
@@ -360,14 +368,16 @@ int shoal_child_spawn(shoal_uv_conn *conn, const char *command, const shoal_chil
                       const shoal_child_callbacks *cb, void *ud, shoal_child **out)
 {
     *out = NULL;
-    if (!conn || !command)
+    shoal_child_options o;
+    shoal_child_callbacks cbs;
+    if (!conn || !command || SHOAL_COPY_IN_OPT(&o, opt) || SHOAL_COPY_IN_OPT(&cbs, cb))
         return SHOAL_ERR_INVALID_ARG;
+    opt = &o;
     shoal_child *c = calloc(1, sizeof(*c));
     if (!c)
         return SHOAL_ERR_NOMEM;
     c->conn = conn;
-    if (cb)
-        c->cb = *cb;
+    c->cb = cbs;
     c->ud = ud;
     c->command = strdup(command);
     c->collect_limit = opt && opt->collect_limit ? opt->collect_limit : DEFAULT_COLLECT;
@@ -593,7 +603,7 @@ static void run_on_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
 static void run_on_ready(shoal_uv_conn *c, void *ud)
 {
     run_state *rs = ud;
-    shoal_child_callbacks cb = {NULL, NULL, run_on_exit};
+    shoal_child_callbacks cb = {sizeof(shoal_child_callbacks), NULL, NULL, run_on_exit};
     int rc = shoal_child_spawn(c, rs->command, rs->copt, &cb, rs, &rs->child);
     if (rc) {
         rs->res->err = rc;
@@ -628,7 +638,7 @@ int shoal_run(const shoal_uv_options *opt, const char *command, const void *stdi
         return SHOAL_ERR_IO;
     run_state rs = {res, command, stdin_data, stdin_len, copt, NULL, 0};
     shoal_uv_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_uv_callbacks_init(&cb);
     cb.on_ready = run_on_ready;
     cb.on_closed = run_on_closed;
     shoal_uv_conn *conn;

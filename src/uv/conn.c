@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "shoal/uv.h"
 #include "uv/conn_impl.h"
 #include "uv/pump.h"
@@ -208,30 +209,36 @@ int shoal_uv_conn_new(uv_loop_t *loop, const shoal_uv_options *opt, const shoal_
                       shoal_uv_conn **out)
 {
     *out = NULL;
-    if (!loop || !opt || !opt->host || !opt->ssh.user)
+    shoal_uv_options o;
+    shoal_client_config sshc;
+    shoal_uv_callbacks cbs;
+    if (!loop || SHOAL_COPY_IN(&o, opt) || !o.host || SHOAL_COPY_IN(&sshc, o.ssh) || !sshc.user ||
+        SHOAL_COPY_IN_OPT(&cbs, cb))
         return SHOAL_ERR_INVALID_ARG;
+    opt = &o;
     shoal_uv_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return SHOAL_ERR_NOMEM;
     c->loop = loop;
-    c->opt = *opt;
-    if (cb)
-        c->cb = *cb;
+    c->opt = o;
+    c->ssh = sshc;
+    c->opt.ssh = &c->ssh;
+    c->cb = cbs;
     c->ud = ud;
     c->host = xstrdup(opt->host);
-    c->user = xstrdup(opt->ssh.user);
+    c->user = xstrdup(opt->ssh->user);
     c->alias = xstrdup(opt->host_key_alias);
     c->agent_path = xstrdup(opt->agent_socket);
     c->kh_files = dup_list(opt->known_hosts, opt->n_known_hosts);
     c->id_files = dup_list(opt->identity_files, opt->n_identity_files);
-    c->kex = xstrdup(opt->ssh.kex_algorithms);
-    c->hka = xstrdup(opt->ssh.hostkey_algorithms);
-    c->ciphers = xstrdup(opt->ssh.ciphers);
-    c->macs = xstrdup(opt->ssh.macs);
+    c->kex = xstrdup(opt->ssh->kex_algorithms);
+    c->hka = xstrdup(opt->ssh->hostkey_algorithms);
+    c->ciphers = xstrdup(opt->ssh->ciphers);
+    c->macs = xstrdup(opt->ssh->macs);
     if (!c->opt.port)
         c->opt.port = 22;
     c->opt.host = c->host;
-    c->opt.ssh.user = c->user;
+    c->ssh.user = c->user;
     c->opt.host_key_alias = c->alias;
     c->opt.agent_socket = c->agent_path;
     c->opt.known_hosts = (const char *const *)c->kh_files;
@@ -259,13 +266,14 @@ int shoal_uv_conn_new(uv_loop_t *loop, const shoal_uv_options *opt, const shoal_
     /* Prefer host key algorithms we already know for this host (as OpenSSH
      * does), so a host with several keys is checked against the known one. */
     char *order = c->hka ? NULL : shoal__uv_hostkey_order(c);
-    shoal_client_config sc = c->opt.ssh;
+    shoal_client_config sc = c->ssh;
     sc.kex_algorithms = c->kex;
     sc.hostkey_algorithms = c->hka ? c->hka : order;
     sc.ciphers = c->ciphers;
     sc.macs = c->macs;
     /* Methods the application cannot answer are not tried at all. */
-    shoal_client_callbacks scb = {on_hostkey,
+    shoal_client_callbacks scb = {sizeof(shoal_client_callbacks),
+                                  on_hostkey,
                                   on_sign,
                                   c->cb.password ? on_password : NULL,
                                   c->cb.kbdint ? on_kbdint : NULL,
@@ -776,7 +784,7 @@ int shoal_uv_conn_start(shoal_uv_conn *c)
         return SHOAL_ERR_BAD_STATE;
     set_stage(c, SHOAL_STAGE_RESOLVE);
     schedule(c);
-    if (c->agent_path && *c->agent_path && (c->opt.ssh.auth_methods == 0 || (c->opt.ssh.auth_methods & SHOAL_AUTH_PUBLICKEY))) {
+    if (c->agent_path && *c->agent_path && (c->ssh.auth_methods == 0 || (c->ssh.auth_methods & SHOAL_AUTH_PUBLICKEY))) {
         if (shoal__uv_agent_start(c, agent_done) == 0) {
             schedule(c); /* waiting for an agent slot: no deadline */
             return SHOAL_OK;

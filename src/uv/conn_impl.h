@@ -23,7 +23,8 @@ void shoal__lim_release(shoal__lim_node *n);
 
 struct shoal_uv_conn {
     uv_loop_t *loop;
-    shoal_uv_options opt;
+    shoal_uv_options opt;    /* our copy; opt.ssh points at ssh */
+    shoal_client_config ssh; /* our copy of *opt.ssh */
     shoal_uv_callbacks cb;
     void *ud;
     shoal_session *s;

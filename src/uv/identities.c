@@ -103,7 +103,7 @@ static int ask_and_load(shoal_uv_conn *c, const char *path, shoal_key **out)
 
 int shoal__uv_add_file_identities(shoal_uv_conn *c)
 {
-    if (c->opt.ssh.auth_methods && !(c->opt.ssh.auth_methods & SHOAL_AUTH_PUBLICKEY))
+    if (c->ssh.auth_methods && !(c->ssh.auth_methods & SHOAL_AUTH_PUBLICKEY))
         return SHOAL_OK;
     for (unsigned i = 0; i < c->opt.n_keys; i++) {
         shoal_key *key = c->opt.keys[i];

@@ -24,6 +24,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "abi.h"
 #include "shoal/proc.h"
 #include "wire/buf.h"
 
@@ -351,7 +352,8 @@ static void ch_close(shoal_channel *ch, void *ud)
     maybe_free(p);
 }
 
-static const shoal_server_channel_callbacks PROC_CBS = {ch_request, ch_data, ch_eof, ch_writable, ch_close};
+static const shoal_server_channel_callbacks PROC_CBS = {
+    sizeof(shoal_server_channel_callbacks), ch_request, ch_data, ch_eof, ch_writable, ch_close};
 
 /* ---- exit ---- */
 
@@ -496,10 +498,12 @@ int shoal_proc_spawn(shoal_uv_sconn *conn, shoal_channel *ch, const shoal_proc_o
                      char *err, size_t errsz)
 {
     *out = NULL;
-    if (!opt || !opt->argv || !opt->argv[0]) {
+    shoal_proc_options o;
+    if (SHOAL_COPY_IN(&o, opt) || !o.argv || !o.argv[0]) {
         snprintf(err, errsz, "no program to run");
         return SHOAL_ERR_INVALID_ARG;
     }
+    opt = &o;
     gid_t groups[MAX_GROUPS];
     int ngroups = 0;
     /* For the child's fallback descriptor sweep (no getrlimit after fork). */

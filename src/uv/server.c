@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shoal/uv_server.h"
+#include "abi.h"
 #include "crypto/kex.h"
+#include "shoal/uv_server.h"
 #include "uv/pump.h"
 #include "uv/srclimit.h"
 
@@ -49,7 +50,10 @@ typedef struct listener {
 struct shoal_uv_server {
     uv_loop_t *loop;
     shoal_uv_server_options opt;
-    shoal_uv_server_callbacks cb;
+    shoal_uv_server_callbacks cb; /* cb.ssh points at sshcb */
+    shoal_server_config ssh;      /* our copies of *opt.ssh, *cb.ssh, *opt.penalties */
+    shoal_server_callbacks sshcb;
+    shoal_uv_penalties pen;
     void *ud;
     shoal_key **host_keys;
     char **listen;
@@ -372,8 +376,8 @@ static void wrap_authenticated(shoal_session *s, const char *user, void *ud)
         c->authenticated = 1;
         release_counts(c);
     }
-    if (c->srv->cb.ssh.authenticated)
-        c->srv->cb.ssh.authenticated(s, user, ud);
+    if (c->srv->sshcb.authenticated)
+        c->srv->sshcb.authenticated(s, user, ud);
 }
 
 static int wrap_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
@@ -381,22 +385,22 @@ static int wrap_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
     shoal_uv_sconn *c = ud;
     if (req->method != SHOAL_METHOD_NONE)
         c->auth_attempted = 1; /* for PerSourcePenalties: authfail, not noauth */
-    return c->srv->cb.ssh.auth(s, req, ud);
+    return c->srv->sshcb.auth(s, req, ud);
 }
 
 static void wrap_closed(shoal_session *s, int err, const char *message, void *ud)
 {
     shoal_uv_sconn *c = ud;
     c->ended = 1;
-    if (c->srv->cb.ssh.closed)
-        c->srv->cb.ssh.closed(s, err, message, ud);
+    if (c->srv->sshcb.closed)
+        c->srv->sshcb.closed(s, err, message, ud);
 }
 
 static void wrap_log(shoal_session *s, int level, const char *message, void *ud)
 {
     shoal_uv_sconn *c = ud;
-    if (c->srv->cb.ssh.log)
-        c->srv->cb.ssh.log(s, level, message, ud);
+    if (c->srv->sshcb.log)
+        c->srv->sshcb.log(s, level, message, ud);
 }
 
 static void format_peer(shoal_uv_sconn *c)
@@ -507,12 +511,12 @@ static void on_accept(uv_stream_t *server, int status)
         sconn_finish(c);
         return;
     }
-    shoal_server_callbacks scb = srv->cb.ssh;
+    shoal_server_callbacks scb = srv->sshcb;
     scb.auth = wrap_auth;
     scb.authenticated = wrap_authenticated;
     scb.closed = wrap_closed;
     scb.log = wrap_log;
-    if (shoal_session_new_server(&c->s, &srv->opt.ssh, &scb, c) != 0) {
+    if (shoal_session_new_server(&c->s, &srv->ssh, &scb, c) != 0) {
         c->dropped = 1;
         release_counts(c);
         srv_log(srv, 0, "%s: cannot create a session", c->peer);
@@ -591,16 +595,30 @@ int shoal_uv_server_new(uv_loop_t *loop, const shoal_uv_server_options *opt, con
                         void *ud, shoal_uv_server **out)
 {
     *out = NULL;
-    if (!loop || !opt || !cb || !cb->ssh.auth || !cb->ssh.channel_open || !opt->ssh.n_host_keys)
+    shoal_uv_server_options o;
+    shoal_uv_server_callbacks cbs;
+    shoal_server_config sshc;
+    shoal_server_callbacks sshcb;
+    shoal_uv_penalties pen;
+    if (!loop || SHOAL_COPY_IN(&o, opt) || SHOAL_COPY_IN(&cbs, cb) || SHOAL_COPY_IN(&sshc, o.ssh) ||
+        SHOAL_COPY_IN(&sshcb, cbs.ssh) || SHOAL_COPY_IN_OPT(&pen, o.penalties) || !sshcb.auth || !sshcb.channel_open ||
+        !sshc.n_host_keys)
         return SHOAL_ERR_INVALID_ARG;
+    opt = &o;
     shoal_uv_server *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return SHOAL_ERR_NOMEM;
     srv->loop = loop;
-    srv->opt = *opt;
-    srv->cb = *cb;
+    srv->opt = o;
+    srv->cb = cbs;
+    srv->ssh = sshc;
+    srv->sshcb = sshcb;
+    srv->pen = pen;
+    srv->opt.ssh = &srv->ssh;
+    srv->cb.ssh = &srv->sshcb;
+    srv->opt.penalties = &srv->pen;
     srv->ud = ud;
-    srv->host_keys = calloc(opt->ssh.n_host_keys, sizeof(shoal_key *));
+    srv->host_keys = calloc(opt->ssh->n_host_keys, sizeof(shoal_key *));
     srv->listen = calloc(opt->n_listen ? opt->n_listen : 1, sizeof(char *));
     if (!srv->host_keys || !srv->listen) {
         free(srv->host_keys);
@@ -608,7 +626,7 @@ int shoal_uv_server_new(uv_loop_t *loop, const shoal_uv_server_options *opt, con
         free(srv);
         return SHOAL_ERR_NOMEM;
     }
-    const shoal_uv_penalties *pn = &opt->penalties;
+    const shoal_uv_penalties *pn = &srv->pen;
     if (opt->per_source_max_startups || pn->enabled) {
         shoal_srclimit_config sc = {opt->per_source_max_startups, opt->per_source_netblock4,
                                     opt->per_source_netblock6, pn->enabled, pn->authfail_s, pn->noauth_s,
@@ -627,8 +645,8 @@ int shoal_uv_server_new(uv_loop_t *loop, const shoal_uv_server_options *opt, con
     uv_unref((uv_handle_t *)&srv->logtick);
     srv->logtick.data = srv;
     srv->logtick_open = 1;
-    memcpy(srv->host_keys, opt->ssh.host_keys, opt->ssh.n_host_keys * sizeof(shoal_key *));
-    srv->opt.ssh.host_keys = srv->host_keys;
+    memcpy(srv->host_keys, opt->ssh->host_keys, opt->ssh->n_host_keys * sizeof(shoal_key *));
+    srv->ssh.host_keys = srv->host_keys;
     for (unsigned i = 0; i < opt->n_listen; i++)
         srv->listen[i] = strdup(opt->listen[i]);
     srv->opt.listen = (const char *const *)srv->listen;

@@ -803,7 +803,8 @@ static void ch_close(shoal_channel *ch, void *ud)
     chan_remove(k->c, k);
 }
 
-static const shoal_server_channel_callbacks CHAN_CB = {ch_request, ch_data, ch_eof, ch_writable, ch_close};
+static const shoal_server_channel_callbacks CHAN_CB = {
+    sizeof(shoal_server_channel_callbacks), ch_request, ch_data, ch_eof, ch_writable, ch_close};
 
 static void run_execs(conn *c)
 {
@@ -857,7 +858,8 @@ static void cb_authenticated(shoal_session *s, const char *user, void *ud)
         CLOG(c, "user \"%s\" authenticated", user);
 }
 
-static const shoal_server_callbacks SESSION_CB = {cb_auth, cb_authenticated, cb_channel_open, cb_closed, cb_log};
+static const shoal_server_callbacks SESSION_CB = {
+    sizeof(shoal_server_callbacks), cb_auth, cb_authenticated, cb_channel_open, cb_closed, cb_log};
 
 /* ---------------------------------------------------------------- accept */
 

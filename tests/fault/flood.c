@@ -335,12 +335,12 @@ static int run_client(const char *addr, unsigned nconns)
         int one = 1;
         setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         shoal_client_config cc;
-        memset(&cc, 0, sizeof(cc));
+        shoal_client_config_init(&cc);
         cc.user = opt_user;
         cc.rekey_bytes = UINT64_MAX; /* no rekey in the middle of the flood */
         cc.auth_methods = SHOAL_AUTH_PUBLICKEY;
         shoal_client_callbacks cb;
-        memset(&cb, 0, sizeof(cb));
+        shoal_client_callbacks_init(&cb);
         cb.hostkey = cli_hostkey;
         cb.closed = cli_closed;
         cb.sign = cli_sign;
@@ -409,7 +409,8 @@ static int srv_request(shoal_channel *ch, const shoal_channel_request *req, void
 static int srv_open(shoal_session *s, shoal_channel *ch, const char *type, void *ud)
 {
     (void)s;
-    static const shoal_server_channel_callbacks cb = {srv_request, NULL, NULL, NULL, NULL};
+    static const shoal_server_channel_callbacks cb = {
+        sizeof(shoal_server_channel_callbacks), srv_request, NULL, NULL, NULL, NULL};
     if (strcmp(type, "session") != 0)
         return 3;
     shoal_channel_set_server_callbacks(ch, &cb, ud);
@@ -435,12 +436,12 @@ static int run_server(const char *addr, const char *hostkey_file)
     if (p.fd < 0)
         die("accept failed", "");
     shoal_server_config sc;
-    memset(&sc, 0, sizeof(sc));
+    shoal_server_config_init(&sc);
     sc.host_keys = &hk;
     sc.n_host_keys = 1;
     sc.auth_methods = SHOAL_AUTH_PUBLICKEY;
     sc.rekey_bytes = UINT64_MAX;
-    shoal_server_callbacks cb = {srv_auth, NULL, srv_open, NULL, NULL};
+    shoal_server_callbacks cb = {sizeof(shoal_server_callbacks), srv_auth, NULL, srv_open, NULL, NULL};
     if (shoal_session_new_server(&p.s, &sc, &cb, &p) != 0)
         die("cannot make a session", "");
     shoal_session_start(p.s, now_ms());

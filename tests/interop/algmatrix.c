@@ -117,6 +117,7 @@ typedef struct group {
 typedef struct matrix {
     uv_loop_t *loop;
     shoal_uv_options base;
+    shoal_client_config base_ssh; /* base.ssh points here */
     job *jobs;
     int njobs;
     int next;     /* next job to start */
@@ -294,11 +295,11 @@ static void on_ready(shoal_uv_conn *c, void *ud)
         }
     }
     shoal_child_options co;
-    memset(&co, 0, sizeof(co));
+    shoal_child_options_init(&co);
     co.collect_limit = 4096;
     co.open_timeout_ms = 30000;
     co.timeout_ms = 30000;
-    shoal_child_callbacks cb = {NULL, NULL, on_exit_cb};
+    shoal_child_callbacks cb = {sizeof(shoal_child_callbacks), NULL, NULL, on_exit_cb};
     int rc = shoal_child_spawn(c, COMMAND, &co, &cb, j, &j->child);
     if (rc) {
         j->child = NULL;
@@ -322,12 +323,14 @@ static void on_closed(shoal_uv_conn *c, int err, const char *message, void *ud)
 static void start_one(matrix *m, job *j)
 {
     shoal_uv_options o = m->base;
-    o.ssh.kex_algorithms = j->kex;
-    o.ssh.hostkey_algorithms = j->hostkey;
-    o.ssh.ciphers = j->cipher;
-    o.ssh.macs = j->mac; /* NULL (defaults) for AEAD: no MAC is used */
+    shoal_client_config sc = m->base_ssh;
+    o.ssh = &sc;
+    sc.kex_algorithms = j->kex;
+    sc.hostkey_algorithms = j->hostkey;
+    sc.ciphers = j->cipher;
+    sc.macs = j->mac; /* NULL (defaults) for AEAD: no MAC is used */
     shoal_uv_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_uv_callbacks_init(&cb);
     cb.on_ready = on_ready;
     cb.on_closed = on_closed;
     j->state = J_RUNNING;
@@ -417,9 +420,12 @@ int main(int argc, char **argv)
     m->loop = uv_default_loop();
     m->concurrency = conc;
     shoal_uv_options *o = &m->base;
+    shoal_uv_options_init(o);
+    shoal_client_config_init(&m->base_ssh);
+    o->ssh = &m->base_ssh;
     o->host = "127.0.0.1";
     o->port = port;
-    o->ssh.user = user;
+    m->base_ssh.user = user;
     o->known_hosts = kh;
     o->n_known_hosts = 1;
     o->hostkey_policy = SHOAL_HOSTKEY_STRICT;

@@ -93,7 +93,7 @@ static void on_exit_extra(shoal_child *ch, const shoal_exit *ex, void *ud)
 static void on_ready(shoal_uv_conn *c, void *ud)
 {
     suite *su = ud;
-    shoal_child_callbacks cb = {NULL, NULL, on_exit_main};
+    shoal_child_callbacks cb = {sizeof(shoal_child_callbacks), NULL, NULL, on_exit_main};
     for (int i = 0; i < su->n; i++) {
         char cmd[160];
         snprintf(cmd, sizeof(cmd), "echo out%d; echo err%d >&2; exit %d", i, i, i % 100);
@@ -103,7 +103,7 @@ static void on_ready(shoal_uv_conn *c, void *ud)
             su->finished++;
         }
     }
-    shoal_child_callbacks xcb = {NULL, NULL, on_exit_extra};
+    shoal_child_callbacks xcb = {sizeof(shoal_child_callbacks), NULL, NULL, on_exit_extra};
     /* stdin: 100 KiB through the window, counted remotely. */
     if (shoal_child_spawn(c, "wc -c", NULL, &xcb, &su->stdin_job, &su->stdin_job.child) == 0) {
         static char blob[100 * 1024];
@@ -124,15 +124,15 @@ static void on_ready(shoal_uv_conn *c, void *ud)
     shoal_cmdline_free(cl);
     /* env request (sshd: AcceptEnv SHOAL_*) and a pty. */
     const char *env[] = {"SHOAL_PROBE=hello env"};
-    shoal_child_options eo = {.env = env, .n_env = 1};
+    shoal_child_options eo = {.size = sizeof(shoal_child_options), .env = env, .n_env = 1};
     if (shoal_child_spawn(c, "printf %s \"$SHOAL_PROBE\"", &eo, &xcb, &su->env_job, &su->env_job.child) != 0)
         su->extra_done++;
-    shoal_child_options po = {.pty = 1, .term = "vt100", .cols = 100, .rows = 40};
+    shoal_child_options po = {.size = sizeof(shoal_child_options), .pty = 1, .term = "vt100", .cols = 100, .rows = 40};
     if (shoal_child_spawn(c, "test -t 0 && printf '%s' \"$TERM $(stty size)\"", &po, &xcb, &su->pty_job,
                           &su->pty_job.child) != 0)
         su->extra_done++;
     /* The command deadline: an error, not an exit status. */
-    shoal_child_options to = {.timeout_ms = 1000};
+    shoal_child_options to = {.size = sizeof(shoal_child_options), .timeout_ms = 1000};
     if (shoal_child_spawn(c, "sleep 30", &to, &xcb, &su->slow_job, &su->slow_job.child) != 0)
         su->extra_done++;
     /* A signal delivered to a running command. */
@@ -169,12 +169,15 @@ static void on_closed(shoal_uv_conn *c, int err, const char *message, void *ud)
         snprintf(su->conn_msg, sizeof(su->conn_msg), "%s", message);
 }
 
-static void base_options(shoal_uv_options *o, unsigned port, const char **kh, const char **ids, const char *user)
+static void base_options(shoal_uv_options *o, shoal_client_config *sc, unsigned port, const char **kh, const char **ids,
+                         const char *user)
 {
-    memset(o, 0, sizeof(*o));
+    shoal_uv_options_init(o);
+    shoal_client_config_init(sc);
+    o->ssh = sc;
     o->host = "127.0.0.1";
     o->port = port;
-    o->ssh.user = user;
+    sc->user = user;
     o->known_hosts = kh;
     o->n_known_hosts = 1;
     o->hostkey_policy = SHOAL_HOSTKEY_STRICT;
@@ -202,9 +205,10 @@ int main(int argc, char **argv)
     su.jobs = calloc((size_t)n, sizeof(job));
     su.awkward = "it's a \"test\" $HOME `id` \\ * ; | & \n end";
     shoal_uv_options o;
-    base_options(&o, port, kh, ids, user);
+    shoal_client_config o_ssh;
+    base_options(&o, &o_ssh, port, kh, ids, user);
     shoal_uv_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_uv_callbacks_init(&cb);
     cb.on_ready = on_ready;
     cb.on_closed = on_closed;
     uv_timer_init(su.loop, &su.kill_timer);
@@ -269,14 +273,14 @@ int main(int argc, char **argv)
 
     /* shoal_run: one call. */
     shoal_run_result r;
-    base_options(&o, port, kh, ids, user);
+    base_options(&o, &o_ssh, port, kh, ids, user);
     rc = shoal_run(&o, "tr a-z A-Z; exit 3", "hello", 5, NULL, &r);
     check(rc == 0 && r.kind == SHOAL_EXIT_STATUS && r.status == 3 && strcmp((char *)r.out, "HELLO") == 0,
           "shoal_run: stdin, stdout and exit status 3");
     shoal_run_result_free(&r);
 
     /* A connection failure is an error with a message, not an exit code. */
-    base_options(&o, 1, kh, ids, user);
+    base_options(&o, &o_ssh, 1, kh, ids, user);
     rc = shoal_run(&o, "true", NULL, 0, NULL, &r);
     check(rc != 0 && r.kind == SHOAL_EXIT_ERROR && strstr(r.message, "connect") != NULL,
           "shoal_run: refused connection is SHOAL_EXIT_ERROR naming the stage");

@@ -184,7 +184,8 @@ static void run(app *a, shoal_session *s, int fd)
             continue;
         }
         if (a->authenticated && !a->ch && !a->channel_closed) {
-            static const shoal_channel_callbacks cb = {ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
+            static const shoal_channel_callbacks cb = {
+                sizeof(shoal_channel_callbacks), ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
             shoal_channel_open_session(s, &cb, a, &a->ch);
             continue;
         }
@@ -227,11 +228,11 @@ int main(int argc, char **argv)
     shoal_key_to_blob(a.user_key, &blob);
 
     shoal_client_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
+    shoal_client_config_init(&cfg);
     cfg.user = argv[3];
     cfg.auth_methods = SHOAL_AUTH_PUBLICKEY;
     shoal_client_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_client_callbacks_init(&cb);
     cb.hostkey = on_hostkey;
     cb.sign = on_sign;
     cb.authenticated = on_authenticated;

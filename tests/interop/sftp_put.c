@@ -116,8 +116,8 @@ static void on_sftp_ready(shoal_sftp *sf, int err, const char *message, void *ud
         fail(j, err, message);
         return; /* on_closed follows */
     }
-    static const shoal_sftp_put_callbacks pcb = {on_put_writable, on_put_done, NULL};
-    shoal_sftp_put_options opt = {.fsync = 1};
+    static const shoal_sftp_put_callbacks pcb = {sizeof(shoal_sftp_put_callbacks), on_put_writable, on_put_done, NULL};
+    shoal_sftp_put_options opt = {.size = sizeof(shoal_sftp_put_options), .fsync = 1};
     int rc = shoal_sftp_put_begin_ex(sf, j->target, j->mode, &opt, &pcb, j, &j->put);
     if (rc) {
         fail(j, rc, "cannot start the upload");
@@ -138,7 +138,7 @@ static void on_sftp_closed(shoal_sftp *sf, void *ud)
 static void on_ready(shoal_uv_conn *c, void *ud)
 {
     job *j = ud;
-    static const shoal_sftp_callbacks scb = {on_sftp_ready, on_sftp_closed, on_sftp_log};
+    static const shoal_sftp_callbacks scb = {sizeof(shoal_sftp_callbacks), on_sftp_ready, on_sftp_closed, on_sftp_log};
     int rc = shoal_sftp_start(shoal_uv_conn_session(c), &scb, j, &j->sf);
     if (rc) {
         fail(j, rc, "cannot start sftp");
@@ -173,17 +173,20 @@ int main(int argc, char **argv)
     const char *kh[] = {argv[5]};
     const char *ids[] = {argv[4]};
     shoal_uv_options o;
-    memset(&o, 0, sizeof(o));
+    shoal_uv_options_init(&o);
+    shoal_client_config o_ssh;
+    shoal_client_config_init(&o_ssh);
+    o.ssh = &o_ssh;
     o.host = argv[1];
     o.port = (unsigned)atoi(argv[2]);
-    o.ssh.user = argv[3];
+    o_ssh.user = argv[3];
     o.known_hosts = kh;
     o.n_known_hosts = 1;
     o.hostkey_policy = SHOAL_HOSTKEY_ACCEPT_NEW;
     o.identity_files = ids;
     o.n_identity_files = 1;
     shoal_uv_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_uv_callbacks_init(&cb);
     cb.on_ready = on_ready;
     cb.on_closed = on_closed;
     uv_loop_t *loop = uv_default_loop();

@@ -100,7 +100,7 @@ static void on_ready(shoal_uv_conn *c, void *ud)
     s->ready = 1;
     sample(s->run);
     shoal_child_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_child_callbacks_init(&cb);
     cb.on_exit = on_exit_cb;
     if (shoal_child_spawn(c, "echo ok", NULL, &cb, s, &s->child) != 0)
         shoal_uv_conn_close(c);
@@ -121,10 +121,13 @@ static void *run_loop(void *p)
 {
     loop_run *r = p;
     shoal_uv_options o;
-    memset(&o, 0, sizeof(o));
+    shoal_uv_options_init(&o);
+    shoal_client_config o_ssh;
+    shoal_client_config_init(&o_ssh);
+    o.ssh = &o_ssh;
     o.host = "127.0.0.1";
     o.port = g.port;
-    o.ssh.user = g.user;
+    o_ssh.user = g.user;
     const char *kh[1] = {g.kh};
     o.known_hosts = kh; /* names only: the database does the work */
     o.n_known_hosts = 1;
@@ -138,7 +141,7 @@ static void *run_loop(void *p)
     o.kex_timeout_ms = 30000;
     o.auth_timeout_ms = 30000;
     shoal_uv_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_uv_callbacks_init(&cb);
     cb.on_ready = on_ready;
     cb.on_closed = on_closed;
     for (int i = 0; i < r->n; i++) {

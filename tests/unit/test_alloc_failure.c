@@ -263,7 +263,8 @@ static int srv_channel_open(shoal_session *s, shoal_channel *ch, const char *typ
     (void)s;
     if (strcmp(type, "session") != 0)
         return 3;
-    static const shoal_server_channel_callbacks cb = {srv_request, srv_data, srv_eof, NULL, NULL};
+    static const shoal_server_channel_callbacks cb = {
+        sizeof(shoal_server_channel_callbacks), srv_request, srv_data, srv_eof, NULL, NULL};
     shoal_channel_set_server_callbacks(ch, &cb, ud);
     return 0;
 }
@@ -390,7 +391,8 @@ static void ch_close(shoal_channel *ch, void *ud)
     ((run *)ud)->ch_closed++;
 }
 
-static const shoal_channel_callbacks CH_CB = {ch_open, ch_request, ch_data, NULL, ch_status, NULL, NULL, ch_close};
+static const shoal_channel_callbacks CH_CB = {
+    sizeof(shoal_channel_callbacks), ch_open, ch_request, ch_data, NULL, ch_status, NULL, NULL, ch_close};
 
 /* ---- one run ---- */
 
@@ -433,14 +435,15 @@ static void run_scenario(run *r, scenario sc)
     r->status = -1;
     const struct sc_info *in = &sc_info[sc];
     shoal_server_config scfg;
-    memset(&scfg, 0, sizeof(scfg));
+    shoal_server_config_init(&scfg);
     scfg.host_keys = host_keys;
     scfg.n_host_keys = 3;
     scfg.kex_algorithms = in->kex;
     scfg.auth_methods = SHOAL_AUTH_PUBLICKEY | SHOAL_AUTH_PASSWORD | SHOAL_AUTH_KBDINT;
-    shoal_server_callbacks scb = {srv_auth, srv_authenticated, srv_channel_open, srv_closed, NULL};
+    shoal_server_callbacks scb = {
+        sizeof(shoal_server_callbacks), srv_auth, srv_authenticated, srv_channel_open, srv_closed, NULL};
     shoal_client_config cc;
-    memset(&cc, 0, sizeof(cc));
+    shoal_client_config_init(&cc);
     cc.user = "tester";
     cc.kex_algorithms = in->kex ? in->kex : "curve25519-sha256";
     cc.hostkey_algorithms = in->hostkey ? in->hostkey : "ssh-ed25519";
@@ -448,7 +451,7 @@ static void run_scenario(run *r, scenario sc)
     cc.macs = in->mac;
     cc.auth_methods = in->methods;
     shoal_client_callbacks ccb;
-    memset(&ccb, 0, sizeof(ccb));
+    shoal_client_callbacks_init(&ccb);
     ccb.hostkey = cli_hostkey;
     ccb.sign = cli_sign;
     ccb.password = cli_password;

@@ -158,8 +158,8 @@ static void ch_signal(shoal_channel *ch, const char *sig, int core, const char *
     maybe_end(ch, ud, END_IN_SIGNAL);
 }
 
-static const shoal_channel_callbacks CH_CB = {ch_open,   ch_request, ch_data, ch_eof,
-                                              ch_status, ch_signal,  NULL,    ch_close};
+static const shoal_channel_callbacks CH_CB = {
+    sizeof(shoal_channel_callbacks), ch_open, ch_request, ch_data, ch_eof, ch_status, ch_signal, NULL, ch_close};
 
 /* ---- the server: key exchange only ---- */
 
@@ -306,16 +306,16 @@ static void cp_new(cpair *cp, const cp_opts *o)
     memset(cp, 0, sizeof(*cp));
     shoal_buf_init(&cp->obs_in, 1u << 22);
     shoal_server_config sc;
-    memset(&sc, 0, sizeof(sc));
+    shoal_server_config_init(&sc);
     sc.host_keys = &host_key;
     sc.n_host_keys = 1;
-    shoal_server_callbacks scb = {srv_auth, NULL, srv_channel_open, NULL, NULL};
+    shoal_server_callbacks scb = {sizeof(shoal_server_callbacks), srv_auth, NULL, srv_channel_open, NULL, NULL};
     assert_int_equal(shoal_session_new_server(&cp->s, &sc, &scb, NULL), 0);
     shoal_client_config cc;
-    memset(&cc, 0, sizeof(cc));
+    shoal_client_config_init(&cc);
     cc.user = "tester";
     shoal_client_callbacks ccb;
-    memset(&ccb, 0, sizeof(ccb));
+    shoal_client_callbacks_init(&ccb);
     ccb.hostkey = cli_hostkey;
     ccb.authenticated = cli_authenticated;
     ccb.closed = cli_closed;

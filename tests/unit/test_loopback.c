@@ -103,7 +103,8 @@ static int srv_channel_open(shoal_session *s, shoal_channel *ch, const char *typ
     if (strcmp(type, "session") != 0)
         return 3;
     ((srv_app *)ud)->open_batch = c2s_batches;
-    static const shoal_server_channel_callbacks cb = {srv_request, NULL, srv_eof, NULL, NULL};
+    static const shoal_server_channel_callbacks cb = {
+        sizeof(shoal_server_channel_callbacks), srv_request, NULL, srv_eof, NULL, NULL};
     shoal_channel_set_server_callbacks(ch, &cb, ud);
     return 0;
 }
@@ -231,7 +232,8 @@ static void pump(pair *pr, int open_channel)
             c2s_batches--;
         int moved = to_srv | move(pr->s, pr->c);
         if (open_channel && pr->ca.authenticated && !pr->ca.ch && !pr->ca.channel_closed) {
-            static const shoal_channel_callbacks cb = {ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
+            static const shoal_channel_callbacks cb = {
+                sizeof(shoal_channel_callbacks), ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
             shoal_channel_open_session(pr->c, &cb, &pr->ca, &pr->ca.ch);
             moved = 1;
         }
@@ -253,7 +255,7 @@ static void pair_new(pair *pr, const char *kex, const char *hk, const char *ciph
     pr->sa.pending_result = -1;
     pr->sa.allowed = user_key;
     shoal_server_config sc;
-    memset(&sc, 0, sizeof(sc));
+    shoal_server_config_init(&sc);
     sc.host_keys = hostkeys;
     sc.n_host_keys = n_hostkeys;
     sc.kex_algorithms = SHOAL_KEX_ALL;
@@ -261,17 +263,18 @@ static void pair_new(pair *pr, const char *kex, const char *hk, const char *ciph
     sc.ciphers = SHOAL_CIPHERS_ALL;
     sc.macs = SHOAL_MACS_ALL;
     sc.auth_methods = srv_methods;
-    shoal_server_callbacks scb = {srv_auth, srv_authenticated, srv_channel_open, srv_closed, NULL};
+    shoal_server_callbacks scb = {
+        sizeof(shoal_server_callbacks), srv_auth, srv_authenticated, srv_channel_open, srv_closed, NULL};
     assert_int_equal(shoal_session_new_server(&pr->s, &sc, &scb, &pr->sa), 0);
     shoal_client_config cc;
-    memset(&cc, 0, sizeof(cc));
+    shoal_client_config_init(&cc);
     cc.user = "tester";
     cc.kex_algorithms = kex;
     cc.hostkey_algorithms = hk;
     cc.ciphers = cipher;
     cc.macs = mac;
     shoal_client_callbacks ccb;
-    memset(&ccb, 0, sizeof(ccb));
+    shoal_client_callbacks_init(&ccb);
     ccb.hostkey = cli_hostkey;
     ccb.password = no_password_cb ? NULL : cli_password;
     ccb.sign = cli_sign;
@@ -457,7 +460,8 @@ static void add_private_identity(pair *pr, shoal_key *k)
     shoal_buf_free(&b);
 }
 
-static const shoal_channel_callbacks CLI_CH = {ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
+static const shoal_channel_callbacks CLI_CH = {
+    sizeof(shoal_channel_callbacks), ch_open, NULL, ch_data, NULL, ch_status, NULL, NULL, ch_close};
 
 /* A channel opened before authentication: with a single key and nothing
  * else to try, its CHANNEL_OPEN travels with the signed request and the
@@ -590,7 +594,8 @@ static void test_writable_zero_brings_on_writable(void **st)
     assert_true(pr.ca.authenticated);
     feeder f = {0};
     f.total = 8u << 20; /* four times the server's window, eight times the output mark */
-    static const shoal_channel_callbacks cb = {feeder_open, NULL, NULL, NULL, NULL, NULL, feeder_writable, NULL};
+    static const shoal_channel_callbacks cb = {
+        sizeof(shoal_channel_callbacks), feeder_open, NULL, NULL, NULL, NULL, NULL, feeder_writable, NULL};
     assert_int_equal(shoal_channel_open_session(pr.c, &cb, &f, &f.ch), 0);
     pump(&pr, 0);
     assert_true(f.opened);
@@ -617,7 +622,8 @@ static void test_stalled_rekey_bounded_and_deadline(void **st)
     pump(&pr, 0);
     assert_true(pr.ca.authenticated);
     feeder f = {0};
-    static const shoal_channel_callbacks fcb = {feeder_open, NULL, NULL, NULL, NULL, NULL, feeder_writable, NULL};
+    static const shoal_channel_callbacks fcb = {
+        sizeof(shoal_channel_callbacks), feeder_open, NULL, NULL, NULL, NULL, NULL, feeder_writable, NULL};
     assert_int_equal(shoal_channel_open_session(pr.c, &fcb, &f, &f.ch), 0);
     pump(&pr, 0);
     assert_true(f.opened);

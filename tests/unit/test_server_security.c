@@ -193,7 +193,8 @@ static int srv_channel_open(shoal_session *s, shoal_channel *ch, const char *typ
     }
     if (strcmp(type, "session") != 0)
         return 3;
-    static const shoal_server_channel_callbacks cb = {srv_request, srv_data, NULL, NULL, srv_chan_close};
+    static const shoal_server_channel_callbacks cb = {
+        sizeof(shoal_server_channel_callbacks), srv_request, srv_data, NULL, NULL, srv_chan_close};
     shoal_channel_set_server_callbacks(ch, &cb, a);
     if (a->manual_window)
         shoal_channel_set_manual_window(ch, 1);
@@ -260,21 +261,22 @@ static void tp_new(tpair *tp, const tp_opts *o)
     shoal_buf_init(&tp->obs_in, 1u << 26);
     tp->sa.pending_result = -1;
     shoal_server_config sc;
-    memset(&sc, 0, sizeof(sc));
+    shoal_server_config_init(&sc);
     sc.host_keys = &host_key;
     sc.n_host_keys = 1;
     sc.max_channels = o->max_channels;
     sc.max_auth_tries = o->max_auth_tries;
     sc.auth_methods = o->auth_methods;
     sc.banner = o->banner;
-    shoal_server_callbacks scb = {srv_auth, srv_authenticated, srv_channel_open, srv_closed, NULL};
+    shoal_server_callbacks scb = {
+        sizeof(shoal_server_callbacks), srv_auth, srv_authenticated, srv_channel_open, srv_closed, NULL};
     assert_int_equal(shoal_session_new_server(&tp->s, &sc, &scb, &tp->sa), 0);
     assert_int_equal(shoal_session_start(tp->s, 0), 0);
     shoal_client_config cc;
-    memset(&cc, 0, sizeof(cc));
+    shoal_client_config_init(&cc);
     cc.user = USER;
     shoal_client_callbacks ccb;
-    memset(&ccb, 0, sizeof(ccb));
+    shoal_client_callbacks_init(&ccb);
     ccb.hostkey = cli_hostkey;
     assert_int_equal(shoal_session_new_client(&tp->c, &cc, &ccb, NULL), 0);
     if (!o->no_client_start)
@@ -1730,10 +1732,10 @@ static void test_idle_memory(void **st)
     shoal_session **ss = calloc(N, sizeof(*ss));
     assert_non_null(ss);
     shoal_server_config sc;
-    memset(&sc, 0, sizeof(sc));
+    shoal_server_config_init(&sc);
     sc.host_keys = &host_key;
     sc.n_host_keys = 1;
-    shoal_server_callbacks scb = {quiet_auth, NULL, quiet_open, NULL, NULL};
+    shoal_server_callbacks scb = {sizeof(shoal_server_callbacks), quiet_auth, NULL, quiet_open, NULL, NULL};
     size_t base = heap_in_use();
     if (base == 0)
         printf("  mallinfo2() reports nothing (sanitizer allocator): the numbers below are meaningless\n");

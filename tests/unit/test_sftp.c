@@ -92,7 +92,7 @@ static void cb_log(shoal_sftp *sf, int level, const char *msg, void *ud)
     snprintf(S.log, sizeof(S.log), "%s", msg);
 }
 
-static const shoal_sftp_callbacks SCB = {cb_ready, cb_closed, cb_log};
+static const shoal_sftp_callbacks SCB = {sizeof(shoal_sftp_callbacks), cb_ready, cb_closed, cb_log};
 
 static void cb_writable(shoal_sftp_put *p, void *ud)
 {
@@ -112,7 +112,7 @@ static void cb_done(shoal_sftp_put *p, int err, const char *msg, void *ud)
     S.put = NULL;
 }
 
-static const shoal_sftp_put_callbacks PCB = {cb_writable, cb_done, NULL};
+static const shoal_sftp_put_callbacks PCB = {sizeof(shoal_sftp_put_callbacks), cb_writable, cb_done, NULL};
 
 /* on_closed_temp: the test decides later (commit or fail). */
 static int held_calls;
@@ -124,7 +124,8 @@ static void cb_closed_temp(shoal_sftp_put *p, const char *temp, void *ud)
     held_calls++;
     snprintf(held_path, sizeof(held_path), "%s", temp);
 }
-static const shoal_sftp_put_callbacks PCB_HOLD = {cb_writable, cb_done, cb_closed_temp};
+static const shoal_sftp_put_callbacks PCB_HOLD = {sizeof(shoal_sftp_put_callbacks), cb_writable, cb_done,
+                                                  cb_closed_temp};
 static const shoal_sftp_put_callbacks *pcb_use = &PCB;
 
 static void cb_status(shoal_sftp *sf, int err, const char *msg, void *ud)
@@ -783,7 +784,7 @@ static void test_put_success_posix_rename(void **st)
     fill_data();
     shoal_sftp *sf = new_client(1, 1);
     char tmp[128];
-    shoal_sftp_put_options opt = {.fsync = 1};
+    shoal_sftp_put_options opt = {.size = sizeof(shoal_sftp_put_options), .fsync = 1};
     shoal_sftp_put *p = begin_put(sf, &opt, tmp, sizeof(tmp));
     assert_int_equal(shoal_sftp_put_writable(p), 64u * 32768u);
     size_t taken;
@@ -1019,7 +1020,7 @@ static void test_put_flow_control(void **st)
     fill_data();
     shoal_sftp *sf = new_client(1, 0);
     char tmp[128];
-    shoal_sftp_put_options opt = {.max_writes = 4, .write_size = 1000};
+    shoal_sftp_put_options opt = {.size = sizeof(shoal_sftp_put_options), .max_writes = 4, .write_size = 1000};
     shoal_sftp_put *p = begin_put(sf, &opt, tmp, sizeof(tmp));
     /* Slots: 4 x 1000. */
     assert_int_equal(shoal_sftp_put_writable(p), 4000);

@@ -74,9 +74,9 @@ static void h_new(harness *h)
 {
     memset(h, 0, sizeof(*h));
     shoal_buf_init(&h->out, 1u << 20);
-    shoal_client_config cfg = {0};
+    shoal_client_config cfg = {.size = sizeof(shoal_client_config)};
     cfg.user = "tester";
-    shoal_client_callbacks cb = {0};
+    shoal_client_callbacks cb = {.size = sizeof(shoal_client_callbacks)};
     cb.hostkey = accept_hostkey;
     cb.closed = on_closed;
     assert_int_equal(shoal_session_new_client(&h->s, &cfg, &cb, h), 0);

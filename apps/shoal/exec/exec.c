@@ -455,9 +455,15 @@ static void signals_stop(exec_state *st)
 static void on_ready(shoal_uv_conn *c, void *ud)
 {
     exec_state *st = ud;
-    static const shoal_channel_callbacks cbs = {on_ch_open,        on_ch_request,  on_ch_data,
-                                                on_ch_eof,         on_ch_exit_status, on_ch_exit_signal,
-                                                on_ch_writable,    on_ch_close};
+    static const shoal_channel_callbacks cbs = {sizeof(shoal_channel_callbacks),
+                                                on_ch_open,
+                                                on_ch_request,
+                                                on_ch_data,
+                                                on_ch_eof,
+                                                on_ch_exit_status,
+                                                on_ch_exit_signal,
+                                                on_ch_writable,
+                                                on_ch_close};
     int rc = shoal_channel_open_session(shoal_uv_conn_session(c), &cbs, st, &st->ch);
     if (!rc && uv_timer_start(&st->open_timer, on_open_timeout, st->open_timeout_ms, 0) == 0)
         st->open_timer_on = 1;
@@ -722,24 +728,27 @@ int cmd_exec(int argc, char **argv)
         agent = NULL;
 
     shoal_uv_options uo;
-    memset(&uo, 0, sizeof(uo));
+    shoal_uv_options_init(&uo);
+    shoal_client_config uo_ssh;
+    shoal_client_config_init(&uo_ssh);
+    uo.ssh = &uo_ssh;
     uo.host = host;
     uo.port = port ? port : (o.port ? o.port : 22);
-    uo.ssh.user = *user ? user : (o.user ? o.user : default_user());
-    if (!uo.ssh.user) {
+    uo_ssh.user = *user ? user : (o.user ? o.user : default_user());
+    if (!uo_ssh.user) {
         fprintf(stderr, "shoal: no user exists for uid %lu (give a login name with -l)\n", (unsigned long)getuid());
         free(command);
         shoal_ssh_options_free(&o);
         return EXIT_CONN_ERROR;
     }
-    uo.ssh.kex_algorithms = o.kex;
-    uo.ssh.ciphers = o.ciphers;
-    uo.ssh.macs = o.macs;
-    uo.ssh.hostkey_algorithms = o.hostkey_algs;
-    uo.ssh.rekey_bytes = o.rekey_bytes;
-    uo.ssh.rekey_interval_ms = o.rekey_seconds * 1000;
-    uo.ssh.keepalive_interval_ms = o.server_alive_interval_s > 0 ? (uint64_t)o.server_alive_interval_s * 1000 : 0;
-    uo.ssh.keepalive_count_max = o.server_alive_count_max > 0 ? (unsigned)o.server_alive_count_max : 3;
+    uo_ssh.kex_algorithms = o.kex;
+    uo_ssh.ciphers = o.ciphers;
+    uo_ssh.macs = o.macs;
+    uo_ssh.hostkey_algorithms = o.hostkey_algs;
+    uo_ssh.rekey_bytes = o.rekey_bytes;
+    uo_ssh.rekey_interval_ms = o.rekey_seconds * 1000;
+    uo_ssh.keepalive_interval_ms = o.server_alive_interval_s > 0 ? (uint64_t)o.server_alive_interval_s * 1000 : 0;
+    uo_ssh.keepalive_count_max = o.server_alive_count_max > 0 ? (unsigned)o.server_alive_count_max : 3;
     unsigned methods = 0;
     if (o.pubkey_auth != 0)
         methods |= SHOAL_AUTH_PUBLICKEY;
@@ -749,7 +758,7 @@ int cmd_exec(int argc, char **argv)
         methods |= SHOAL_AUTH_PASSWORD;
     /* With every method off, only "none" is tried (a server that needs no
      * credentials), as with OpenSSH. */
-    uo.ssh.auth_methods = methods ? methods : SHOAL_AUTH_NONE_ONLY;
+    uo_ssh.auth_methods = methods ? methods : SHOAL_AUTH_NONE_ONLY;
     uo.known_hosts = kh;
     uo.n_known_hosts = nkh;
     uo.host_key_alias = o.host_key_alias;
@@ -774,9 +783,9 @@ int cmd_exec(int argc, char **argv)
     st.open_timer.data = &st;
     uo.log_level = o.log_level >= 0 ? (verbose > o.log_level ? verbose : o.log_level) : verbose;
 
-    shoal_uv_callbacks cb = {on_ready,  on_closed, on_passphrase,      on_password,
-                             on_kbdint, on_banner, on_log,             on_confirm_hostkey,
-                             NULL /* on_authenticating: the channel opens in on_ready */};
+    shoal_uv_callbacks cb = {
+        sizeof(shoal_uv_callbacks), on_ready, on_closed, on_passphrase, on_password, on_kbdint, on_banner, on_log,
+        on_confirm_hostkey,         NULL /* on_authenticating: the channel opens in on_ready */};
     int rc = shoal_uv_conn_new(st.loop, &uo, &cb, &st, &st.conn);
     if (rc) {
         fprintf(stderr, "shoal: %s\n", shoal_strerror(rc));

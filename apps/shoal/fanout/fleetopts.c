@@ -149,14 +149,18 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
     c->default_port = s->port;
     c->connection_attempts = s->connection_attempts > 0 ? (unsigned)s->connection_attempts : 0;
     shoal_uv_options *u = &c->conn;
-    u->ssh.kex_algorithms = s->kex;
-    u->ssh.ciphers = s->ciphers;
-    u->ssh.macs = s->macs;
-    u->ssh.hostkey_algorithms = s->hostkey_algs;
-    u->ssh.rekey_bytes = s->rekey_bytes;
-    u->ssh.rekey_interval_ms = s->rekey_seconds * 1000;
-    u->ssh.keepalive_interval_ms = s->server_alive_interval_s > 0 ? (uint64_t)s->server_alive_interval_s * 1000 : 0;
-    u->ssh.keepalive_count_max = s->server_alive_count_max > 0 ? (unsigned)s->server_alive_count_max : 3;
+    shoal_uv_options_init(u);
+    shoal_uv_callbacks_init(&c->conn_cb);
+    shoal_client_config_init(&o->cfg_ssh);
+    u->ssh = &o->cfg_ssh;
+    o->cfg_ssh.kex_algorithms = s->kex;
+    o->cfg_ssh.ciphers = s->ciphers;
+    o->cfg_ssh.macs = s->macs;
+    o->cfg_ssh.hostkey_algorithms = s->hostkey_algs;
+    o->cfg_ssh.rekey_bytes = s->rekey_bytes;
+    o->cfg_ssh.rekey_interval_ms = s->rekey_seconds * 1000;
+    o->cfg_ssh.keepalive_interval_ms = s->server_alive_interval_s > 0 ? (uint64_t)s->server_alive_interval_s * 1000 : 0;
+    o->cfg_ssh.keepalive_count_max = s->server_alive_count_max > 0 ? (unsigned)s->server_alive_count_max : 3;
     /* A fan-out never prompts per host: keys and the agent only, unless
      * password or keyboard-interactive were asked for explicitly. */
     unsigned methods = 0;
@@ -166,7 +170,7 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
         methods |= SHOAL_AUTH_PASSWORD;
     if (s->kbdint_auth == 1)
         methods |= SHOAL_AUTH_KBDINT;
-    u->ssh.auth_methods = methods ? methods : SHOAL_AUTH_NONE_ONLY;
+    o->cfg_ssh.auth_methods = methods ? methods : SHOAL_AUTH_NONE_ONLY;
     u->known_hosts = o->kh_files;
     u->n_known_hosts = o->n_kh;
     u->known_hosts_db = o->khdb;

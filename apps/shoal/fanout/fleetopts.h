@@ -22,6 +22,7 @@ typedef struct fleetopts {
     int include_dsa;             /* GoSSHa also looks for ~/.ssh/id_dsa */
     /* filled by fleetopts_prepare */
     fleet_config cfg;
+    shoal_client_config cfg_ssh; /* cfg.conn.ssh points here */
     shoal_kh_db *khdb;
     const char *kh_files[SHOAL_OPT_MAX_FILES * 2];
     unsigned n_kh;

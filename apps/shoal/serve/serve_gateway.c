@@ -257,8 +257,8 @@ static void up_close(shoal_channel *ch, void *ud)
     flush_both(c);
 }
 
-static const shoal_channel_callbacks UP_CBS = {up_open,   up_request, up_data,     up_eof,
-                                               up_status, up_signal,  up_writable, up_close};
+static const shoal_channel_callbacks UP_CBS = {
+    sizeof(shoal_channel_callbacks), up_open, up_request, up_data, up_eof, up_status, up_signal, up_writable, up_close};
 
 static void open_up(gw_chan *c)
 {
@@ -394,7 +394,8 @@ static void down_close(shoal_channel *ch, void *ud)
     free(c);
 }
 
-static const shoal_server_channel_callbacks DOWN_CBS = {down_request, down_data, down_eof, down_writable, down_close};
+static const shoal_server_channel_callbacks DOWN_CBS = {
+    sizeof(shoal_server_channel_callbacks), down_request, down_data, down_eof, down_writable, down_close};
 
 static void chan_fail(gw_chan *c, const char *msg)
 {
@@ -454,18 +455,21 @@ static int start_upstream(gw_conn *g, const serve_gateway *cfg)
     const char *kh[1] = {cfg->known_hosts};
     const char *ids[1] = {cfg->identity_file};
     shoal_uv_options o;
-    memset(&o, 0, sizeof(o));
+    shoal_uv_options_init(&o);
+    shoal_client_config o_ssh;
+    shoal_client_config_init(&o_ssh);
+    o.ssh = &o_ssh;
     o.host = cfg->host;
     o.port = cfg->port;
-    o.ssh.user = cfg->user ? cfg->user : g->sc->user;
+    o_ssh.user = cfg->user ? cfg->user : g->sc->user;
     o.known_hosts = kh;
     o.n_known_hosts = cfg->known_hosts ? 1 : 0;
     o.hostkey_policy = SHOAL_HOSTKEY_STRICT;
     o.identity_files = ids;
     o.n_identity_files = cfg->identity_file ? 1 : 0;
-    o.ssh.auth_methods = SHOAL_AUTH_PUBLICKEY;
+    o_ssh.auth_methods = SHOAL_AUTH_PUBLICKEY;
     shoal_uv_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_uv_callbacks_init(&cb);
     cb.on_ready = on_up_ready;
     cb.on_closed = on_up_closed;
     int rc = shoal_uv_conn_new(g->loop, &o, &cb, g, &g->up);

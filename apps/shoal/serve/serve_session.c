@@ -187,7 +187,7 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
     const char *argv_login[] = {login_name, NULL};
     const char *argv_cmd[] = {sc->shell, "-c", cmd, NULL};
     shoal_proc_options po;
-    memset(&po, 0, sizeof(po));
+    shoal_proc_options_init(&po);
     po.program = sc->shell;
     po.argv = cmd ? argv_cmd : argv_login;
     po.env = (const char *const *)envp;
@@ -311,7 +311,8 @@ int serve_channel_open(shoal_session *s, shoal_channel *ch, const char *type, vo
         return 4;
     ss->sc = sc;
     ss->ch = ch;
-    static const shoal_server_channel_callbacks cb = {on_request, NULL, NULL, NULL, on_close};
+    static const shoal_server_channel_callbacks cb = {
+        sizeof(shoal_server_channel_callbacks), on_request, NULL, NULL, NULL, on_close};
     shoal_channel_set_server_callbacks(ch, &cb, ss);
     return 0;
 }
