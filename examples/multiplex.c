@@ -44,10 +44,13 @@ static void to_uv_options(const shoal_ssh_options *o, const char *host, shoal_uv
 {
     static const char *default_kh[1];
     static char kh_path[4096];
-    memset(uo, 0, sizeof(*uo));
+    static shoal_client_config ssh;
+    shoal_uv_options_init(uo);
+    shoal_client_config_init(&ssh);
+    uo->ssh = &ssh;
     uo->host = host;
     uo->port = o->port;
-    uo->ssh.user = o->user ? o->user : getenv("USER");
+    ssh.user = o->user ? o->user : getenv("USER");
     uo->identity_files = (const char *const *)o->identity_files;
     uo->n_identity_files = o->n_identity_files;
     if (o->n_user_known_hosts) {
@@ -126,7 +129,7 @@ static void on_exit_cb(shoal_child *ch, const shoal_exit *ex, void *ud)
 static void on_ready(shoal_uv_conn *c, void *ud)
 {
     app *a = ud;
-    static const shoal_child_callbacks cb = {on_stdout, on_stderr, on_exit_cb};
+    static const shoal_child_callbacks cb = {sizeof(shoal_child_callbacks), on_stdout, on_stderr, on_exit_cb};
     for (int i = 0; i < N_CMDS; i++) {
         job *j = &a->jobs[i];
         int rc = shoal_child_spawn(c, j->command, NULL, &cb, j, &j->child);
@@ -188,7 +191,7 @@ int main(int argc, char **argv)
     shoal_uv_options uo;
     to_uv_options(&o, argv[optind], &uo);
     shoal_uv_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_uv_callbacks_init(&cb);
     cb.on_ready = on_ready;
     cb.on_closed = on_closed;
     int rc = shoal_uv_conn_new(&loop, &uo, &cb, &a, &a.conn);

@@ -220,7 +220,7 @@ static void run(app *a, shoal_session *s, int fd)
             break;
         /* Logged in: open the one channel (its callbacks exec the command). */
         if (a->authenticated && !a->ch && !a->channel_done) {
-            static const shoal_channel_callbacks cb = {ch_open, ch_request, ch_data, NULL,
+            static const shoal_channel_callbacks cb = {sizeof(shoal_channel_callbacks), ch_open, ch_request, ch_data, NULL,
                                                        ch_exit_status, ch_exit_signal, NULL, ch_close};
             if (shoal_channel_open_session(s, &cb, a, &a->ch) != 0)
                 a->channel_done = 1;
@@ -286,11 +286,11 @@ int main(int argc, char **argv)
     }
 
     shoal_client_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
+    shoal_client_config_init(&cfg);
     cfg.user = user;
     cfg.auth_methods = SHOAL_AUTH_PUBLICKEY;
     shoal_client_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
+    shoal_client_callbacks_init(&cb);
     cb.hostkey = on_hostkey;
     cb.authenticated = on_authenticated;
     cb.closed = on_closed;

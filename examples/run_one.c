@@ -20,14 +20,17 @@ static void to_uv_options(const shoal_ssh_options *o, const char *host, shoal_uv
 {
     static const char *default_kh[1];
     static char kh_path[4096];
-    memset(uo, 0, sizeof(*uo));
+    static shoal_client_config ssh;
+    shoal_uv_options_init(uo);
+    shoal_client_config_init(&ssh);
+    uo->ssh = &ssh;
     uo->host = host;
     uo->port = o->port;
-    uo->ssh.user = o->user ? o->user : getenv("USER");
-    uo->ssh.kex_algorithms = o->kex;
-    uo->ssh.ciphers = o->ciphers;
-    uo->ssh.macs = o->macs;
-    uo->ssh.hostkey_algorithms = o->hostkey_algs;
+    ssh.user = o->user ? o->user : getenv("USER");
+    ssh.kex_algorithms = o->kex;
+    ssh.ciphers = o->ciphers;
+    ssh.macs = o->macs;
+    ssh.hostkey_algorithms = o->hostkey_algs;
     uo->identity_files = (const char *const *)o->identity_files;
     uo->n_identity_files = o->n_identity_files;
     if (o->n_user_known_hosts) {

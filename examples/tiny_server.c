@@ -184,7 +184,7 @@ static int on_channel_open(shoal_session *s, shoal_channel *ch, const char *type
     if (!r)
         return 4; /* SSH_OPEN_RESOURCE_SHORTAGE */
     r->ch = ch;
-    static const shoal_server_channel_callbacks cb = {on_request, on_data, on_eof, on_writable, on_channel_close};
+    static const shoal_server_channel_callbacks cb = {sizeof(shoal_server_channel_callbacks), on_request, on_data, on_eof, on_writable, on_channel_close};
     shoal_channel_set_server_callbacks(ch, &cb, r);
     return 0;
 }
@@ -233,21 +233,27 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     static const char *const listen[] = {"127.0.0.1"};
     shoal_uv_server_options so;
-    memset(&so, 0, sizeof(so));
+    shoal_uv_server_options_init(&so);
+    shoal_server_config ssh;
+    shoal_server_config_init(&ssh);
+    so.ssh = &ssh;
     so.listen = listen;
     so.n_listen = 1;
     so.port = port;
-    so.ssh.host_keys = &hostkey;
-    so.ssh.n_host_keys = 1;
-    so.ssh.auth_methods = (authorized_keys_path ? SHOAL_AUTH_PUBLICKEY : 0) | (password ? SHOAL_AUTH_PASSWORD : 0);
-    if (!so.ssh.auth_methods)
-        so.ssh.auth_methods = SHOAL_AUTH_PUBLICKEY; /* and no key will do */
+    ssh.host_keys = &hostkey;
+    ssh.n_host_keys = 1;
+    ssh.auth_methods = (authorized_keys_path ? SHOAL_AUTH_PUBLICKEY : 0) | (password ? SHOAL_AUTH_PASSWORD : 0);
+    if (!ssh.auth_methods)
+        ssh.auth_methods = SHOAL_AUTH_PUBLICKEY; /* and no key will do */
     shoal_uv_server_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
-    cb.ssh.auth = on_auth;
-    cb.ssh.authenticated = on_authenticated;
-    cb.ssh.channel_open = on_channel_open;
-    cb.ssh.closed = on_closed;
+    shoal_uv_server_callbacks_init(&cb);
+    shoal_server_callbacks scb;
+    shoal_server_callbacks_init(&scb);
+    cb.ssh = &scb;
+    scb.auth = on_auth;
+    scb.authenticated = on_authenticated;
+    scb.channel_open = on_channel_open;
+    scb.closed = on_closed;
     char err[512];
     if ((rc = shoal_uv_server_new(loop, &so, &cb, NULL, &server)) != 0) {
         fprintf(stderr, "tiny_server: %s\n", shoal_strerror(rc));
