@@ -9,7 +9,7 @@
  *
  * Work is described by a request (a command or an upload, shared by all its
  * hosts) and one task per host. Results and progress come back to the
- * caller's loop as fleet_event values, always exactly one RESULT per task. */
+ * caller's loop as shoal_fleet_event values, always exactly one RESULT per task. */
 #ifndef SHOAL_FLEET_H
 #define SHOAL_FLEET_H
 
@@ -22,40 +22,40 @@
 #include "shoal/keys.h"
 #include "shoal/uv.h"
 
-typedef struct fleet fleet;
-typedef struct fleet_request fleet_request;
-typedef struct fleet_source fleet_source;
+typedef struct shoal_fleet shoal_fleet;
+typedef struct shoal_fleet_request shoal_fleet_request;
+typedef struct shoal_fleet_source shoal_fleet_source;
 
-typedef enum fleet_kind { FLEET_EXEC = 0, FLEET_UPLOAD } fleet_kind;
+typedef enum shoal_fleet_kind { SHOAL_FLEET_EXEC = 0, SHOAL_FLEET_UPLOAD } shoal_fleet_kind;
 
 /* Upload transports, tried in this order unless one is forced. */
-typedef enum fleet_xfer { FLEET_XFER_AUTO = 0, FLEET_XFER_SFTP, FLEET_XFER_SCP, FLEET_XFER_CAT } fleet_xfer;
+typedef enum shoal_fleet_xfer { SHOAL_FLEET_XFER_AUTO = 0, SHOAL_FLEET_XFER_SFTP, SHOAL_FLEET_XFER_SCP, SHOAL_FLEET_XFER_CAT } shoal_fleet_xfer;
 
 /* Why a request's remaining work stops early. */
-enum { FLEET_RUNNING = 0, FLEET_STOP_TIMEOUT = 1, FLEET_STOP_CANCEL = 2 };
+enum { SHOAL_FLEET_RUNNING = 0, SHOAL_FLEET_STOP_TIMEOUT = 1, SHOAL_FLEET_STOP_CANCEL = 2 };
 
-struct fleet_request {
+struct shoal_fleet_request {
     atomic_int refs;
-    atomic_int stop;            /* FLEET_RUNNING or a FLEET_STOP_* reason */
-    fleet_kind kind;
-    char *command;              /* FLEET_EXEC */
-    fleet_source *source;       /* FLEET_UPLOAD: shared, read once */
-    char *target;               /* FLEET_UPLOAD: remote path */
-    uint32_t mode;              /* FLEET_UPLOAD: permission bits when mode_given */
-    int mode_given;             /* FLEET_UPLOAD: else an existing target keeps its mode,
+    atomic_int stop;            /* SHOAL_FLEET_RUNNING or a FLEET_STOP_* reason */
+    shoal_fleet_kind kind;
+    char *command;              /* SHOAL_FLEET_EXEC */
+    shoal_fleet_source *source;       /* SHOAL_FLEET_UPLOAD: shared, read once */
+    char *target;               /* SHOAL_FLEET_UPLOAD: remote path */
+    uint32_t mode;              /* SHOAL_FLEET_UPLOAD: permission bits when mode_given */
+    int mode_given;             /* SHOAL_FLEET_UPLOAD: else an existing target keeps its mode,
                                    a new one gets the source's */
-    int inplace;                /* FLEET_UPLOAD: write the target itself (follows symlinks,
+    int inplace;                /* SHOAL_FLEET_UPLOAD: write the target itself (follows symlinks,
                                    keeps its inode, owner and mode; not atomic) */
-    int clean_temp;             /* FLEET_UPLOAD without a source: remove our leftover
+    int clean_temp;             /* SHOAL_FLEET_UPLOAD without a source: remove our leftover
                                    temporary files in the target directory */
     uint64_t clean_age_s;       /* ... last modified longer ago than this */
-    fleet_xfer xfer;
-    int verify;                 /* FLEET_UPLOAD: compare sha256 after the upload */
-    uint64_t host_rate;         /* FLEET_UPLOAD: bytes/s per host, 0 = no cap */
+    shoal_fleet_xfer xfer;
+    int verify;                 /* SHOAL_FLEET_UPLOAD: compare sha256 after the upload */
+    uint64_t host_rate;         /* SHOAL_FLEET_UPLOAD: bytes/s per host, 0 = no cap */
     struct fleet_bucket *global_rate; /* shared cap over all hosts, or NULL */
     uint64_t host_timeout_ms;   /* per host, from the moment its work starts; 0 = none */
     size_t out_cap;             /* bytes kept of stdout and of stderr per host */
-    fleet_source *input;        /* FLEET_EXEC: sent to every host's stdin, then EOF;
+    shoal_fleet_source *input;        /* SHOAL_FLEET_EXEC: sent to every host's stdin, then EOF;
                                    NULL: EOF as soon as the command starts */
     int stream;                 /* send output events as it arrives */
     int keep_conn;              /* leave the connection in the pool afterwards */
@@ -63,52 +63,52 @@ struct fleet_request {
 };
 
 /* A host to work on. Strings are copied. */
-typedef struct fleet_host {
+typedef struct shoal_fleet_host {
     const char *spec;           /* as the user wrote it; names the host in output */
     const char *user;           /* NULL = the fleet's default */
     const char *host;
     unsigned port;              /* 0 = the fleet's default */
     shoal_key *key;             /* an extra key for this host only, or NULL (borrowed) */
-} fleet_host;
+} shoal_fleet_host;
 
-enum { FLEET_TRUNC_STDOUT = 1, FLEET_TRUNC_STDERR = 2 };
+enum { SHOAL_FLEET_TRUNC_STDOUT = 1, SHOAL_FLEET_TRUNC_STDERR = 2 };
 
 /* How long a command asked to stop (a deadline, a cancel, Ctrl-C) gets
  * between the TERM signal and KILL. */
-#define FLEET_KILL_GRACE_MS 2000
+#define SHOAL_FLEET_KILL_GRACE_MS 2000
 
-typedef enum fleet_event_type {
-    FLEET_EV_CONNECTED = 0,     /* a connection finished its handshake */
-    FLEET_EV_OUTPUT,            /* streamed output (req->stream) */
-    FLEET_EV_RESULT,            /* the host is done; exactly once per task */
-} fleet_event_type;
+typedef enum shoal_fleet_event_type {
+    SHOAL_FLEET_EV_CONNECTED = 0,     /* a connection finished its handshake */
+    SHOAL_FLEET_EV_OUTPUT,            /* streamed output (req->stream) */
+    SHOAL_FLEET_EV_RESULT,            /* the host is done; exactly once per task */
+} shoal_fleet_event_type;
 
 /* Failure classes, for summaries and exit codes. */
-typedef enum fleet_class {
-    FLEET_OK = 0,
-    FLEET_FAIL_EXIT,            /* the command ran and exited non-zero */
-    FLEET_FAIL_SIGNAL,          /* killed by a signal */
-    FLEET_FAIL_NOSTATUS,        /* closed without an exit status */
-    FLEET_FAIL_DNS,
-    FLEET_FAIL_REFUSED,         /* connection refused or reset while connecting */
-    FLEET_FAIL_CONNECT,         /* other connect errors (unreachable...) */
-    FLEET_FAIL_TIMEOUT,         /* see phase */
-    FLEET_FAIL_HOSTKEY,
-    FLEET_FAIL_AUTH,
-    FLEET_FAIL_CLOSED,          /* the server closed or reset the connection */
-    FLEET_FAIL_PROTOCOL,
-    FLEET_FAIL_CHANNEL,         /* channel or exec refused */
-    FLEET_FAIL_UPLOAD,          /* transfer, rename or checksum failed */
-    FLEET_FAIL_CANCELLED,
-    FLEET_FAIL_LOCAL,           /* our side: out of memory, no file descriptors */
-    FLEET_CLASS_COUNT
-} fleet_class;
+typedef enum shoal_fleet_class {
+    SHOAL_FLEET_OK = 0,
+    SHOAL_FLEET_FAIL_EXIT,            /* the command ran and exited non-zero */
+    SHOAL_FLEET_FAIL_SIGNAL,          /* killed by a signal */
+    SHOAL_FLEET_FAIL_NOSTATUS,        /* closed without an exit status */
+    SHOAL_FLEET_FAIL_DNS,
+    SHOAL_FLEET_FAIL_REFUSED,         /* connection refused or reset while connecting */
+    SHOAL_FLEET_FAIL_CONNECT,         /* other connect errors (unreachable...) */
+    SHOAL_FLEET_FAIL_TIMEOUT,         /* see phase */
+    SHOAL_FLEET_FAIL_HOSTKEY,
+    SHOAL_FLEET_FAIL_AUTH,
+    SHOAL_FLEET_FAIL_CLOSED,          /* the server closed or reset the connection */
+    SHOAL_FLEET_FAIL_PROTOCOL,
+    SHOAL_FLEET_FAIL_CHANNEL,         /* channel or exec refused */
+    SHOAL_FLEET_FAIL_UPLOAD,          /* transfer, rename or checksum failed */
+    SHOAL_FLEET_FAIL_CANCELLED,
+    SHOAL_FLEET_FAIL_LOCAL,           /* our side: out of memory, no file descriptors */
+    SHOAL_FLEET_CLASS_COUNT
+} shoal_fleet_class;
 
-const char *fleet_class_name(fleet_class c);
+const char *shoal_fleet_class_name(shoal_fleet_class c);
 
-typedef struct fleet_event {
-    fleet_event_type type;
-    fleet_request *req;         /* a reference held by the event */
+typedef struct shoal_fleet_event {
+    shoal_fleet_event_type type;
+    shoal_fleet_request *req;         /* a reference held by the event */
     size_t index;               /* host index within the request */
     int conn_index;             /* CONNECTED: index of the host that dialled */
     /* OUTPUT */
@@ -116,11 +116,11 @@ typedef struct fleet_event {
     uint8_t *data;
     size_t len;
     /* RESULT */
-    fleet_class cls;
+    shoal_fleet_class cls;
     const char *phase;          /* where it failed: "connect", "banner", "kex", "auth",
                                    "channel", "command", "upload" (static) */
     int timed_out;              /* a deadline passed (a stage's, the host's or the request's) */
-    int stopped;                /* ended by fleet_stop(): FLEET_STOP_TIMEOUT / _CANCEL, else 0 */
+    int stopped;                /* ended by shoal_fleet_stop(): SHOAL_FLEET_STOP_TIMEOUT / _CANCEL, else 0 */
     shoal_exit_kind exit_kind;
     int status;
     char signal[32];
@@ -133,12 +133,12 @@ typedef struct fleet_event {
     uint64_t out_total, err_total; /* bytes the command wrote to each, kept or not */
     double seconds;             /* from the task's start to its result */
     const char *via;            /* uploads: "sftp", "scp" or "cat" (static) */
-    struct fleet_event *next;
-} fleet_event;
+    struct shoal_fleet_event *next;
+} shoal_fleet_event;
 
-typedef void (*fleet_event_cb)(fleet *f, fleet_event *ev, void *ud);
+typedef void (*shoal_fleet_event_cb)(shoal_fleet *f, shoal_fleet_event *ev, void *ud);
 
-typedef struct fleet_config {
+typedef struct shoal_fleet_config {
     unsigned workers;           /* 0 = number of CPUs */
     const char *default_user;
     unsigned default_port;      /* 0 = 22 */
@@ -149,7 +149,7 @@ typedef struct fleet_config {
     void *conn_ud;
     unsigned max_handshakes;    /* connections being set up at once, all workers; 0 = 512 */
     unsigned max_agent_conns;   /* ssh-agent connections at once, all workers; 0 = 128 */
-    int no_connected_events;    /* the caller does not want FLEET_EV_CONNECTED */
+    int no_connected_events;    /* the caller does not want SHOAL_FLEET_EV_CONNECTED */
     unsigned event_delay_ms;    /* events may wait this long for the caller's loop
                                    (drained by a timer: one wake-up per period instead
                                    of one per event); the last RESULT outstanding
@@ -157,54 +157,54 @@ typedef struct fleet_config {
     unsigned connection_attempts; /* tries for a connection reset or closed before the
                                      server's version line (overloaded accept queue,
                                      MaxStartups); 0 = 3 */
-} fleet_config;
+} shoal_fleet_config;
 
 /* Starts the workers. On failure (no memory, or no file descriptors left
  * for an event loop) err says what failed, nothing is left running, and
  * the caller runs main_loop once more to close the handles set up on it. */
-int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out, char *err,
+int shoal_fleet_new(uv_loop_t *main_loop, const shoal_fleet_config *cfg, shoal_fleet_event_cb cb, void *ud, shoal_fleet **out, char *err,
               size_t errsz);
 /* Starts hosts[i] work for req (the fleet takes a reference per task). */
-int fleet_submit(fleet *f, fleet_request *req, const fleet_host *host, size_t index);
+int shoal_fleet_submit(shoal_fleet *f, shoal_fleet_request *req, const shoal_fleet_host *host, size_t index);
 /* Stops a request's unfinished tasks (timeout or cancel); each still gets
  * its RESULT event, marked timed_out or cancelled. */
-void fleet_stop(fleet *f, fleet_request *req, int reason);
+void shoal_fleet_stop(shoal_fleet *f, shoal_fleet_request *req, int reason);
 /* Closes idle pooled connections. */
-void fleet_drop_idle(fleet *f);
+void shoal_fleet_drop_idle(shoal_fleet *f);
 /* Closes every connection, stops the workers and frees the fleet. */
-void fleet_free(fleet *f);
-void fleet_event_free(fleet_event *ev);
+void shoal_fleet_free(shoal_fleet *f);
+void shoal_fleet_event_free(shoal_fleet_event *ev);
 /* Largest memory figures the workers saw, for the summary. */
-size_t fleet_connections(const fleet *f);
+size_t shoal_fleet_connections(const shoal_fleet *f);
 
-fleet_request *fleet_request_new(fleet_kind kind);
-fleet_request *fleet_request_ref(fleet_request *r);
-void fleet_request_unref(fleet_request *r);
+shoal_fleet_request *shoal_fleet_request_new(shoal_fleet_kind kind);
+shoal_fleet_request *shoal_fleet_request_ref(shoal_fleet_request *r);
+void shoal_fleet_request_unref(shoal_fleet_request *r);
 
 /* Upload sources: the file is mapped once and shared read-only by every
  * host and thread (the page cache holds it once, whatever the host count). */
-int fleet_source_open(const char *path, fleet_source **out, char *err, size_t errsz);
+int shoal_fleet_source_open(const char *path, shoal_fleet_source **out, char *err, size_t errsz);
 /* A command's input: the file at path, or our stdin when path is NULL. A
  * regular file is mapped (any size); anything else (a pipe, a terminal) is
  * read to its end into memory, at most cap bytes (more is an error). */
-int fleet_source_open_input(const char *path, size_t cap, fleet_source **out, char *err, size_t errsz);
-const uint8_t *fleet_source_data(const fleet_source *s);
-uint64_t fleet_source_size(const fleet_source *s);
-uint32_t fleet_source_mode(const fleet_source *s);
+int shoal_fleet_source_open_input(const char *path, size_t cap, shoal_fleet_source **out, char *err, size_t errsz);
+const uint8_t *shoal_fleet_source_data(const shoal_fleet_source *s);
+uint64_t shoal_fleet_source_size(const shoal_fleet_source *s);
+uint32_t shoal_fleet_source_mode(const shoal_fleet_source *s);
 /* The file's base name (an upload into a directory lands under it). */
-const char *fleet_source_name(const fleet_source *s);
+const char *shoal_fleet_source_name(const shoal_fleet_source *s);
 /* Lower-case hex sha256 of the whole file (computed once, on demand). */
-const char *fleet_source_sha256(fleet_source *s);
-void fleet_source_free(fleet_source *s);
+const char *shoal_fleet_source_sha256(shoal_fleet_source *s);
+void shoal_fleet_source_free(shoal_fleet_source *s);
 
-/* The number of worker threads fleet_new starts for cfg.workers. */
-unsigned fleet_worker_count(unsigned requested);
+/* The number of worker threads shoal_fleet_new starts for cfg.workers. */
+unsigned shoal_fleet_worker_count(unsigned requested);
 /* Checks that enough file descriptors are free for the event loops of the
  * caller and of the workers, and one connection (libuv aborts when it
  * cannot have one). 0, or -1 with err saying how many are free and needed.
  * Call before the first event loop is made. */
-int fleet_check_fds(unsigned workers, char *err, size_t errsz);
+int shoal_fleet_check_fds(unsigned workers, char *err, size_t errsz);
 /* Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit. */
-unsigned long fleet_raise_fd_limit(void);
+unsigned long shoal_fleet_raise_fd_limit(void);
 
 #endif

@@ -190,7 +190,7 @@ typedef struct agent {
     uv_loop_t *loop;
     reader rd;
     uv_async_t lines;
-    fleet *f;
+    shoal_fleet *f;
     fleetopts opts;
     unsigned max_per_request; /* -m */
     int disconnect;           /* -d */
@@ -210,10 +210,10 @@ typedef struct agent {
 
 struct agent_req {
     agent *a;
-    fleet_request *fr;
+    shoal_fleet_request *fr;
     json_t *id;
     char **names;             /* Hostname as requested */
-    fleet_host *hosts;
+    shoal_fleet_host *hosts;
     char **users, **hostnames;
     size_t n, next, inflight, done;
     uint64_t t0;
@@ -309,7 +309,7 @@ static void req_free(agent_req *r)
     json_decref(r->id);
     json_decref(r->timed_out);
     r->fr->ud = NULL;
-    fleet_request_unref(r->fr);
+    shoal_fleet_request_unref(r->fr);
     free(r);
 }
 
@@ -348,7 +348,7 @@ static void req_final(agent_req *r)
         a->serial = NULL;
     req_free(r);
     if (a->disconnect && a->f)
-        fleet_drop_idle(a->f);
+        shoal_fleet_drop_idle(a->f);
     if (was_serial)
         drain_waiting(a); /* the next line without an Id, in order */
     maybe_exit(a);
@@ -360,12 +360,12 @@ static void req_pump(agent_req *r)
     unsigned max = r->a->max_per_request;
     while (r->next < r->n && (!max || r->inflight < max)) {
         size_t i = r->next++;
-        if (fleet_submit(r->a->f, r->fr, &r->hosts[i], i) == 0) {
+        if (shoal_fleet_submit(r->a->f, r->fr, &r->hosts[i], i) == 0) {
             r->inflight++;
         } else {
-            fleet_event ev;
+            shoal_fleet_event ev;
             memset(&ev, 0, sizeof(ev));
-            ev.cls = FLEET_FAIL_LOCAL;
+            ev.cls = SHOAL_FLEET_FAIL_LOCAL;
             ev.message = (char *)"out of memory";
             replyjson_emit(out, replyjson_reply(&ev, r->names[i], r->id, r->base64));
             r->done++;
@@ -386,22 +386,22 @@ static void on_req_timeout(uv_timer_t *t)
         r->next++;
         r->done++;
     }
-    fleet_stop(r->a->f, r->fr, FLEET_STOP_TIMEOUT);
+    shoal_fleet_stop(r->a->f, r->fr, SHOAL_FLEET_STOP_TIMEOUT);
     if (r->done == r->n)
         req_final(r);
 }
 
-static void on_event(fleet *f, fleet_event *ev, void *ud)
+static void on_event(shoal_fleet *f, shoal_fleet_event *ev, void *ud)
 {
     agent *a = ud;
     (void)f;
     agent_req *r = ev->req->ud;
     if (!r) {
-        fleet_event_free(ev);
+        shoal_fleet_event_free(ev);
         return;
     }
     switch (ev->type) {
-    case FLEET_EV_CONNECTED: {
+    case SHOAL_FLEET_EV_CONNECTED: {
         json_t *o = json_object();
         json_object_set_new(o, "Type", json_string("ConnectionProgress"));
         json_object_set_new(o, "ConnectedHost", json_string(r->hostnames[ev->index]));
@@ -410,7 +410,7 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
         replyjson_emit(out, o);
         break;
     }
-    case FLEET_EV_OUTPUT: {
+    case SHOAL_FLEET_EV_OUTPUT: {
         json_t *o = json_object();
         json_object_set_new(o, "Type", json_string("Output"));
         json_object_set_new(o, "Hostname", json_string(r->names[ev->index]));
@@ -421,22 +421,22 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
         replyjson_emit(out, o);
         break;
     }
-    case FLEET_EV_RESULT:
+    case SHOAL_FLEET_EV_RESULT:
         r->inflight--;
         r->done++;
-        if (ev->stopped == FLEET_STOP_TIMEOUT)
+        if (ev->stopped == SHOAL_FLEET_STOP_TIMEOUT)
             json_object_set_new(r->timed_out, r->names[ev->index], json_true());
         else
             replyjson_emit(out, replyjson_reply(ev, r->names[ev->index], r->id, r->base64));
-        fleet_event_free(ev);
-        if (atomic_load(&r->fr->stop) == FLEET_RUNNING)
+        shoal_fleet_event_free(ev);
+        if (atomic_load(&r->fr->stop) == SHOAL_FLEET_RUNNING)
             req_pump(r);
         else if (r->done == r->n)
             req_final(r);
         (void)a;
         return;
     }
-    fleet_event_free(ev);
+    shoal_fleet_event_free(ev);
 }
 
 static void handle_cancel(agent *a, json_t *id)
@@ -448,16 +448,16 @@ static void handle_cancel(agent *a, json_t *id)
         found = 1;
         r->cancelled = 1;
         while (r->next < r->n) {
-            fleet_event ev;
+            shoal_fleet_event ev;
             memset(&ev, 0, sizeof(ev));
-            ev.cls = FLEET_FAIL_CANCELLED;
+            ev.cls = SHOAL_FLEET_FAIL_CANCELLED;
             ev.phase = "queued";
             ev.message = (char *)"cancelled";
             replyjson_emit(out, replyjson_reply(&ev, r->names[r->next], r->id, r->base64));
             r->next++;
             r->done++;
         }
-        fleet_stop(a->f, r->fr, FLEET_STOP_CANCEL);
+        shoal_fleet_stop(a->f, r->fr, SHOAL_FLEET_STOP_CANCEL);
         if (r->done == r->n) {
             req_final(r);
             break;
@@ -486,11 +486,11 @@ static void handle_line(agent *a, const char *text, size_t len)
         agent_request_free(&q);
         return;
     }
-    fleet_request *fr = fleet_request_new(q.kind == AGENT_LINE_EXEC ? FLEET_EXEC : FLEET_UPLOAD);
+    shoal_fleet_request *fr = shoal_fleet_request_new(q.kind == AGENT_LINE_EXEC ? SHOAL_FLEET_EXEC : SHOAL_FLEET_UPLOAD);
     agent_req *r = calloc(1, sizeof(*r));
     if (!fr || !r) {
         free(r);
-        fleet_request_unref(fr);
+        shoal_fleet_request_unref(fr);
         user_error(1, id, "out of memory");
         agent_request_free(&q);
         return;
@@ -511,7 +511,7 @@ static void handle_line(agent *a, const char *text, size_t len)
         bad = !fr->command;
     } else {
         char ferr[600];
-        if (fleet_source_open(q.source, &fr->source, ferr, sizeof(ferr)) != 0) {
+        if (shoal_fleet_source_open(q.source, &fr->source, ferr, sizeof(ferr)) != 0) {
             user_error(1, id, "Cannot read source file: %s", ferr);
             bad = 1;
         }
@@ -537,7 +537,7 @@ static void handle_line(agent *a, const char *text, size_t len)
         r->names = calloc(n + 1, sizeof(char *));
         r->users = calloc(n + 1, sizeof(char *));
         r->hostnames = calloc(n + 1, sizeof(char *));
-        r->hosts = calloc(n + 1, sizeof(fleet_host));
+        r->hosts = calloc(n + 1, sizeof(shoal_fleet_host));
         if (!r->names || !r->users || !r->hostnames || !r->hosts)
             bad = 1;
         for (size_t k = 0; !bad && k < n; k++) {
@@ -623,7 +623,7 @@ static void maybe_exit(agent *a)
         a->exited = 1;
         uv_close((uv_handle_t *)&a->lines, NULL);
         if (a->f) {
-            fleet_free(a->f);
+            shoal_fleet_free(a->f);
             a->f = NULL;
         }
     }
@@ -772,11 +772,11 @@ int cmd_agent(int argc, char **argv)
         goto usage_error;
     }
     signal(SIGPIPE, SIG_IGN);
-    fleet_raise_fd_limit();
+    shoal_fleet_raise_fd_limit();
     /* The loop first: it needs descriptors (epoll, eventfd), and without
      * them nothing else can work; say so instead of crashing. */
     /* Said on both: the front-end reads stdout, a person stderr. */
-    if (fleet_check_fds(workers, err, sizeof(err)) != 0) {
+    if (shoal_fleet_check_fds(workers, err, sizeof(err)) != 0) {
         user_error(1, NULL, "%s", err);
         fprintf(stderr, "shoal agent: %s\n", err);
         fleetopts_free(&a.opts);
@@ -816,10 +816,10 @@ int cmd_agent(int argc, char **argv)
         check_agent_socket(a.opts.agent);
     a.opts.cfg.workers = workers;
     a.opts.cfg.max_agent_conns = agent_conns ? agent_conns : 128;
-    if (fleet_new(a.loop, &a.opts.cfg, on_event, &a, &a.f, err, sizeof(err)) != 0) {
+    if (shoal_fleet_new(a.loop, &a.opts.cfg, on_event, &a, &a.f, err, sizeof(err)) != 0) {
         user_error(1, NULL, "cannot start the workers: %s", err);
         fprintf(stderr, "shoal agent: cannot start the workers: %s\n", err);
-        uv_run(a.loop, UV_RUN_DEFAULT); /* closes what fleet_new set up */
+        uv_run(a.loop, UV_RUN_DEFAULT); /* closes what shoal_fleet_new set up */
         rc = 1;
         goto out_reader;
     }
@@ -827,7 +827,7 @@ int cmd_agent(int argc, char **argv)
     if (urc != 0) {
         user_error(1, NULL, "cannot start: uv_async_init: %s", uv_strerror(urc));
         fprintf(stderr, "shoal agent: cannot start: uv_async_init: %s\n", uv_strerror(urc));
-        fleet_free(a.f);
+        shoal_fleet_free(a.f);
         a.f = NULL;
         uv_run(a.loop, UV_RUN_DEFAULT);
         rc = 1;
@@ -853,7 +853,7 @@ int cmd_agent(int argc, char **argv)
     uv_async_send(&a.lines);
     uv_run(a.loop, UV_RUN_DEFAULT);
     if (a.f)
-        fleet_free(a.f);
+        shoal_fleet_free(a.f);
     uv_run(a.loop, UV_RUN_DEFAULT);
     fflush(out);
     pthread_join(rt, NULL);

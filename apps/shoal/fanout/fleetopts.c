@@ -143,7 +143,7 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
     if (agent && *agent && strcmp(agent, "none") != 0)
         o->agent = strdup(agent);
 
-    fleet_config *c = &o->cfg;
+    shoal_fleet_config *c = &o->cfg;
     memset(c, 0, sizeof(*c));
     c->default_user = o->user ? o->user : (s->user ? s->user : fleetopts_default_user());
     c->default_port = s->port;

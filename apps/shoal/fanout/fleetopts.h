@@ -21,7 +21,7 @@ typedef struct fleetopts {
     unsigned n_extra_keys;
     int include_dsa;             /* GoSSHa also looks for ~/.ssh/id_dsa */
     /* filled by fleetopts_prepare */
-    fleet_config cfg;
+    shoal_fleet_config cfg;
     shoal_kh_db *khdb;
     const char *kh_files[SHOAL_OPT_MAX_FILES * 2];
     unsigned n_kh;
