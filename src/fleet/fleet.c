@@ -25,41 +25,6 @@ const char *shoal_fleet_class_name(shoal_fleet_class c)
     return (unsigned)c < SHOAL_FLEET_CLASS_COUNT ? CLASS_NAMES[c] : "?";
 }
 
-/* ---- requests ---- */
-
-shoal_fleet_request *shoal_fleet_request_new(shoal_fleet_kind kind)
-{
-    shoal_fleet_request *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    atomic_init(&r->refs, 1);
-    atomic_init(&r->stop, SHOAL_FLEET_RUNNING);
-    r->kind = kind;
-    r->out_cap = 1u << 20;
-    return r;
-}
-
-shoal_fleet_request *shoal_fleet_request_ref(shoal_fleet_request *r)
-{
-    atomic_fetch_add(&r->refs, 1);
-    return r;
-}
-
-void shoal_fleet_request_unref(shoal_fleet_request *r)
-{
-    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
-        return;
-    free(r->command);
-    free(r->target);
-    shoal_fleet_source_free(r->source);
-    shoal_fleet_source_free(r->input);
-    if (r->global_rate) {
-        fleet_bucket_destroy(r->global_rate);
-        free(r->global_rate);
-    }
-    free(r);
-}
-
 /* ---- upload sources ---- */
 
 struct shoal_fleet_source {
@@ -509,19 +474,35 @@ static int worker_init(shoal_fleet *f, unsigned i, unsigned maxh, unsigned maxa,
     return 0;
 }
 
+void shoal_fleet_config_init(shoal_fleet_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->size = sizeof(*cfg);
+}
+
 int shoal_fleet_new(uv_loop_t *main_loop, const shoal_fleet_config *cfg, shoal_fleet_event_cb cb, void *ud, shoal_fleet **out, char *err,
               size_t errsz)
 {
     *out = NULL;
     if (err && errsz)
         err[0] = 0;
+    if (!main_loop || !cfg || !cfg->size || !cb) {
+        if (err && errsz)
+            snprintf(err, errsz, "%s", !cfg || !cfg->size ? "fleet configuration not initialised (shoal_fleet_config_init)"
+                                                          : "no event loop or event callback");
+        return SHOAL_ERR_INVALID_ARG;
+    }
     shoal_fleet *f = calloc(1, sizeof(*f));
     if (!f) {
         init_error(err, errsz, "fleet", 0);
         return SHOAL_ERR_NOMEM;
     }
     f->main = main_loop;
-    f->cfg = *cfg;
+    /* A caller built against a shorter (older) struct: the fields it does
+     * not know stay zero, their defaults. */
+    memcpy(&f->cfg, cfg, cfg->size < sizeof(f->cfg) ? cfg->size : sizeof(f->cfg));
+    f->cfg.size = sizeof(f->cfg);
+    cfg = &f->cfg;
     /* Thousands of connections come and go: keep freed memory in the
      * worker threads' arenas instead of giving it back and asking again
      * (each heap shrink and growth is an mprotect call), and grow them by

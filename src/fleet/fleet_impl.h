@@ -3,9 +3,41 @@
 #define SHOAL_APP_FLEET_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "shoal/fleet.h"
 #include "ratelimit.h"
+
+/* A request (shoal_fleet_request_*): set by the caller before its first
+ * submit, then read by the workers without a lock (stop and refs are
+ * atomic). */
+struct shoal_fleet_request {
+    atomic_int refs;
+    atomic_int stop;            /* SHOAL_FLEET_RUNNING or a SHOAL_FLEET_STOP_* reason */
+    shoal_fleet_kind kind;
+    char *command;              /* SHOAL_FLEET_EXEC */
+    shoal_fleet_source *source;       /* SHOAL_FLEET_UPLOAD: shared, read once */
+    char *target;               /* SHOAL_FLEET_UPLOAD: remote path */
+    uint32_t mode;              /* SHOAL_FLEET_UPLOAD: permission bits when mode_given */
+    int mode_given;             /* SHOAL_FLEET_UPLOAD: else an existing target keeps its mode,
+                                   a new one gets the source's */
+    int inplace;                /* SHOAL_FLEET_UPLOAD: write the target itself (follows symlinks,
+                                   keeps its inode, owner and mode; not atomic) */
+    int clean_temp;             /* SHOAL_FLEET_UPLOAD without a source: remove our leftover
+                                   temporary files in the target directory */
+    uint64_t clean_age_s;       /* ... last modified longer ago than this */
+    shoal_fleet_xfer xfer;
+    int verify;                 /* SHOAL_FLEET_UPLOAD: compare sha256 after the upload */
+    uint64_t host_rate;         /* SHOAL_FLEET_UPLOAD: bytes/s per host, 0 = no cap */
+    struct fleet_bucket *global_rate; /* shared cap over all hosts, or NULL */
+    uint64_t host_timeout_ms;   /* per host, from the moment its work starts; 0 = none */
+    size_t out_cap;             /* bytes kept of stdout and of stderr per host */
+    shoal_fleet_source *input;        /* SHOAL_FLEET_EXEC: sent to every host's stdin, then EOF;
+                                   NULL: EOF as soon as the command starts */
+    int stream;                 /* send output events as it arrives */
+    int keep_conn;              /* leave the connection in the pool afterwards */
+    void *ud;                   /* the caller's */
+};
 
 typedef struct fleet_worker fleet_worker;
 typedef struct pconn pconn;

@@ -24,7 +24,6 @@
 #include "agent_request.h"
 #include "commands.h"
 #include "shoal/fleet.h"
-#include "fleet/ratelimit.h"
 #include "fleetopts.h"
 #include "common/numarg.h"
 #include "replyjson.h"
@@ -308,7 +307,7 @@ static void req_free(agent_req *r)
     free(r->hosts);
     json_decref(r->id);
     json_decref(r->timed_out);
-    r->fr->ud = NULL;
+    shoal_fleet_request_set_userdata(r->fr, NULL);
     shoal_fleet_request_unref(r->fr);
     free(r);
 }
@@ -395,7 +394,7 @@ static void on_event(shoal_fleet *f, shoal_fleet_event *ev, void *ud)
 {
     agent *a = ud;
     (void)f;
-    agent_req *r = ev->req->ud;
+    agent_req *r = shoal_fleet_request_userdata(ev->req);
     if (!r) {
         shoal_fleet_event_free(ev);
         return;
@@ -429,7 +428,7 @@ static void on_event(shoal_fleet *f, shoal_fleet_event *ev, void *ud)
         else
             replyjson_emit(out, replyjson_reply(ev, r->names[ev->index], r->id, r->base64));
         shoal_fleet_event_free(ev);
-        if (atomic_load(&r->fr->stop) == SHOAL_FLEET_RUNNING)
+        if (shoal_fleet_request_stopped(r->fr) == SHOAL_FLEET_RUNNING)
             req_pump(r);
         else if (r->done == r->n)
             req_final(r);
@@ -497,36 +496,45 @@ static void handle_line(agent *a, const char *text, size_t len)
     }
     r->a = a;
     r->fr = fr;
-    fr->ud = r;
+    shoal_fleet_request_set_userdata(fr, r);
     r->id = id ? json_incref(id) : NULL;
     r->timed_out = json_object();
     r->t0 = uv_hrtime();
     r->base64 = q.base64;
-    fr->stream = q.stream;
-    fr->keep_conn = !a->disconnect;
-    fr->out_cap = q.out_cap && q.out_cap <= SIZE_MAX ? (size_t)q.out_cap : AGENT_DEFAULT_OUTPUT_CAP;
-    int bad = 0;
+    shoal_fleet_request_set_stream(fr, q.stream);
+    shoal_fleet_request_set_keep_conn(fr, !a->disconnect);
+    shoal_fleet_request_set_output_cap(fr, q.out_cap && q.out_cap <= SIZE_MAX ? (size_t)q.out_cap
+                                                                              : AGENT_DEFAULT_OUTPUT_CAP);
+    int bad = 0, set = SHOAL_OK;
     if (q.kind == AGENT_LINE_EXEC) {
-        fr->command = strdup(q.cmd);
-        bad = !fr->command;
+        set = shoal_fleet_request_set_command(fr, q.cmd);
     } else {
         char ferr[600];
-        if (shoal_fleet_source_open(q.source, &fr->source, ferr, sizeof(ferr)) != 0) {
+        shoal_fleet_source *src = NULL;
+        if (shoal_fleet_source_open(q.source, &src, ferr, sizeof(ferr)) != 0) {
             user_error(1, id, "Cannot read source file: %s", ferr);
             bad = 1;
+        } else {
+            set = shoal_fleet_request_set_source(fr, src);
         }
-        fr->target = strdup(q.target);
-        fr->mode = q.mode;
-        fr->mode_given = q.mode_given;
-        fr->inplace = q.inplace;
-        fr->verify = q.verify;
-        fr->xfer = q.xfer;
-        fr->host_rate = q.host_rate;
-        if (q.rate) {
-            fr->global_rate = calloc(1, sizeof(fleet_bucket));
-            if (fr->global_rate)
-                fleet_bucket_init(fr->global_rate, q.rate, 1, uv_now(a->loop));
-        }
+        if (!set)
+            set = shoal_fleet_request_set_target(fr, q.target);
+        if (!set && q.mode_given)
+            set = shoal_fleet_request_set_mode(fr, q.mode);
+        if (!set)
+            set = shoal_fleet_request_set_inplace(fr, q.inplace);
+        if (!set)
+            set = shoal_fleet_request_set_verify(fr, q.verify);
+        if (!set)
+            set = shoal_fleet_request_set_xfer(fr, q.xfer);
+        if (!set)
+            set = shoal_fleet_request_set_host_rate(fr, q.host_rate);
+        if (!set)
+            set = shoal_fleet_request_set_total_rate(fr, q.rate);
+    }
+    if (set && !bad) {
+        user_error(1, id, "%s", shoal_strerror(set));
+        bad = 1;
     }
     shoal_key *req_key = NULL;
     if (!bad && q.key_path)

@@ -144,7 +144,7 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
         o->agent = strdup(agent);
 
     shoal_fleet_config *c = &o->cfg;
-    memset(c, 0, sizeof(*c));
+    shoal_fleet_config_init(c);
     c->default_user = o->user ? o->user : (s->user ? s->user : fleetopts_default_user());
     c->default_port = s->port;
     c->connection_attempts = s->connection_attempts > 0 ? (unsigned)s->connection_attempts : 0;

@@ -13,7 +13,6 @@
 
 #include "commands.h"
 #include "shoal/fleet.h"
-#include "fleet/ratelimit.h"
 #include "fleetopts.h"
 #include "groupout.h"
 #include "hostlist.h"
@@ -373,7 +372,7 @@ static void summary(run_state *st, FILE *f)
     if (cnt) {
         char *folded = nodeset_fold(names, cnt);
         char cap[64];
-        size_text(st->req->out_cap, cap, sizeof(cap));
+        size_text(shoal_fleet_request_output_cap(st->req), cap, sizeof(cap));
         fprintf(f, "  output truncated at %s per stream (--output-cap SIZE keeps more): %zu: %s\n", cap, cnt,
                 folded ? folded : "?");
         free(folded);
@@ -756,50 +755,66 @@ static int run_main(int argc, char **argv, int put)
         st.hosts[i].host = st.hostnames[i];
         st.hosts[i].port = port;
     }
-    st.req->host_timeout_ms = timeout_ms;
-    st.req->stream = st.stream;
-    st.req->out_cap = (size_t)out_cap;
+    shoal_fleet_request_set_host_timeout(st.req, timeout_ms);
+    shoal_fleet_request_set_stream(st.req, st.stream);
+    shoal_fleet_request_set_output_cap(st.req, (size_t)out_cap);
+    int set = SHOAL_OK;
     if (put && clean) {
-        st.req->clean_temp = 1;
-        st.req->clean_age_s = older_ms / 1000;
-        st.req->target = strdup(argv[optind]);
-        st.req->xfer = via;
+        set = shoal_fleet_request_set_clean_temp(st.req, older_ms / 1000);
+        if (!set)
+            set = shoal_fleet_request_set_target(st.req, argv[optind]);
+        if (!set)
+            set = shoal_fleet_request_set_xfer(st.req, via);
     } else if (put) {
-        if (shoal_fleet_source_open(argv[optind], &st.req->source, err, sizeof(err)) != 0) {
+        shoal_fleet_source *src = NULL;
+        if (shoal_fleet_source_open(argv[optind], &src, err, sizeof(err)) != 0) {
             fprintf(stderr, "shoal: %s\n", err);
             goto done;
         }
-        st.req->target = strdup(argv[optind + 1]);
-        st.req->mode = have_mode ? mode : 0;
-        st.req->mode_given = have_mode;
-        st.req->inplace = inplace;
-        st.req->xfer = via;
-        st.req->verify = verify;
-        st.req->host_rate = host_rate;
+        set = shoal_fleet_request_set_source(st.req, src);
+        if (!set)
+            set = shoal_fleet_request_set_target(st.req, argv[optind + 1]);
+        if (!set && have_mode)
+            set = shoal_fleet_request_set_mode(st.req, mode);
+        if (!set)
+            set = shoal_fleet_request_set_inplace(st.req, inplace);
+        if (!set)
+            set = shoal_fleet_request_set_xfer(st.req, via);
+        if (!set)
+            set = shoal_fleet_request_set_verify(st.req, verify);
+        if (!set)
+            set = shoal_fleet_request_set_host_rate(st.req, host_rate);
+        if (!set)
+            set = shoal_fleet_request_set_total_rate(st.req, rate);
     } else {
+        shoal_fleet_source *input = NULL;
         if ((stdin_file || stdin_ours) &&
-            shoal_fleet_source_open_input(stdin_file, RUN_STDIN_CAP, &st.req->input, err, sizeof(err)) != 0) {
+            shoal_fleet_source_open_input(stdin_file, RUN_STDIN_CAP, &input, err, sizeof(err)) != 0) {
             fprintf(stderr, "shoal: %s%s\n", stdin_file ? "--stdin: " : "-I: ", err);
             goto done;
         }
+        if (input)
+            set = shoal_fleet_request_set_input(st.req, input);
         /* Arguments are joined with spaces, as ssh does: the remote shell
          * parses the result. */
         size_t len = 1;
         for (int i = optind; i < argc; i++)
             len += strlen(argv[i]) + 1;
-        st.req->command = calloc(1, len);
-        if (!st.req->command)
+        char *command = calloc(1, len);
+        if (!command)
             goto done;
         for (int i = optind; i < argc; i++) {
             if (i > optind)
-                strcat(st.req->command, " ");
-            strcat(st.req->command, argv[i]);
+                strcat(command, " ");
+            strcat(command, argv[i]);
         }
+        if (!set)
+            set = shoal_fleet_request_set_command(st.req, command);
+        free(command);
     }
-    if (put && rate) {
-        st.req->global_rate = calloc(1, sizeof(fleet_bucket));
-        if (st.req->global_rate)
-            fleet_bucket_init(st.req->global_rate, rate, 1, uv_now(st.loop));
+    if (set) {
+        fprintf(stderr, "shoal: %s\n", shoal_strerror(set));
+        goto done;
     }
     st.progress = !no_progress && !st.json && isatty(2);
     st.color = isatty(1);
