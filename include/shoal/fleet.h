@@ -226,7 +226,8 @@ typedef struct shoal_fleet_event {
 } shoal_fleet_event;
 
 /* Runs on the caller's loop (main_loop), never on a worker thread. It may
- * submit and stop requests; it must not call shoal_fleet_free. */
+ * submit and stop requests; it may call shoal_fleet_free only once the
+ * RESULT of every task submitted has arrived. */
 typedef void (*shoal_fleet_event_cb)(shoal_fleet *f, shoal_fleet_event *ev, void *ud);
 
 SHOAL_EXTERN void shoal_fleet_event_free(shoal_fleet_event *ev);
@@ -287,7 +288,7 @@ SHOAL_EXTERN void shoal_fleet_drop_idle(shoal_fleet *f);
  * not delivered yet are dropped. Run main_loop once more afterwards: its
  * handles close there. NULL is ignored. */
 SHOAL_EXTERN void shoal_fleet_free(shoal_fleet *f);
-/* Connections made so far (all workers). */
+/* Connections open now (all workers; any thread). */
 SHOAL_EXTERN size_t shoal_fleet_connections(const shoal_fleet *f);
 
 /* The number of worker threads shoal_fleet_new starts for cfg.workers. */

@@ -276,7 +276,7 @@ static shoal_key *key_for(agent *a, const char *path, json_t *id)
             return k->key;
     shoal_key *key = NULL;
     char err[600];
-    if (fleetopts_load_key(path, ask_passphrase, a, &key, err, sizeof(err)) != 0) {
+    if (shoal_ssh_load_key(path, ask_passphrase, a, &key, err, sizeof(err)) != 0) {
         user_error(0, id, "%s", err);
         return NULL;
     }
@@ -719,6 +719,7 @@ int cmd_agent(int argc, char **argv)
     out = stdout;
     fleetopts_init(&a.opts);
     a.opts.include_dsa = 1;
+    a.opts.default_user = fleetopts_default_user();
     unsigned agent_conns = 128, workers = 0;
     char err[1024];
     int c;

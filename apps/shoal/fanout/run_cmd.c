@@ -683,17 +683,8 @@ static int run_main(int argc, char **argv, int put)
         goto done;
     }
     st.n = hostlist_count(st.hl);
-    /* As ssh: the login name of the user running us (the real uid), never
-     * $USER or $LOGNAME, unless -l or -o User says otherwise. */
-    if (!o.user && !o.ssh.user) {
-        const char *me = fleetopts_login_name();
-        if (!me) {
-            fprintf(stderr, "shoal: no user exists for uid %lu (give a login name with -l)\n",
-                    (unsigned long)getuid());
-            goto done;
-        }
-        o.user = strdup(me);
-    }
+    /* The user, when neither -l nor -o User gives one: as ssh, the login
+     * name of the real uid, never $USER or $LOGNAME (the resolver's rule). */
     int batch = o.ssh.batch_mode == 1;
     if (fleetopts_prepare(&o, SHOAL_HOSTKEY_ACCEPT_NEW, ask_tty, &batch, warn_stderr, NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "shoal: %s\n", err);
