@@ -28,6 +28,7 @@
 
 #include "shoal/channel.h"
 #include "shoal/config.h"
+#include "shoal/ssh_resolve.h"
 #include "shoal/uv.h"
 
 #define MAX_REPORTED_ERRORS 5
@@ -381,26 +382,41 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    const char *kh[1] = {known_hosts};
-    shoal_uv_options *uo = &b.uo;
-    shoal_uv_options_init(uo);
-    shoal_client_config_init(&b.uo_ssh);
-    uo->ssh = &b.uo_ssh;
-    uo->host = host;
-    uo->port = port;
-    b.uo_ssh.user = user;
-    b.uo_ssh.kex_algorithms = o.kex;
-    b.uo_ssh.ciphers = o.ciphers;
-    b.uo_ssh.macs = o.macs;
-    b.uo_ssh.hostkey_algorithms = o.hostkey_algs;
-    b.uo_ssh.auth_methods = SHOAL_AUTH_PUBLICKEY;
-    uo->known_hosts = kh;
-    uo->n_known_hosts = 1;
-    uo->hostkey_policy = SHOAL_HOSTKEY_STRICT;
-    uo->agent_socket = NULL;
-    uo->identity_files = ids;
-    uo->n_identity_files = nids;
-    uo->log_level = verbose > 2 ? verbose - 2 : 0;
+    /* The bench's fixed settings, after the user's -o (the first value of
+     * an option wins): this -k file only, the -i keys only, no agent, no
+     * prompts, strict host key checking. */
+    char text[4200];
+    const char *fixed[] = {"StrictHostKeyChecking=yes", "IdentityAgent=none", "PasswordAuthentication=no",
+                           "KbdInteractiveAuthentication=no", "GlobalKnownHostsFile=none"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (shoal_ssh_options_apply(&o, fixed[i], err, sizeof(err))) {
+            fprintf(stderr, "shoal_bench_fanout: %s\n", err);
+            return 2;
+        }
+    snprintf(text, sizeof(text), "UserKnownHostsFile=%s", known_hosts);
+    if (shoal_ssh_options_apply(&o, text, err, sizeof(err))) {
+        fprintf(stderr, "shoal_bench_fanout: %s\n", err);
+        return 2;
+    }
+    for (unsigned i = 0; i < nids; i++) {
+        snprintf(text, sizeof(text), "IdentityFile=%s", ids[i]);
+        if (shoal_ssh_options_apply(&o, text, err, sizeof(err))) {
+            fprintf(stderr, "shoal_bench_fanout: %s\n", err);
+            return 2;
+        }
+    }
+    shoal_ssh_resolve_params rp;
+    shoal_ssh_resolve_params_init(&rp);
+    rp.user = user;
+    rp.port = port;
+    rp.verbose = verbose > 2 ? verbose - 2 : 0;
+    shoal_ssh_resolved *resolved = NULL;
+    if (shoal_ssh_resolve(&o, &rp, &resolved, err, sizeof(err)) != SHOAL_OK) {
+        fprintf(stderr, "shoal_bench_fanout: %s\n", err);
+        return 2;
+    }
+    b.uo = *shoal_ssh_resolved_conn(resolved);
+    b.uo.host = host;
 
     double cpu0 = cpu_ms();
     uint64_t t0 = now_ns();
@@ -420,6 +436,7 @@ int main(int argc, char **argv)
     uv_loop_close(b.loop);
     free(b.lat_ms);
     free((char *)b.command);
+    shoal_ssh_resolved_free(resolved);
     shoal_ssh_options_free(&o);
     return b.ok == b.total ? 0 : 1;
 }

@@ -12,7 +12,7 @@
 #include "../apps/shoal/fanout/replyjson.c"
 
 /* replyjson_reply names failure classes; not exercised here. */
-const char *fleet_class_name(fleet_class c)
+const char *shoal_fleet_class_name(shoal_fleet_class c)
 {
     (void)c;
     return "?";

@@ -1,155 +1,257 @@
-/* The fan-out engine behind `shoal run`, `shoal put` and `shoal agent`.
+/* shoal: the fan-out engine (library target shoal_fleet), behind `shoal run`,
+ * `shoal put` and `shoal agent`: one command or one upload on many hosts.
  *
- * Threads: the caller's thread owns a uv loop that reads input and writes
- * results; W worker threads each run their own uv loop with their share of
- * the SSH connections (a host always lands on the same worker, chosen by a
- * hash of user@host:port, so the connection pool needs no lock and one
- * host is dialled once even when requests overlap). The handshake crypto
- * therefore runs on every core.
+ * Threads. The caller's thread owns a libuv loop (main_loop) on which every
+ * callback of this API runs; W worker threads each run their own loop with
+ * their share of the SSH connections (a host always lands on the same
+ * worker, so the connection pool needs no lock and a host is dialled once
+ * even when requests overlap). The handshake crypto therefore runs on every
+ * core. Every function here is called from the caller's thread, except
+ * where said otherwise.
  *
- * Work is described by a request (a command or an upload, shared by all its
- * hosts) and one task per host. Results and progress come back to the
- * caller's loop as fleet_event values, always exactly one RESULT per task. */
+ * Work is described by a request (shoal_fleet_request: a command or an
+ * upload, shared by all its hosts, reference counted) and one task per host
+ * (shoal_fleet_submit). Results and progress come back on the caller's loop
+ * as shoal_fleet_event values given to the event callback: always exactly
+ * one SHOAL_FLEET_EV_RESULT per submitted task.
+ *
+ * Errors: functions returning int give SHOAL_OK (0) or a negative SHOAL_ERR_*
+ * code (shoal/error.h); those with an err buffer also write a message there.
+ *
+ * Options structs the caller fills (shoal_fleet_config) start with a size
+ * field set by their _init function: the library reads only that many bytes,
+ * so a program built against an older, shorter struct keeps working. */
 #ifndef SHOAL_FLEET_H
 #define SHOAL_FLEET_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "shoal/command.h"
+#include "shoal/error.h"
 #include "shoal/keys.h"
 #include "shoal/uv.h"
 
-typedef struct fleet fleet;
-typedef struct fleet_request fleet_request;
-typedef struct fleet_source fleet_source;
+#ifdef __cplusplus
+extern "C" {
+#endif
 
-typedef enum fleet_kind { FLEET_EXEC = 0, FLEET_UPLOAD } fleet_kind;
+typedef struct shoal_fleet shoal_fleet;
+typedef struct shoal_fleet_request shoal_fleet_request;
+typedef struct shoal_fleet_source shoal_fleet_source;
+
+/* ---- requests ---- */
+
+typedef enum shoal_fleet_kind { SHOAL_FLEET_EXEC = 0, SHOAL_FLEET_UPLOAD } shoal_fleet_kind;
 
 /* Upload transports, tried in this order unless one is forced. */
-typedef enum fleet_xfer { FLEET_XFER_AUTO = 0, FLEET_XFER_SFTP, FLEET_XFER_SCP, FLEET_XFER_CAT } fleet_xfer;
+typedef enum shoal_fleet_xfer {
+    SHOAL_FLEET_XFER_AUTO = 0,
+    SHOAL_FLEET_XFER_SFTP,
+    SHOAL_FLEET_XFER_SCP,
+    SHOAL_FLEET_XFER_CAT
+} shoal_fleet_xfer;
 
-/* Why a request's remaining work stops early. */
-enum { FLEET_RUNNING = 0, FLEET_STOP_TIMEOUT = 1, FLEET_STOP_CANCEL = 2 };
+/* Why a request's remaining work stops early (shoal_fleet_stop). */
+enum { SHOAL_FLEET_RUNNING = 0, SHOAL_FLEET_STOP_TIMEOUT = 1, SHOAL_FLEET_STOP_CANCEL = 2 };
 
-struct fleet_request {
-    atomic_int refs;
-    atomic_int stop;            /* FLEET_RUNNING or a FLEET_STOP_* reason */
-    fleet_kind kind;
-    char *command;              /* FLEET_EXEC */
-    fleet_source *source;       /* FLEET_UPLOAD: shared, read once */
-    char *target;               /* FLEET_UPLOAD: remote path */
-    uint32_t mode;              /* FLEET_UPLOAD: permission bits when mode_given */
-    int mode_given;             /* FLEET_UPLOAD: else an existing target keeps its mode,
-                                   a new one gets the source's */
-    int inplace;                /* FLEET_UPLOAD: write the target itself (follows symlinks,
-                                   keeps its inode, owner and mode; not atomic) */
-    int clean_temp;             /* FLEET_UPLOAD without a source: remove our leftover
-                                   temporary files in the target directory */
-    uint64_t clean_age_s;       /* ... last modified longer ago than this */
-    fleet_xfer xfer;
-    int verify;                 /* FLEET_UPLOAD: compare sha256 after the upload */
-    uint64_t host_rate;         /* FLEET_UPLOAD: bytes/s per host, 0 = no cap */
-    struct fleet_bucket *global_rate; /* shared cap over all hosts, or NULL */
-    uint64_t host_timeout_ms;   /* per host, from the moment its work starts; 0 = none */
-    size_t out_cap;             /* bytes kept of stdout and of stderr per host */
-    fleet_source *input;        /* FLEET_EXEC: sent to every host's stdin, then EOF;
-                                   NULL: EOF as soon as the command starts */
-    int stream;                 /* send output events as it arrives */
-    int keep_conn;              /* leave the connection in the pool afterwards */
-    void *ud;                   /* the caller's */
-};
+/* A new request holding one reference, or NULL without memory. Defaults:
+ * output cap 1 MiB per stream, no deadline, no input (the command's stdin
+ * gets EOF at once), no streaming, the connection closed after the task,
+ * automatic transport, no rate caps.
+ *
+ * The setters below are for a request not yet submitted (a submitted
+ * request is read by the worker threads without a lock). The ones that
+ * can fail return SHOAL_ERR_INVALID_ARG for a setting of the other kind
+ * and SHOAL_ERR_NOMEM. */
+SHOAL_EXTERN shoal_fleet_request *shoal_fleet_request_new(shoal_fleet_kind kind);
+/* A reference more; any thread. */
+SHOAL_EXTERN shoal_fleet_request *shoal_fleet_request_ref(shoal_fleet_request *r);
+/* Drops a reference (NULL is ignored); the last one frees the request, its
+ * strings and the sources it took. Any thread. */
+SHOAL_EXTERN void shoal_fleet_request_unref(shoal_fleet_request *r);
+SHOAL_EXTERN shoal_fleet_kind shoal_fleet_request_kind(const shoal_fleet_request *r);
 
-/* A host to work on. Strings are copied. */
-typedef struct fleet_host {
+/* EXEC: the command line, run by the remote user's shell (copied). */
+SHOAL_EXTERN int shoal_fleet_request_set_command(shoal_fleet_request *r, const char *command);
+/* EXEC: bytes sent to every host's stdin, then EOF. The request takes the
+ * source (freed with the request, also on error). */
+SHOAL_EXTERN int shoal_fleet_request_set_input(shoal_fleet_request *r, shoal_fleet_source *input);
+/* UPLOAD: the file to send; the request takes it (also on error). */
+SHOAL_EXTERN int shoal_fleet_request_set_source(shoal_fleet_request *r, shoal_fleet_source *source);
+/* UPLOAD: the remote path (copied); an existing directory receives the
+ * file under the source's name. With no source and clean-temp set, the
+ * directory to clean. */
+SHOAL_EXTERN int shoal_fleet_request_set_target(shoal_fleet_request *r, const char *path);
+/* UPLOAD: the target's permission bits. Without this an existing target
+ * keeps its mode and a new one gets the source's. */
+SHOAL_EXTERN int shoal_fleet_request_set_mode(shoal_fleet_request *r, uint32_t mode);
+/* UPLOAD: write the target itself instead of a temporary file renamed over
+ * it (follows symlinks, keeps its inode, owner and mode; not atomic). */
+SHOAL_EXTERN int shoal_fleet_request_set_inplace(shoal_fleet_request *r, int on);
+/* UPLOAD without a source: remove our leftover temporary files
+ * (".<name>.shoal-<16 hex>") in the target directory last modified more
+ * than older_than_s seconds ago. */
+SHOAL_EXTERN int shoal_fleet_request_set_clean_temp(shoal_fleet_request *r, uint64_t older_than_s);
+SHOAL_EXTERN int shoal_fleet_request_set_xfer(shoal_fleet_request *r, shoal_fleet_xfer xfer);
+/* UPLOAD: compare the remote sha256 with the source's afterwards. */
+SHOAL_EXTERN int shoal_fleet_request_set_verify(shoal_fleet_request *r, int on);
+/* UPLOAD: bandwidth caps in bytes per second, per host and shared by all
+ * hosts of the request; 0 = no cap. */
+SHOAL_EXTERN int shoal_fleet_request_set_host_rate(shoal_fleet_request *r, uint64_t bytes_per_s);
+SHOAL_EXTERN int shoal_fleet_request_set_total_rate(shoal_fleet_request *r, uint64_t bytes_per_s);
+/* Per host, from the moment its work starts (connecting included); 0 = none.
+ * A host past it gets a RESULT with class SHOAL_FLEET_FAIL_TIMEOUT. */
+SHOAL_EXTERN void shoal_fleet_request_set_host_timeout(shoal_fleet_request *r, uint64_t ms);
+/* Bytes kept of stdout and of stderr per host (more is counted, not kept). */
+SHOAL_EXTERN void shoal_fleet_request_set_output_cap(shoal_fleet_request *r, size_t bytes);
+SHOAL_EXTERN size_t shoal_fleet_request_output_cap(const shoal_fleet_request *r);
+/* Send SHOAL_FLEET_EV_OUTPUT events as output arrives (the RESULT then
+ * still carries the capped output). */
+SHOAL_EXTERN void shoal_fleet_request_set_stream(shoal_fleet_request *r, int on);
+/* Leave the connection in the fleet's pool after the task (for the next
+ * request to the same user@host:port). */
+SHOAL_EXTERN void shoal_fleet_request_set_keep_conn(shoal_fleet_request *r, int on);
+/* The caller's pointer, read back from events; never touched by the library. */
+SHOAL_EXTERN void shoal_fleet_request_set_userdata(shoal_fleet_request *r, void *ud);
+SHOAL_EXTERN void *shoal_fleet_request_userdata(const shoal_fleet_request *r);
+/* SHOAL_FLEET_RUNNING, or the reason given to the first shoal_fleet_stop(). */
+SHOAL_EXTERN int shoal_fleet_request_stopped(const shoal_fleet_request *r);
+
+/* ---- sources (upload files and command input) ---- */
+
+/* The file is mapped once and shared read-only by every host and thread
+ * (the page cache holds it once, whatever the host count). -1 with err set
+ * when it cannot be opened or is not a regular file. */
+SHOAL_EXTERN int shoal_fleet_source_open(const char *path, shoal_fleet_source **out, char *err, size_t errsz);
+/* A command's input: the file at path, or our stdin when path is NULL. A
+ * regular file is mapped (any size); anything else (a pipe, a terminal) is
+ * read to its end into memory, at most cap bytes (more is an error). */
+SHOAL_EXTERN int shoal_fleet_source_open_input(const char *path, size_t cap, shoal_fleet_source **out, char *err,
+                                               size_t errsz);
+SHOAL_EXTERN const uint8_t *shoal_fleet_source_data(const shoal_fleet_source *s);
+SHOAL_EXTERN uint64_t shoal_fleet_source_size(const shoal_fleet_source *s);
+SHOAL_EXTERN uint32_t shoal_fleet_source_mode(const shoal_fleet_source *s);
+/* The file's base name (an upload into a directory lands under it). */
+SHOAL_EXTERN const char *shoal_fleet_source_name(const shoal_fleet_source *s);
+/* Lower-case hex sha256 of the whole file (computed once, on demand; any thread). */
+SHOAL_EXTERN const char *shoal_fleet_source_sha256(shoal_fleet_source *s);
+/* For a source no request took. */
+SHOAL_EXTERN void shoal_fleet_source_free(shoal_fleet_source *s);
+
+/* ---- hosts ---- */
+
+/* A host to work on, given to shoal_fleet_submit (strings are copied there). */
+typedef struct shoal_fleet_host {
     const char *spec;           /* as the user wrote it; names the host in output */
     const char *user;           /* NULL = the fleet's default */
     const char *host;
     unsigned port;              /* 0 = the fleet's default */
-    shoal_key *key;             /* an extra key for this host only, or NULL (borrowed) */
-} fleet_host;
+    shoal_key *key;             /* an extra key for this host only, or NULL (borrowed:
+                                   it must outlive the task's RESULT) */
+} shoal_fleet_host;
 
-enum { FLEET_TRUNC_STDOUT = 1, FLEET_TRUNC_STDERR = 2 };
+/* ---- events ---- */
 
-/* How long a command asked to stop (a deadline, a cancel, Ctrl-C) gets
- * between the TERM signal and KILL. */
-#define FLEET_KILL_GRACE_MS 2000
+enum { SHOAL_FLEET_TRUNC_STDOUT = 1, SHOAL_FLEET_TRUNC_STDERR = 2 };
 
-typedef enum fleet_event_type {
-    FLEET_EV_CONNECTED = 0,     /* a connection finished its handshake */
-    FLEET_EV_OUTPUT,            /* streamed output (req->stream) */
-    FLEET_EV_RESULT,            /* the host is done; exactly once per task */
-} fleet_event_type;
+/* How long a command asked to stop (a deadline, a cancel) gets between the
+ * TERM signal and KILL. */
+#define SHOAL_FLEET_KILL_GRACE_MS 2000
+
+typedef enum shoal_fleet_event_type {
+    SHOAL_FLEET_EV_CONNECTED = 0, /* a connection finished its handshake */
+    SHOAL_FLEET_EV_OUTPUT,        /* streamed output (set_stream) */
+    SHOAL_FLEET_EV_RESULT,        /* the host is done; exactly once per task */
+} shoal_fleet_event_type;
 
 /* Failure classes, for summaries and exit codes. */
-typedef enum fleet_class {
-    FLEET_OK = 0,
-    FLEET_FAIL_EXIT,            /* the command ran and exited non-zero */
-    FLEET_FAIL_SIGNAL,          /* killed by a signal */
-    FLEET_FAIL_NOSTATUS,        /* closed without an exit status */
-    FLEET_FAIL_DNS,
-    FLEET_FAIL_REFUSED,         /* connection refused or reset while connecting */
-    FLEET_FAIL_CONNECT,         /* other connect errors (unreachable...) */
-    FLEET_FAIL_TIMEOUT,         /* see phase */
-    FLEET_FAIL_HOSTKEY,
-    FLEET_FAIL_AUTH,
-    FLEET_FAIL_CLOSED,          /* the server closed or reset the connection */
-    FLEET_FAIL_PROTOCOL,
-    FLEET_FAIL_CHANNEL,         /* channel or exec refused */
-    FLEET_FAIL_UPLOAD,          /* transfer, rename or checksum failed */
-    FLEET_FAIL_CANCELLED,
-    FLEET_FAIL_LOCAL,           /* our side: out of memory, no file descriptors */
-    FLEET_CLASS_COUNT
-} fleet_class;
+typedef enum shoal_fleet_class {
+    SHOAL_FLEET_OK = 0,
+    SHOAL_FLEET_FAIL_EXIT,      /* the command ran and exited non-zero */
+    SHOAL_FLEET_FAIL_SIGNAL,    /* killed by a signal */
+    SHOAL_FLEET_FAIL_NOSTATUS,  /* closed without an exit status */
+    SHOAL_FLEET_FAIL_DNS,
+    SHOAL_FLEET_FAIL_REFUSED,   /* connection refused or reset while connecting */
+    SHOAL_FLEET_FAIL_CONNECT,   /* other connect errors (unreachable...) */
+    SHOAL_FLEET_FAIL_TIMEOUT,   /* see phase */
+    SHOAL_FLEET_FAIL_HOSTKEY,
+    SHOAL_FLEET_FAIL_AUTH,
+    SHOAL_FLEET_FAIL_CLOSED,    /* the server closed or reset the connection */
+    SHOAL_FLEET_FAIL_PROTOCOL,
+    SHOAL_FLEET_FAIL_CHANNEL,   /* channel or exec refused */
+    SHOAL_FLEET_FAIL_UPLOAD,    /* transfer, rename or checksum failed */
+    SHOAL_FLEET_FAIL_CANCELLED,
+    SHOAL_FLEET_FAIL_LOCAL,     /* our side: out of memory, no file descriptors */
+    SHOAL_FLEET_CLASS_COUNT
+} shoal_fleet_class;
 
-const char *fleet_class_name(fleet_class c);
+/* "ok", "exit status", "timeout"...; "?" for an unknown value. */
+SHOAL_EXTERN const char *shoal_fleet_class_name(shoal_fleet_class c);
 
-typedef struct fleet_event {
-    fleet_event_type type;
-    fleet_request *req;         /* a reference held by the event */
-    size_t index;               /* host index within the request */
-    int conn_index;             /* CONNECTED: index of the host that dialled */
+/* An event, owned by the callback that receives it: free it with
+ * shoal_fleet_event_free (now or later; it may be kept). The pointers in it
+ * may be taken over by setting them to NULL before freeing. */
+typedef struct shoal_fleet_event {
+    /* all types */
+    shoal_fleet_event_type type;
+    shoal_fleet_request *req;   /* a reference held by the event */
+    size_t index;               /* host index given to shoal_fleet_submit */
+    /* CONNECTED */
+    int conn_index;             /* index of the host whose task dialled */
     /* OUTPUT */
     int stream;                 /* SHOAL_STDOUT / SHOAL_STDERR */
-    uint8_t *data;
+    uint8_t *data;              /* malloc'd */
     size_t len;
     /* RESULT */
-    fleet_class cls;
+    shoal_fleet_class cls;
     const char *phase;          /* where it failed: "connect", "banner", "kex", "auth",
                                    "channel", "command", "upload" (static) */
     int timed_out;              /* a deadline passed (a stage's, the host's or the request's) */
-    int stopped;                /* ended by fleet_stop(): FLEET_STOP_TIMEOUT / _CANCEL, else 0 */
-    shoal_exit_kind exit_kind;
-    int status;
-    char signal[32];
+    int stopped;                /* ended by shoal_fleet_stop(): its reason, else 0 */
+    shoal_exit_kind exit_kind;  /* EXEC: how the command ended */
+    int status;                 /* EXEC: exit status when exit_kind says so */
+    char signal[32];            /* EXEC: signal name when killed */
     int core_dumped;
-    int err;                    /* shoal error code, 0 if the command ran */
+    int err;                    /* SHOAL_ERR_* code, 0 if the command ran */
     char *message;              /* malloc'd; NULL when ok */
-    uint8_t *out, *errout;      /* malloc'd, capped at req->out_cap */
+    uint8_t *out, *errout;      /* malloc'd, capped at the request's output cap */
     size_t out_len, err_len;
-    int truncated;              /* FLEET_TRUNC_* bits: which streams were cut at out_cap */
+    int truncated;              /* SHOAL_FLEET_TRUNC_* bits: which streams were cut */
     uint64_t out_total, err_total; /* bytes the command wrote to each, kept or not */
     double seconds;             /* from the task's start to its result */
-    const char *via;            /* uploads: "sftp", "scp" or "cat" (static) */
-    struct fleet_event *next;
-} fleet_event;
+    const char *via;            /* UPLOAD: "sftp", "scp" or "cat" (static) */
+    struct shoal_fleet_event *next; /* the library's; ignore */
+} shoal_fleet_event;
 
-typedef void (*fleet_event_cb)(fleet *f, fleet_event *ev, void *ud);
+/* Runs on the caller's loop (main_loop), never on a worker thread. It may
+ * submit and stop requests; it may call shoal_fleet_free only once the
+ * RESULT of every task submitted has arrived. */
+typedef void (*shoal_fleet_event_cb)(shoal_fleet *f, shoal_fleet_event *ev, void *ud);
 
-typedef struct fleet_config {
-    unsigned workers;           /* 0 = number of CPUs */
-    const char *default_user;
+SHOAL_EXTERN void shoal_fleet_event_free(shoal_fleet_event *ev);
+
+/* ---- the fleet ---- */
+
+typedef struct shoal_fleet_config {
+    size_t size;                /* set by shoal_fleet_config_init: sizeof(shoal_fleet_config) */
+    unsigned workers;           /* 0 = number of CPUs (at most 64) */
+    const char *default_user;   /* for hosts without a user; copied per task */
     unsigned default_port;      /* 0 = 22 */
     /* Connection settings for every host (host, port and user are filled in
-     * per host; strings are copied when a connection is made). */
+     * per host; strings are copied when a connection is made, but keys,
+     * the known_hosts database and the limiter are borrowed: they must
+     * outlive the fleet). shoal_ssh_resolve (shoal/ssh_resolve.h) makes
+     * them from OpenSSH-style options. */
     shoal_uv_options conn;
-    shoal_uv_callbacks conn_cb; /* only passphrase/password/kbdint/log are used */
+    /* Only passphrase, password, kbdint and log are used; they run on the
+     * worker threads, so they must be thread-safe. */
+    shoal_uv_callbacks conn_cb;
     void *conn_ud;
     unsigned max_handshakes;    /* connections being set up at once, all workers; 0 = 512 */
     unsigned max_agent_conns;   /* ssh-agent connections at once, all workers; 0 = 128 */
-    int no_connected_events;    /* the caller does not want FLEET_EV_CONNECTED */
+    int no_connected_events;    /* the caller does not want SHOAL_FLEET_EV_CONNECTED */
     unsigned event_delay_ms;    /* events may wait this long for the caller's loop
                                    (drained by a timer: one wake-up per period instead
                                    of one per event); the last RESULT outstanding
@@ -157,54 +259,49 @@ typedef struct fleet_config {
     unsigned connection_attempts; /* tries for a connection reset or closed before the
                                      server's version line (overloaded accept queue,
                                      MaxStartups); 0 = 3 */
-} fleet_config;
+} shoal_fleet_config;
 
-/* Starts the workers. On failure (no memory, or no file descriptors left
- * for an event loop) err says what failed, nothing is left running, and
- * the caller runs main_loop once more to close the handles set up on it. */
-int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out, char *err,
-              size_t errsz);
-/* Starts hosts[i] work for req (the fleet takes a reference per task). */
-int fleet_submit(fleet *f, fleet_request *req, const fleet_host *host, size_t index);
-/* Stops a request's unfinished tasks (timeout or cancel); each still gets
- * its RESULT event, marked timed_out or cancelled. */
-void fleet_stop(fleet *f, fleet_request *req, int reason);
+/* Zero-fills cfg and sets cfg->size. */
+SHOAL_EXTERN void shoal_fleet_config_init(shoal_fleet_config *cfg);
+
+/* Starts the workers; cfg is copied (cfg->size bytes of it, the rest zero).
+ * cb gets every event with ud. Errors: SHOAL_ERR_INVALID_ARG (no cfg, cfg
+ * not initialised: size 0, no cb), SHOAL_ERR_NOMEM, SHOAL_ERR_IO (no file
+ * descriptor for an event loop, a thread that would not start). On failure
+ * err says what failed, nothing is left running, and the caller runs
+ * main_loop once more to close the handles set up on it. */
+SHOAL_EXTERN int shoal_fleet_new(uv_loop_t *main_loop, const shoal_fleet_config *cfg, shoal_fleet_event_cb cb,
+                                 void *ud, shoal_fleet **out, char *err, size_t errsz);
+/* Starts host's work for req (the fleet takes a reference per task); index
+ * comes back in the events. SHOAL_ERR_NOMEM: nothing was submitted, no
+ * event will come for it. */
+SHOAL_EXTERN int shoal_fleet_submit(shoal_fleet *f, shoal_fleet_request *req, const shoal_fleet_host *host,
+                                    size_t index);
+/* Stops a request's unfinished tasks (reason: SHOAL_FLEET_STOP_TIMEOUT or
+ * _CANCEL); each still gets its RESULT event, marked timed_out or
+ * cancelled. Running commands get TERM, then KILL after
+ * SHOAL_FLEET_KILL_GRACE_MS. */
+SHOAL_EXTERN void shoal_fleet_stop(shoal_fleet *f, shoal_fleet_request *req, int reason);
 /* Closes idle pooled connections. */
-void fleet_drop_idle(fleet *f);
-/* Closes every connection, stops the workers and frees the fleet. */
-void fleet_free(fleet *f);
-void fleet_event_free(fleet_event *ev);
-/* Largest memory figures the workers saw, for the summary. */
-size_t fleet_connections(const fleet *f);
+SHOAL_EXTERN void shoal_fleet_drop_idle(shoal_fleet *f);
+/* Closes every connection, stops the workers and frees the fleet; events
+ * not delivered yet are dropped. Run main_loop once more afterwards: its
+ * handles close there. NULL is ignored. */
+SHOAL_EXTERN void shoal_fleet_free(shoal_fleet *f);
+/* Connections open now (all workers; any thread). */
+SHOAL_EXTERN size_t shoal_fleet_connections(const shoal_fleet *f);
 
-fleet_request *fleet_request_new(fleet_kind kind);
-fleet_request *fleet_request_ref(fleet_request *r);
-void fleet_request_unref(fleet_request *r);
-
-/* Upload sources: the file is mapped once and shared read-only by every
- * host and thread (the page cache holds it once, whatever the host count). */
-int fleet_source_open(const char *path, fleet_source **out, char *err, size_t errsz);
-/* A command's input: the file at path, or our stdin when path is NULL. A
- * regular file is mapped (any size); anything else (a pipe, a terminal) is
- * read to its end into memory, at most cap bytes (more is an error). */
-int fleet_source_open_input(const char *path, size_t cap, fleet_source **out, char *err, size_t errsz);
-const uint8_t *fleet_source_data(const fleet_source *s);
-uint64_t fleet_source_size(const fleet_source *s);
-uint32_t fleet_source_mode(const fleet_source *s);
-/* The file's base name (an upload into a directory lands under it). */
-const char *fleet_source_name(const fleet_source *s);
-/* Lower-case hex sha256 of the whole file (computed once, on demand). */
-const char *fleet_source_sha256(fleet_source *s);
-void fleet_source_free(fleet_source *s);
-
-/* The number of worker threads fleet_new starts for cfg.workers. */
-unsigned fleet_worker_count(unsigned requested);
+/* The number of worker threads shoal_fleet_new starts for cfg.workers. */
+SHOAL_EXTERN unsigned shoal_fleet_worker_count(unsigned requested);
 /* Checks that enough file descriptors are free for the event loops of the
  * caller and of the workers, and one connection (libuv aborts when it
  * cannot have one). 0, or -1 with err saying how many are free and needed.
  * Call before the first event loop is made. */
-int fleet_check_fds(unsigned workers, char *err, size_t errsz);
+SHOAL_EXTERN int shoal_fleet_check_fds(unsigned workers, char *err, size_t errsz);
 /* Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit. */
-unsigned long fleet_raise_fd_limit(void);
+SHOAL_EXTERN unsigned long shoal_fleet_raise_fd_limit(void);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -15,54 +15,19 @@
 
 #include "fleet_impl.h"
 
-static const char *const CLASS_NAMES[FLEET_CLASS_COUNT] = {
+static const char *const CLASS_NAMES[SHOAL_FLEET_CLASS_COUNT] = {
     "ok",      "exit status", "signal",   "no exit status", "dns",    "refused",   "connect", "timeout",
     "host key", "auth",       "closed",   "protocol",       "channel", "upload",   "cancelled", "local",
 };
 
-const char *fleet_class_name(fleet_class c)
+const char *shoal_fleet_class_name(shoal_fleet_class c)
 {
-    return (unsigned)c < FLEET_CLASS_COUNT ? CLASS_NAMES[c] : "?";
-}
-
-/* ---- requests ---- */
-
-fleet_request *fleet_request_new(fleet_kind kind)
-{
-    fleet_request *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    atomic_init(&r->refs, 1);
-    atomic_init(&r->stop, FLEET_RUNNING);
-    r->kind = kind;
-    r->out_cap = 1u << 20;
-    return r;
-}
-
-fleet_request *fleet_request_ref(fleet_request *r)
-{
-    atomic_fetch_add(&r->refs, 1);
-    return r;
-}
-
-void fleet_request_unref(fleet_request *r)
-{
-    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
-        return;
-    free(r->command);
-    free(r->target);
-    fleet_source_free(r->source);
-    fleet_source_free(r->input);
-    if (r->global_rate) {
-        fleet_bucket_destroy(r->global_rate);
-        free(r->global_rate);
-    }
-    free(r);
+    return (unsigned)c < SHOAL_FLEET_CLASS_COUNT ? CLASS_NAMES[c] : "?";
 }
 
 /* ---- upload sources ---- */
 
-struct fleet_source {
+struct shoal_fleet_source {
     char *name;                 /* the file's base name (uploads into a directory use it) */
     int fd;                     /* -1 when the bytes are in memory (heap) */
     int heap;
@@ -73,7 +38,7 @@ struct fleet_source {
     pthread_mutex_t mu;
 };
 
-int fleet_source_open(const char *path, fleet_source **out, char *err, size_t errsz)
+int shoal_fleet_source_open(const char *path, shoal_fleet_source **out, char *err, size_t errsz)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -87,7 +52,7 @@ int fleet_source_open(const char *path, fleet_source **out, char *err, size_t er
         close(fd);
         return -1;
     }
-    fleet_source *s = calloc(1, sizeof(*s));
+    shoal_fleet_source *s = calloc(1, sizeof(*s));
     if (!s) {
         close(fd);
         snprintf(err, errsz, "out of memory");
@@ -121,27 +86,27 @@ int fleet_source_open(const char *path, fleet_source **out, char *err, size_t er
     return 0;
 }
 
-const uint8_t *fleet_source_data(const fleet_source *s)
+const uint8_t *shoal_fleet_source_data(const shoal_fleet_source *s)
 {
     return s->map;
 }
 
-uint64_t fleet_source_size(const fleet_source *s)
+uint64_t shoal_fleet_source_size(const shoal_fleet_source *s)
 {
     return s->size;
 }
 
-uint32_t fleet_source_mode(const fleet_source *s)
+uint32_t shoal_fleet_source_mode(const shoal_fleet_source *s)
 {
     return s->mode;
 }
 
-const char *fleet_source_name(const fleet_source *s)
+const char *shoal_fleet_source_name(const shoal_fleet_source *s)
 {
     return s->name;
 }
 
-const char *fleet_source_sha256(fleet_source *s)
+const char *shoal_fleet_source_sha256(shoal_fleet_source *s)
 {
     pthread_mutex_lock(&s->mu);
     if (!s->sha[0]) {
@@ -155,7 +120,7 @@ const char *fleet_source_sha256(fleet_source *s)
     return s->sha;
 }
 
-int fleet_source_open_input(const char *path, size_t cap, fleet_source **out, char *err, size_t errsz)
+int shoal_fleet_source_open_input(const char *path, size_t cap, shoal_fleet_source **out, char *err, size_t errsz)
 {
     *out = NULL;
     const char *name = path ? path : "stdin";
@@ -172,9 +137,9 @@ int fleet_source_open_input(const char *path, size_t cap, fleet_source **out, ch
     }
     if (S_ISREG(st.st_mode) && path) {
         close(fd);
-        return fleet_source_open(path, out, err, errsz);
+        return shoal_fleet_source_open(path, out, err, errsz);
     }
-    fleet_source *s = calloc(1, sizeof(*s));
+    shoal_fleet_source *s = calloc(1, sizeof(*s));
     if (!s) {
         close(fd);
         snprintf(err, errsz, "out of memory");
@@ -247,7 +212,7 @@ int fleet_source_open_input(const char *path, size_t cap, fleet_source **out, ch
     return 0;
 }
 
-void fleet_source_free(fleet_source *s)
+void shoal_fleet_source_free(shoal_fleet_source *s)
 {
     if (!s)
         return;
@@ -262,7 +227,7 @@ void fleet_source_free(fleet_source *s)
     free(s);
 }
 
-unsigned long fleet_raise_fd_limit(void)
+unsigned long shoal_fleet_raise_fd_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -275,7 +240,7 @@ unsigned long fleet_raise_fd_limit(void)
     return (unsigned long)rl.rlim_cur;
 }
 
-unsigned fleet_worker_count(unsigned requested)
+unsigned shoal_fleet_worker_count(unsigned requested)
 {
     unsigned nw = requested;
     if (!nw) {
@@ -295,9 +260,9 @@ unsigned fleet_worker_count(unsigned requested)
 #define FDS_PER_LOOP 4
 #define FDS_PER_CONN 1
 
-int fleet_check_fds(unsigned workers, char *err, size_t errsz)
+int shoal_fleet_check_fds(unsigned workers, char *err, size_t errsz)
 {
-    unsigned nw = fleet_worker_count(workers);
+    unsigned nw = shoal_fleet_worker_count(workers);
     unsigned need = FDS_GLOBAL + FDS_PER_LOOP * (nw + 1) + FDS_PER_CONN;
     int fds[64 * FDS_PER_LOOP + 16];
     unsigned have = 0;
@@ -335,7 +300,7 @@ int fleet_check_fds(unsigned workers, char *err, size_t errsz)
 
 /* ---- events back to the caller's loop ---- */
 
-void fleet__post_event(fleet *f, fleet_event *ev)
+void fleet__post_event(shoal_fleet *f, shoal_fleet_event *ev)
 {
     ev->next = NULL;
     pthread_mutex_lock(&f->rmu);
@@ -348,19 +313,19 @@ void fleet__post_event(fleet *f, fleet_event *ev)
     /* A wake-up per event costs the caller's thread a context switch (one
      * per host for a fan-out): with a delay, the drain timer collects them,
      * and only the last outstanding result wakes the loop at once. */
-    int last = ev->type == FLEET_EV_RESULT && atomic_fetch_sub(&f->outstanding, 1) == 1;
+    int last = ev->type == SHOAL_FLEET_EV_RESULT && atomic_fetch_sub(&f->outstanding, 1) == 1;
     if (!f->cfg.event_delay_ms || last)
         uv_async_send(&f->results);
 }
 
-static void drain(fleet *f)
+static void drain(shoal_fleet *f)
 {
     pthread_mutex_lock(&f->rmu);
-    fleet_event *ev = f->rhead;
+    shoal_fleet_event *ev = f->rhead;
     f->rhead = f->rtail = NULL;
     pthread_mutex_unlock(&f->rmu);
     while (ev) {
-        fleet_event *next = ev->next;
+        shoal_fleet_event *next = ev->next;
         f->cb(f, ev, f->ud);
         ev = next;
     }
@@ -373,17 +338,17 @@ static void on_results(uv_async_t *a)
 
 static void on_drain_timer(uv_timer_t *t)
 {
-    fleet *f = t->data;
+    shoal_fleet *f = t->data;
     drain(f);
     if (atomic_load(&f->outstanding) == 0)
         uv_timer_stop(t);
 }
 
-void fleet_event_free(fleet_event *ev)
+void shoal_fleet_event_free(shoal_fleet_event *ev)
 {
     if (!ev)
         return;
-    fleet_request_unref(ev->req);
+    shoal_fleet_request_unref(ev->req);
     free(ev->data);
     free(ev->message);
     free(ev->out);
@@ -406,7 +371,7 @@ static void post(fleet_worker *w, fleet_msg *m)
     uv_async_send(&w->wake);
 }
 
-int fleet__post_task(fleet *f, unsigned idx, fleet_task *t)
+int fleet__post_task(shoal_fleet *f, unsigned idx, fleet_task *t)
 {
     fleet_msg *m = calloc(1, sizeof(*m));
     if (!m)
@@ -434,7 +399,7 @@ static void free_on_close(uv_handle_t *h)
 
 static void close_results(uv_handle_t *h)
 {
-    fleet *f = h->data;
+    shoal_fleet *f = h->data;
     uv_close((uv_handle_t *)&f->results, free_on_close);
 }
 
@@ -469,7 +434,7 @@ static void worker_uninit(fleet_worker *w)
     w->inited = 0;
 }
 
-static int worker_init(fleet *f, unsigned i, unsigned maxh, unsigned maxa, char *err, size_t errsz)
+static int worker_init(shoal_fleet *f, unsigned i, unsigned maxh, unsigned maxa, char *err, size_t errsz)
 {
     fleet_worker *w = &f->w[i];
     unsigned nw = f->nw;
@@ -509,21 +474,37 @@ static int worker_init(fleet *f, unsigned i, unsigned maxh, unsigned maxa, char 
     return 0;
 }
 
-int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, void *ud, fleet **out, char *err,
+void shoal_fleet_config_init(shoal_fleet_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->size = sizeof(*cfg);
+}
+
+int shoal_fleet_new(uv_loop_t *main_loop, const shoal_fleet_config *cfg, shoal_fleet_event_cb cb, void *ud, shoal_fleet **out, char *err,
               size_t errsz)
 {
     *out = NULL;
     if (err && errsz)
         err[0] = 0;
-    fleet *f = calloc(1, sizeof(*f));
+    if (!main_loop || !cfg || !cfg->size || !cb) {
+        if (err && errsz)
+            snprintf(err, errsz, "%s", !cfg || !cfg->size ? "fleet configuration not initialised (shoal_fleet_config_init)"
+                                                          : "no event loop or event callback");
+        return SHOAL_ERR_INVALID_ARG;
+    }
+    shoal_fleet *f = calloc(1, sizeof(*f));
     if (!f) {
         init_error(err, errsz, "fleet", 0);
         return SHOAL_ERR_NOMEM;
     }
     f->main = main_loop;
-    f->cfg = *cfg;
-    if (cfg->conn.ssh)
-        f->ssh = *cfg->conn.ssh;
+    /* A caller built against a shorter (older) struct: the fields it does
+     * not know stay zero, their defaults. */
+    memcpy(&f->cfg, cfg, cfg->size < sizeof(f->cfg) ? cfg->size : sizeof(f->cfg));
+    f->cfg.size = sizeof(f->cfg);
+    cfg = &f->cfg;
+    if (f->cfg.conn.ssh)
+        f->ssh = *f->cfg.conn.ssh;
     else
         shoal_client_config_init(&f->ssh);
     f->cfg.conn.ssh = &f->ssh;
@@ -545,7 +526,7 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
     f->spill_busy_pct = e && *e ? (unsigned)strtoul(e, NULL, 10) : FLEET_SPILL_BUSY_PCT;
     f->debug = getenv("SHOAL_FLEET_DEBUG") != NULL;
     atomic_init(&f->conns, 0);
-    unsigned nw = fleet_worker_count(cfg->workers);
+    unsigned nw = shoal_fleet_worker_count(cfg->workers);
     f->nw = nw;
     unsigned maxh = cfg->max_handshakes ? cfg->max_handshakes : 512;
     unsigned maxa = cfg->max_agent_conns ? cfg->max_agent_conns : 128;
@@ -616,7 +597,7 @@ int fleet_new(uv_loop_t *main_loop, const fleet_config *cfg, fleet_event_cb cb, 
     return SHOAL_OK;
 }
 
-int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index)
+int shoal_fleet_submit(shoal_fleet *f, shoal_fleet_request *req, const shoal_fleet_host *h, size_t index)
 {
     fleet_task *t = calloc(1, sizeof(*t));
     fleet_msg *m = calloc(1, sizeof(*m));
@@ -638,7 +619,7 @@ int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index
         free(m);
         return SHOAL_ERR_NOMEM;
     }
-    t->req = fleet_request_ref(req);
+    t->req = shoal_fleet_request_ref(req);
     t->index = index;
     m->type = MSG_TASK;
     m->task = t;
@@ -651,22 +632,22 @@ int fleet_submit(fleet *f, fleet_request *req, const fleet_host *h, size_t index
     return SHOAL_OK;
 }
 
-void fleet_stop(fleet *f, fleet_request *req, int reason)
+void shoal_fleet_stop(shoal_fleet *f, shoal_fleet_request *req, int reason)
 {
-    int expected = FLEET_RUNNING;
+    int expected = SHOAL_FLEET_RUNNING;
     atomic_compare_exchange_strong(&req->stop, &expected, reason);
     for (unsigned i = 0; i < f->nw; i++) {
         fleet_msg *m = calloc(1, sizeof(*m));
         if (!m)
             continue; /* the stop flag is still seen when tasks move on */
         m->type = MSG_STOP;
-        m->req = fleet_request_ref(req);
+        m->req = shoal_fleet_request_ref(req);
         m->reason = reason;
         post(&f->w[i], m);
     }
 }
 
-void fleet_drop_idle(fleet *f)
+void shoal_fleet_drop_idle(shoal_fleet *f)
 {
     for (unsigned i = 0; i < f->nw; i++) {
         fleet_msg *m = calloc(1, sizeof(*m));
@@ -677,12 +658,12 @@ void fleet_drop_idle(fleet *f)
     }
 }
 
-size_t fleet_connections(const fleet *f)
+size_t shoal_fleet_connections(const shoal_fleet *f)
 {
-    return atomic_load(&((fleet *)f)->conns);
+    return atomic_load(&((shoal_fleet *)f)->conns);
 }
 
-void fleet_free(fleet *f)
+void shoal_fleet_free(shoal_fleet *f)
 {
     if (!f)
         return;
@@ -703,7 +684,7 @@ void fleet_free(fleet *f)
             if (m->type == MSG_TASK)
                 fleet__task_free(m->task);
             else if (m->req)
-                fleet_request_unref(m->req);
+                shoal_fleet_request_unref(m->req);
             free(m);
         }
         w->head = w->tail = NULL;
@@ -713,10 +694,10 @@ void fleet_free(fleet *f)
         shoal_uv_limiter_free(w->agent_limiter);
     }
     /* Events posted during shutdown are dropped. */
-    fleet_event *ev = f->rhead;
+    shoal_fleet_event *ev = f->rhead;
     while (ev) {
-        fleet_event *next = ev->next;
-        fleet_event_free(ev);
+        shoal_fleet_event *next = ev->next;
+        shoal_fleet_event_free(ev);
         ev = next;
     }
     pthread_mutex_destroy(&f->rmu);

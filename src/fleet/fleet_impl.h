@@ -3,9 +3,41 @@
 #define SHOAL_APP_FLEET_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "shoal/fleet.h"
 #include "ratelimit.h"
+
+/* A request (shoal_fleet_request_*): set by the caller before its first
+ * submit, then read by the workers without a lock (stop and refs are
+ * atomic). */
+struct shoal_fleet_request {
+    atomic_int refs;
+    atomic_int stop;            /* SHOAL_FLEET_RUNNING or a SHOAL_FLEET_STOP_* reason */
+    shoal_fleet_kind kind;
+    char *command;              /* SHOAL_FLEET_EXEC */
+    shoal_fleet_source *source;       /* SHOAL_FLEET_UPLOAD: shared, read once */
+    char *target;               /* SHOAL_FLEET_UPLOAD: remote path */
+    uint32_t mode;              /* SHOAL_FLEET_UPLOAD: permission bits when mode_given */
+    int mode_given;             /* SHOAL_FLEET_UPLOAD: else an existing target keeps its mode,
+                                   a new one gets the source's */
+    int inplace;                /* SHOAL_FLEET_UPLOAD: write the target itself (follows symlinks,
+                                   keeps its inode, owner and mode; not atomic) */
+    int clean_temp;             /* SHOAL_FLEET_UPLOAD without a source: remove our leftover
+                                   temporary files in the target directory */
+    uint64_t clean_age_s;       /* ... last modified longer ago than this */
+    shoal_fleet_xfer xfer;
+    int verify;                 /* SHOAL_FLEET_UPLOAD: compare sha256 after the upload */
+    uint64_t host_rate;         /* SHOAL_FLEET_UPLOAD: bytes/s per host, 0 = no cap */
+    struct fleet_bucket *global_rate; /* shared cap over all hosts, or NULL */
+    uint64_t host_timeout_ms;   /* per host, from the moment its work starts; 0 = none */
+    size_t out_cap;             /* bytes kept of stdout and of stderr per host */
+    shoal_fleet_source *input;        /* SHOAL_FLEET_EXEC: sent to every host's stdin, then EOF;
+                                   NULL: EOF as soon as the command starts */
+    int stream;                 /* send output events as it arrives */
+    int keep_conn;              /* leave the connection in the pool afterwards */
+    void *ud;                   /* the caller's */
+};
 
 typedef struct fleet_worker fleet_worker;
 typedef struct pconn pconn;
@@ -31,7 +63,7 @@ enum { MSG_TASK = 0, MSG_STOP, MSG_DROP_IDLE, MSG_QUIT };
 typedef struct fleet_msg {
     int type;
     fleet_task *task;
-    fleet_request *req;
+    shoal_fleet_request *req;
     int reason;
     struct fleet_msg *next;
 } fleet_msg;
@@ -50,7 +82,7 @@ struct pconn {
     fleet_task *waiting;      /* tasks waiting for the handshake */
     unsigned users;           /* tasks attached (waiting or working) */
     int in_table;
-    fleet_request *dial_req;  /* who dialled, for CONNECTED */
+    shoal_fleet_request *dial_req;  /* who dialled, for CONNECTED */
     size_t dial_index;
     unsigned attempts;        /* connection attempts made */
     uv_timer_t *retry;        /* back-off before the next attempt */
@@ -59,7 +91,7 @@ struct pconn {
 };
 
 struct fleet_task {
-    fleet_request *req;
+    shoal_fleet_request *req;
     size_t index;
     char *user, *host;
     unsigned port;
@@ -81,11 +113,11 @@ struct fleet_task {
     /* The result event, allocated by the submitting thread, which also
      * frees it: glibc serves an allocation freed on another thread only
      * through its slow path (its per-thread cache stays empty). */
-    fleet_event *result;
+    shoal_fleet_event *result;
 };
 
 struct fleet_worker {
-    fleet *f;
+    shoal_fleet *f;
     unsigned idx;
     uv_thread_t thread;
     uv_loop_t loop;
@@ -114,19 +146,19 @@ struct fleet_worker {
     unsigned spill_next;
     int pumping;
     unsigned long dials;       /* connections started (SHOAL_FLEET_DEBUG) */
-    int inited;                /* fleet_new: 1 mutex, 2 loop, 4 wake handle set up */
+    int inited;                /* shoal_fleet_new: 1 mutex, 2 loop, 4 wake handle set up */
 };
 
-struct fleet {
+struct shoal_fleet {
     uv_loop_t *main;
     uv_async_t results;
     pthread_mutex_t rmu;
-    fleet_event *rhead, *rtail;
+    shoal_fleet_event *rhead, *rtail;
     atomic_size_t outstanding; /* tasks submitted whose RESULT is not posted yet */
     uv_timer_t drain;          /* cfg.event_delay_ms: drains the queue periodically */
-    fleet_event_cb cb;
+    shoal_fleet_event_cb cb;
     void *ud;
-    fleet_config cfg;        /* cfg.conn.ssh points at ssh */
+    shoal_fleet_config cfg;  /* cfg.conn.ssh points at ssh */
     shoal_client_config ssh; /* our copy of *cfg.conn.ssh */
     unsigned nw;
     fleet_worker *w;
@@ -138,10 +170,10 @@ struct fleet {
 /* fleet.c */
 /* FNV-1a of a string: picks a host's worker and its pool bucket. */
 uint64_t fleet__hash(const char *s);
-void fleet__post_event(fleet *f, fleet_event *ev);
+void fleet__post_event(shoal_fleet *f, shoal_fleet_event *ev);
 /* Queues a task on worker idx (from any thread); SHOAL_ERR_NOMEM if it
  * could not (the caller keeps the task). */
-int fleet__post_task(fleet *f, unsigned idx, fleet_task *t);
+int fleet__post_task(shoal_fleet *f, unsigned idx, fleet_task *t);
 
 /* fleet_worker.c */
 void fleet__worker_main(void *arg);
@@ -151,11 +183,11 @@ void fleet__worker_wake(uv_async_t *a);
 /* Keeps a connection open while an aborted upload cleans up. */
 void fleet__pc_hold(pconn *pc);
 void fleet__pc_release(pconn *pc);
-void fleet__task_finish(fleet_task *t, fleet_event *ev);
-fleet_event *fleet__task_event(fleet_task *t);
-void fleet__classify(fleet_event *ev, int err, shoal_uv_stage stage, const char *msg);
+void fleet__task_finish(fleet_task *t, shoal_fleet_event *ev);
+shoal_fleet_event *fleet__task_event(fleet_task *t);
+void fleet__classify(shoal_fleet_event *ev, int err, shoal_uv_stage stage, const char *msg);
 void fleet__collect(fleet_task *t, int stream, const uint8_t *d, size_t n);
-void fleet__set_message(fleet_event *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fleet__set_message(shoal_fleet_event *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* fleet_upload.c */
 int fleet__upload_start(fleet_task *t);

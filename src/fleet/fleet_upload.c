@@ -49,7 +49,7 @@ struct remote_cmd {
 struct fleet_upload {
     fleet_task *t;            /* NULL once aborted: callbacks then only clean up */
     shoal_uv_conn *conn;
-    fleet_request *req;
+    shoal_fleet_request *req;
     const uint8_t *data;
     uint64_t size, off;
     int via;
@@ -143,12 +143,12 @@ static void up_result(fleet_upload *u, int err, const char *msg)
     fleet_task *t = u->t;
     if (!t)
         return;
-    fleet_event *ev = fleet__task_event(t);
+    shoal_fleet_event *ev = fleet__task_event(t);
     if (ev) {
         ev->phase = "upload";
-        ev->via = u->via == FLEET_XFER_SCP ? "scp" : u->via == FLEET_XFER_CAT ? "cat" : "sftp";
+        ev->via = u->via == SHOAL_FLEET_XFER_SCP ? "scp" : u->via == SHOAL_FLEET_XFER_CAT ? "cat" : "sftp";
         if (err) {
-            ev->cls = FLEET_FAIL_UPLOAD;
+            ev->cls = SHOAL_FLEET_FAIL_UPLOAD;
             ev->err = err;
             ev->exit_kind = SHOAL_EXIT_ERROR;
             if (err == SHOAL_ERR_EOF || err == SHOAL_ERR_DISCONNECTED || err == SHOAL_ERR_TIMEOUT ||
@@ -158,7 +158,7 @@ static void up_result(fleet_upload *u, int err, const char *msg)
             }
             fleet__set_message(ev, "%s: upload: %s", t->host, msg ? msg : shoal_strerror(err));
         } else {
-            ev->cls = FLEET_OK;
+            ev->cls = SHOAL_FLEET_OK;
             ev->exit_kind = SHOAL_EXIT_STATUS;
             ev->status = 0;
         }
@@ -331,7 +331,7 @@ static void resolved_stat(shoal_sftp *sf, int err, const char *msg, const shoal_
             return;
         }
         u->into_dir = 1;
-        char *p = path_join(u->final, fleet_source_name(u->req->source));
+        char *p = path_join(u->final, shoal_fleet_source_name(u->req->source));
         if (!p) {
             up_result(u, SHOAL_ERR_NOMEM, "out of memory");
             return;
@@ -379,7 +379,7 @@ static void sftp_put_start(fleet_upload *u)
     o.in_place = u->req->inplace;
     uint32_t mode = u->req->mode_given ? u->req->mode
                     : u->final_exists  ? u->final_mode
-                                       : fleet_source_mode(u->req->source);
+                                       : shoal_fleet_source_mode(u->req->source);
     o.keep_mode = u->req->inplace && !u->req->mode_given; /* an existing file keeps its own */
     int rc = shoal_sftp_put_begin_ex(u->sf, u->final, mode, &o, u->req->verify ? &checked : &plain, u, &u->put);
     if (rc)
@@ -392,7 +392,7 @@ static void sftp_ready(shoal_sftp *sf, int err, const char *msg, void *ud)
     if (!u->t)
         return;
     if (err) {
-        if (u->req->xfer == FLEET_XFER_AUTO) {
+        if (u->req->xfer == SHOAL_FLEET_XFER_AUTO) {
             /* No SFTP here: SCP next (the channel is closed by the library). */
             u->sf = NULL;
             if (u->req->clean_temp)
@@ -425,7 +425,7 @@ static void sftp_closed(shoal_sftp *sf, void *ud)
 static void start_sftp(fleet_upload *u)
 {
     static const shoal_sftp_callbacks cb = {sizeof(shoal_sftp_callbacks), sftp_ready, sftp_closed, NULL};
-    u->via = FLEET_XFER_SFTP;
+    u->via = SHOAL_FLEET_XFER_SFTP;
     int rc = shoal_sftp_start(shoal_uv_conn_session(u->conn), &cb, u, &u->sf);
     if (rc) {
         up_result(u, rc, "cannot open an SFTP channel");
@@ -498,7 +498,7 @@ static void scp_send_header(remote_cmd *x)
      * name here does not matter. The temporary file is private until the
      * finalizer sets the mode; a file written in place is created with the
      * mode it will keep. */
-    uint32_t mode = !u->req->inplace ? 0600 : u->req->mode_given ? u->req->mode : fleet_source_mode(u->req->source);
+    uint32_t mode = !u->req->inplace ? 0600 : u->req->mode_given ? u->req->mode : shoal_fleet_source_mode(u->req->source);
     int n = snprintf(line, sizeof(line), "C%04o %llu upload\n", (unsigned)mode, (unsigned long long)u->size);
     x->scp_stage = 1;
     x_queue_ctl(x, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
@@ -695,7 +695,7 @@ static void x_feed(remote_cmd *x)
 
 static void up_pump(fleet_upload *u)
 {
-    if (u->via == FLEET_XFER_SFTP) {
+    if (u->via == SHOAL_FLEET_XFER_SFTP) {
         if (!u->put)
             return;
         while (u->off < u->size && !u->waiting) {
@@ -746,7 +746,7 @@ static int build_prelude(fleet_upload *u)
 {
     char qt[4200], qb[1200];
     if (shoal_shell_quote(u->target, qt, sizeof(qt)) ||
-        shoal_shell_quote(fleet_source_name(u->req->source), qb, sizeof(qb)))
+        shoal_shell_quote(shoal_fleet_source_name(u->req->source), qb, sizeof(qb)))
         return -1;
     size_t need = strlen(qt) + strlen(qb) + 600;
     u->prelude = malloc(need);
@@ -772,7 +772,7 @@ static void build_finalize(fleet_upload *u, char *cmd, size_t sz)
     char check[300] = "", mode[300];
     if (u->req->verify)
         snprintf(check, sizeof(check), "h=$(sha256sum < %s) && [ \"${h%%%% *}\" = %s ] && ", f,
-                 fleet_source_sha256(u->req->source));
+                 shoal_fleet_source_sha256(u->req->source));
     /* The mode: the one given; else an existing target's; else the source's. */
     if (u->req->mode_given)
         snprintf(mode, sizeof(mode), "m=%04o && chmod \"$m\" -- %s && ", (unsigned)u->req->mode, f);
@@ -782,7 +782,7 @@ static void build_finalize(fleet_upload *u, char *cmd, size_t sz)
         snprintf(mode, sizeof(mode),
                  "{ m=$(stat -c %%a -- \"$t\" 2>/dev/null) || m=$(stat -f %%Lp -- \"$t\" 2>/dev/null) || "
                  "m=%04o; } && chmod \"$m\" -- \"$p\" && ",
-                 (unsigned)fleet_source_mode(u->req->source));
+                 (unsigned)shoal_fleet_source_mode(u->req->source));
     if (u->req->inplace)
         snprintf(cmd, sz,
                  "s=$(wc -c < \"$t\") && [ \"$s\" -eq %llu ] && %s%strue || { echo 'upload check failed (size, "
@@ -857,7 +857,7 @@ static void scp_done(remote_cmd *x, int err, const char *msg, void *ud)
     fleet_upload *u = ud;
     if (err) {
         int fresh = u->off == 0 && !u->finishing;
-        if (fresh && u->req->xfer == FLEET_XFER_AUTO && (!msg || strstr(msg, "exit status 127") ||
+        if (fresh && u->req->xfer == SHOAL_FLEET_XFER_AUTO && (!msg || strstr(msg, "exit status 127") ||
                                                           strstr(msg, "refused"))) {
             start_cat(u); /* no scp on this host */
             return;
@@ -895,7 +895,7 @@ static int begin_shell_transport(fleet_upload *u, int via)
 
 static void start_scp(fleet_upload *u)
 {
-    if (begin_shell_transport(u, FLEET_XFER_SCP))
+    if (begin_shell_transport(u, SHOAL_FLEET_XFER_SCP))
         return;
     char cmd[9000];
     if (with_prelude(u, cmd, sizeof(cmd), u->req->inplace ? "exec scp -t -- \"$t\"" : "exec scp -t -- \"$p\"") ||
@@ -905,7 +905,7 @@ static void start_scp(fleet_upload *u)
 
 static void start_cat(fleet_upload *u)
 {
-    if (begin_shell_transport(u, FLEET_XFER_CAT))
+    if (begin_shell_transport(u, SHOAL_FLEET_XFER_CAT))
         return;
     char fin[9000], body[9400], cmd[9400];
     build_finalize(u, fin, sizeof(fin));
@@ -923,7 +923,7 @@ static void start_cat(fleet_upload *u)
 static void verify_done(remote_cmd *x, int err, const char *msg, void *ud)
 {
     fleet_upload *u = ud;
-    const char *want = fleet_source_sha256(u->req->source);
+    const char *want = shoal_fleet_source_sha256(u->req->source);
     x->out[x->out_len] = 0;
     if (!err && strncmp(x->out, want, 64) != 0) {
         err = SHOAL_ERR_MAC;
@@ -1077,7 +1077,7 @@ static void clean_shell_done(remote_cmd *x, int err, const char *msg, void *ud)
 
 static void clean_shell(fleet_upload *u)
 {
-    u->via = FLEET_XFER_CAT;
+    u->via = SHOAL_FLEET_XFER_CAT;
     char q[4200], cmd[5000], pat[16 + 16 * 8];
     if (shoal_shell_quote(u->target, q, sizeof(q))) {
         up_result(u, SHOAL_ERR_TOO_LARGE, "target path too long");
@@ -1141,8 +1141,8 @@ int fleet__upload_start(fleet_task *t)
     u->t = t;
     u->conn = t->pc->c;
     u->req = t->req;
-    u->data = t->req->source ? fleet_source_data(t->req->source) : NULL;
-    u->size = t->req->source ? fleet_source_size(t->req->source) : 0;
+    u->data = t->req->source ? shoal_fleet_source_data(t->req->source) : NULL;
+    u->size = t->req->source ? shoal_fleet_source_size(t->req->source) : 0;
     uint8_t rnd[8];
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
         free(u->target);
@@ -1154,15 +1154,15 @@ int fleet__upload_start(fleet_task *t)
     if (t->req->host_rate)
         fleet_bucket_init(&u->bucket, t->req->host_rate, 0, uv_now(&t->w->loop));
     t->up = u;
-    if (t->req->clean_temp && (t->req->xfer == FLEET_XFER_SCP || t->req->xfer == FLEET_XFER_CAT)) {
+    if (t->req->clean_temp && (t->req->xfer == SHOAL_FLEET_XFER_SCP || t->req->xfer == SHOAL_FLEET_XFER_CAT)) {
         clean_shell(u);
         return 0;
     }
     switch (t->req->xfer) {
-    case FLEET_XFER_SCP:
+    case SHOAL_FLEET_XFER_SCP:
         start_scp(u);
         break;
-    case FLEET_XFER_CAT:
+    case SHOAL_FLEET_XFER_CAT:
         start_cat(u);
         break;
     default:

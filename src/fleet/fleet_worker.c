@@ -34,7 +34,7 @@ static void on_child_stopped(void *ud)
 
 /* ---- results ---- */
 
-void fleet__set_message(fleet_event *ev, const char *fmt, ...)
+void fleet__set_message(shoal_fleet_event *ev, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -45,14 +45,14 @@ void fleet__set_message(fleet_event *ev, const char *fmt, ...)
     ev->message = strdup(buf);
 }
 
-fleet_event *fleet__task_event(fleet_task *t)
+shoal_fleet_event *fleet__task_event(fleet_task *t)
 {
-    fleet_event *ev = t->result ? t->result : calloc(1, sizeof(*ev));
+    shoal_fleet_event *ev = t->result ? t->result : calloc(1, sizeof(*ev));
     t->result = NULL;
     if (!ev)
         return NULL;
-    ev->type = FLEET_EV_RESULT;
-    ev->req = fleet_request_ref(t->req);
+    ev->type = SHOAL_FLEET_EV_RESULT;
+    ev->req = shoal_fleet_request_ref(t->req);
     ev->index = t->index;
     return ev;
 }
@@ -76,7 +76,7 @@ static const char *stage_phase(shoal_uv_stage st)
     return "connect";
 }
 
-void fleet__classify(fleet_event *ev, int err, shoal_uv_stage stage, const char *msg)
+void fleet__classify(shoal_fleet_event *ev, int err, shoal_uv_stage stage, const char *msg)
 {
     ev->err = err;
     ev->exit_kind = SHOAL_EXIT_ERROR;
@@ -84,48 +84,48 @@ void fleet__classify(fleet_event *ev, int err, shoal_uv_stage stage, const char 
         ev->phase = stage_phase(stage);
     switch (err) {
     case SHOAL_ERR_DNS:
-        ev->cls = FLEET_FAIL_DNS;
+        ev->cls = SHOAL_FLEET_FAIL_DNS;
         ev->phase = "dns";
         break;
     case SHOAL_ERR_CONNECT:
-        ev->cls = msg && (strstr(msg, "refused") || strstr(msg, "reset")) ? FLEET_FAIL_REFUSED : FLEET_FAIL_CONNECT;
+        ev->cls = msg && (strstr(msg, "refused") || strstr(msg, "reset")) ? SHOAL_FLEET_FAIL_REFUSED : SHOAL_FLEET_FAIL_CONNECT;
         ev->phase = "connect";
         break;
     case SHOAL_ERR_TIMEOUT:
-        ev->cls = FLEET_FAIL_TIMEOUT;
+        ev->cls = SHOAL_FLEET_FAIL_TIMEOUT;
         ev->timed_out = 1;
         break;
     case SHOAL_ERR_HOSTKEY_UNKNOWN:
     case SHOAL_ERR_HOSTKEY_MISMATCH:
     case SHOAL_ERR_HOSTKEY_REVOKED:
     case SHOAL_ERR_SIGNATURE:
-        ev->cls = FLEET_FAIL_HOSTKEY;
+        ev->cls = SHOAL_FLEET_FAIL_HOSTKEY;
         ev->phase = "kex";
         break;
     case SHOAL_ERR_AUTH_FAILED:
     case SHOAL_ERR_KEY_ENCRYPTED:
     case SHOAL_ERR_BAD_PASSPHRASE:
     case SHOAL_ERR_AGENT:
-        ev->cls = FLEET_FAIL_AUTH;
+        ev->cls = SHOAL_FLEET_FAIL_AUTH;
         ev->phase = "auth";
         break;
     case SHOAL_ERR_EOF:
     case SHOAL_ERR_DISCONNECTED:
     case SHOAL_ERR_IO:
     case SHOAL_ERR_CLOSED:
-        ev->cls = FLEET_FAIL_CLOSED;
+        ev->cls = SHOAL_FLEET_FAIL_CLOSED;
         break;
     case SHOAL_ERR_CHANNEL_OPEN:
     case SHOAL_ERR_REQUEST_DENIED:
-        ev->cls = FLEET_FAIL_CHANNEL;
+        ev->cls = SHOAL_FLEET_FAIL_CHANNEL;
         break;
     case SHOAL_ERR_NOMEM:
     case SHOAL_ERR_INVALID_ARG:
     case SHOAL_ERR_CONFIG:
-        ev->cls = FLEET_FAIL_LOCAL;
+        ev->cls = SHOAL_FLEET_FAIL_LOCAL;
         break;
     default:
-        ev->cls = FLEET_FAIL_PROTOCOL;
+        ev->cls = SHOAL_FLEET_FAIL_PROTOCOL;
         break;
     }
     if (msg)
@@ -155,7 +155,7 @@ void fleet__task_free(fleet_task *t)
 {
     if (t->timer)
         uv_close((uv_handle_t *)t->timer, on_timer_closed);
-    fleet_request_unref(t->req);
+    shoal_fleet_request_unref(t->req);
     free(t->user);
     free(t->host);
     free(t->out);
@@ -177,7 +177,7 @@ static void waiting_remove(pconn *pc, fleet_task *t)
 
 /* Hands the result over and releases everything the task holds. Called
  * once per task; ev may be NULL only when out of memory. */
-void fleet__task_finish(fleet_task *t, fleet_event *ev)
+void fleet__task_finish(fleet_task *t, shoal_fleet_event *ev)
 {
     if (t->done)
         return;
@@ -191,7 +191,7 @@ void fleet__task_finish(fleet_task *t, fleet_event *ev)
         t->child = NULL;
         if (!t->pc)
             shoal_child_free(c);
-        else if (shoal_child_stop(c, FLEET_KILL_GRACE_MS, on_child_stopped, t->pc))
+        else if (shoal_child_stop(c, SHOAL_FLEET_KILL_GRACE_MS, on_child_stopped, t->pc))
             fleet__pc_hold(t->pc);
     }
     if (t->up) {
@@ -233,7 +233,7 @@ static int ended_while_authenticating(const fleet_task *t)
 
 static void task_stopped(fleet_task *t, int reason)
 {
-    fleet_event *ev = fleet__task_event(t);
+    shoal_fleet_event *ev = fleet__task_event(t);
     if (!ev) {
         fleet__task_finish(t, NULL);
         return;
@@ -253,12 +253,12 @@ static void task_stopped(fleet_task *t, int reason)
     ev->phase = phase;
     ev->exit_kind = SHOAL_EXIT_ERROR;
     ev->stopped = t->own_deadline ? 0 : reason;
-    if (reason == FLEET_STOP_CANCEL) {
-        ev->cls = FLEET_FAIL_CANCELLED;
+    if (reason == SHOAL_FLEET_STOP_CANCEL) {
+        ev->cls = SHOAL_FLEET_FAIL_CANCELLED;
         ev->err = SHOAL_ERR_CLOSED;
         fleet__set_message(ev, "%s: %s: cancelled", t->host, phase);
     } else {
-        ev->cls = FLEET_FAIL_TIMEOUT;
+        ev->cls = SHOAL_FLEET_FAIL_TIMEOUT;
         ev->err = SHOAL_ERR_TIMEOUT;
         ev->timed_out = 1;
         fleet__set_message(ev, "%s: %s: timed out", t->host, phase);
@@ -271,7 +271,7 @@ static void on_task_timer(uv_timer_t *tm)
     /* The host's own deadline, not a stop of the whole request. */
     fleet_task *t = tm->data;
     t->own_deadline = 1;
-    task_stopped(t, FLEET_STOP_TIMEOUT);
+    task_stopped(t, SHOAL_FLEET_STOP_TIMEOUT);
 }
 
 /* ---- output ---- */
@@ -296,10 +296,10 @@ static int grow_put(uint8_t **buf, size_t *len, size_t *alloc, const uint8_t *d,
 void fleet__collect(fleet_task *t, int stream, const uint8_t *d, size_t n)
 {
     if (t->req->stream) {
-        fleet_event *ev = calloc(1, sizeof(*ev));
+        shoal_fleet_event *ev = calloc(1, sizeof(*ev));
         if (ev && (ev->data = malloc(n ? n : 1)) != NULL) {
-            ev->type = FLEET_EV_OUTPUT;
-            ev->req = fleet_request_ref(t->req);
+            ev->type = SHOAL_FLEET_EV_OUTPUT;
+            ev->req = shoal_fleet_request_ref(t->req);
             ev->index = t->index;
             ev->stream = stream;
             memcpy(ev->data, d, n);
@@ -315,7 +315,7 @@ void fleet__collect(fleet_task *t, int stream, const uint8_t *d, size_t n)
     uint8_t **buf = err ? &t->err : &t->out;
     size_t *len = err ? &t->err_len : &t->out_len;
     size_t *alloc = err ? &t->err_cap_alloc : &t->out_cap_alloc;
-    int bit = err ? FLEET_TRUNC_STDERR : FLEET_TRUNC_STDOUT;
+    int bit = err ? SHOAL_FLEET_TRUNC_STDERR : SHOAL_FLEET_TRUNC_STDOUT;
     *(err ? &t->err_total : &t->out_total) += n;
     if (*len >= cap) {
         if (n)
@@ -361,20 +361,20 @@ static void on_child_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
 {
     fleet_task *t = ud;
     (void)ch;
-    fleet_event *ev = fleet__task_event(t);
+    shoal_fleet_event *ev = fleet__task_event(t);
     if (ev) {
         ev->exit_kind = ex->kind;
         switch (ex->kind) {
         case SHOAL_EXIT_STATUS:
             ev->status = ex->status;
-            ev->cls = ex->status == 0 ? FLEET_OK : FLEET_FAIL_EXIT;
+            ev->cls = ex->status == 0 ? SHOAL_FLEET_OK : SHOAL_FLEET_FAIL_EXIT;
             ev->phase = "command";
             if (ex->status)
                 fleet__set_message(ev, "Process exited with status %d", ex->status);
             break;
         case SHOAL_EXIT_SIGNAL:
             snprintf(ev->signal, sizeof(ev->signal), "%s", ex->signal ? ex->signal : "?");
-            ev->cls = FLEET_FAIL_SIGNAL;
+            ev->cls = SHOAL_FLEET_FAIL_SIGNAL;
             ev->phase = "command";
             ev->core_dumped = ex->core_dumped;
             /* GoSSHa's text (Go's x/crypto/ssh): status 128 + the signal's
@@ -383,7 +383,7 @@ static void on_child_exit(shoal_child *ch, const shoal_exit *ex, void *ud)
                                ev->signal);
             break;
         case SHOAL_EXIT_NONE:
-            ev->cls = FLEET_FAIL_NOSTATUS;
+            ev->cls = SHOAL_FLEET_FAIL_NOSTATUS;
             ev->phase = "command";
             fleet__set_message(ev, "wait: remote command exited without exit status or exit signal");
             break;
@@ -419,9 +419,9 @@ static void exec_start(fleet_task *t)
          * the task holds the request (and so the bytes) for as long as the
          * child may send them (a child handed to shoal_child_stop sends no
          * more). */
-        const fleet_source *in = t->req->input;
-        if (in && fleet_source_size(in))
-            rc = shoal_child_write_borrowed(t->child, fleet_source_data(in), (size_t)fleet_source_size(in));
+        const shoal_fleet_source *in = t->req->input;
+        if (in && shoal_fleet_source_size(in))
+            rc = shoal_child_write_borrowed(t->child, shoal_fleet_source_data(in), (size_t)shoal_fleet_source_size(in));
         if (rc == 0)
             rc = shoal_child_close_stdin(t->child);
         if (rc) {
@@ -431,7 +431,7 @@ static void exec_start(fleet_task *t)
     }
     if (rc) {
         t->child = NULL;
-        fleet_event *ev = fleet__task_event(t);
+        shoal_fleet_event *ev = fleet__task_event(t);
         if (ev) {
             ev->phase = "channel";
             fleet__classify(ev, rc, SHOAL_STAGE_READY, NULL);
@@ -445,15 +445,15 @@ static void exec_start(fleet_task *t)
 
 static void task_begin(fleet_task *t)
 {
-    if (atomic_load(&t->req->stop) != FLEET_RUNNING) {
+    if (atomic_load(&t->req->stop) != SHOAL_FLEET_RUNNING) {
         task_stopped(t, atomic_load(&t->req->stop));
         return;
     }
-    if (t->req->kind == FLEET_UPLOAD) {
+    if (t->req->kind == SHOAL_FLEET_UPLOAD) {
         if (fleet__upload_start(t) != 0 && !t->done) {
-            fleet_event *ev = fleet__task_event(t);
+            shoal_fleet_event *ev = fleet__task_event(t);
             if (ev) {
-                ev->cls = FLEET_FAIL_UPLOAD;
+                ev->cls = SHOAL_FLEET_FAIL_UPLOAD;
                 ev->phase = "upload";
                 fleet__set_message(ev, "%s: upload: cannot start", t->host);
             }
@@ -512,7 +512,7 @@ static void pc_free(pconn *pc)
         atomic_fetch_sub(&pc->w->f->conns, 1);
     }
     if (pc->dial_req)
-        fleet_request_unref(pc->dial_req);
+        shoal_fleet_request_unref(pc->dial_req);
     free(pc->key);
     free(pc->user);
     free(pc->host);
@@ -590,10 +590,10 @@ static void on_conn_ready(shoal_uv_conn *c, void *ud)
         w->handshaking--;
     pc->state = PC_READY;
     /* Every event costs the caller's thread a wake-up: only when wanted. */
-    fleet_event *ev = w->f->cfg.no_connected_events ? NULL : calloc(1, sizeof(*ev));
+    shoal_fleet_event *ev = w->f->cfg.no_connected_events ? NULL : calloc(1, sizeof(*ev));
     if (ev) {
-        ev->type = FLEET_EV_CONNECTED;
-        ev->req = fleet_request_ref(pc->dial_req);
+        ev->type = SHOAL_FLEET_EV_CONNECTED;
+        ev->req = shoal_fleet_request_ref(pc->dial_req);
         ev->index = pc->dial_index;
         fleet__post_event(w->f, ev);
     }
@@ -621,7 +621,7 @@ static void on_conn_authenticating(shoal_uv_conn *c, void *ud)
     pconn *pc = ud;
     (void)c;
     fleet_task **pp = &pc->waiting;
-    while (*pp && (*pp)->req->kind == FLEET_UPLOAD)
+    while (*pp && (*pp)->req->kind == SHOAL_FLEET_UPLOAD)
         pp = &(*pp)->wnext;
     fleet_task *t = *pp;
     if (!t)
@@ -645,7 +645,7 @@ static void pc_fail(pconn *pc, int err, shoal_uv_stage stage, const char *messag
     while (t) {
         fleet_task *next = t->wnext;
         t->wnext = NULL;
-        fleet_event *ev = fleet__task_event(t);
+        shoal_fleet_event *ev = fleet__task_event(t);
         if (ev)
             fleet__classify(ev, err, stage, message);
         fleet__task_finish(t, ev);
@@ -723,7 +723,7 @@ static void on_conn_closed(shoal_uv_conn *c, int err, const char *message, void 
 static void conn_log(shoal_uv_conn *c, int level, const char *msg, void *ud)
 {
     pconn *pc = ud;
-    const fleet_config *cfg = &pc->w->f->cfg;
+    const shoal_fleet_config *cfg = &pc->w->f->cfg;
     if (cfg->conn_cb.log)
         cfg->conn_cb.log(c, level, msg, cfg->conn_ud);
 }
@@ -731,21 +731,21 @@ static void conn_log(shoal_uv_conn *c, int level, const char *msg, void *ud)
 static int conn_passphrase(shoal_uv_conn *c, const char *path, char *buf, size_t sz, void *ud)
 {
     pconn *pc = ud;
-    const fleet_config *cfg = &pc->w->f->cfg;
+    const shoal_fleet_config *cfg = &pc->w->f->cfg;
     return cfg->conn_cb.passphrase ? cfg->conn_cb.passphrase(c, path, buf, sz, cfg->conn_ud) : SHOAL_ERR_UNSUPPORTED;
 }
 
 static int conn_password(shoal_uv_conn *c, const char *user, char *buf, size_t sz, void *ud)
 {
     pconn *pc = ud;
-    const fleet_config *cfg = &pc->w->f->cfg;
+    const shoal_fleet_config *cfg = &pc->w->f->cfg;
     return cfg->conn_cb.password ? cfg->conn_cb.password(c, user, buf, sz, cfg->conn_ud) : SHOAL_ERR_UNSUPPORTED;
 }
 
 static void pc_start(pconn *pc)
 {
     fleet_worker *w = pc->w;
-    const fleet_config *cfg = &w->f->cfg;
+    const shoal_fleet_config *cfg = &w->f->cfg;
     shoal_uv_options o = cfg->conn;
     o.host = pc->host;
     o.port = pc->port;
@@ -999,8 +999,8 @@ static void task_admit(fleet_worker *w, fleet_task *t, const char *key)
     if (w->active)
         w->active->prev = t;
     w->active = t;
-    if (atomic_load(&t->req->stop) != FLEET_RUNNING || w->quitting) {
-        task_stopped(t, w->quitting ? FLEET_STOP_CANCEL : atomic_load(&t->req->stop));
+    if (atomic_load(&t->req->stop) != SHOAL_FLEET_RUNNING || w->quitting) {
+        task_stopped(t, w->quitting ? SHOAL_FLEET_STOP_CANCEL : atomic_load(&t->req->stop));
         return;
     }
     if (t->req->host_timeout_ms) {
@@ -1021,7 +1021,7 @@ static void task_admit(fleet_worker *w, fleet_task *t, const char *key)
             pc->host = strdup(t->host);
             pc->port = t->port;
             pc->extra_key = t->key;
-            pc->dial_req = fleet_request_ref(t->req);
+            pc->dial_req = shoal_fleet_request_ref(t->req);
             pc->dial_index = t->index;
         }
         if (!pc || !pc->key || !pc->user || !pc->host) {
@@ -1030,12 +1030,12 @@ static void task_admit(fleet_worker *w, fleet_task *t, const char *key)
                 free(pc->user);
                 free(pc->host);
                 if (pc->dial_req)
-                    fleet_request_unref(pc->dial_req);
+                    shoal_fleet_request_unref(pc->dial_req);
                 free(pc);
             }
-            fleet_event *ev = fleet__task_event(t);
+            shoal_fleet_event *ev = fleet__task_event(t);
             if (ev) {
-                ev->cls = FLEET_FAIL_LOCAL;
+                ev->cls = SHOAL_FLEET_FAIL_LOCAL;
                 ev->phase = "connect";
                 fleet__set_message(ev, "%s: out of memory", t->host);
             }
@@ -1053,8 +1053,8 @@ static void task_admit(fleet_worker *w, fleet_task *t, const char *key)
         w->qtail = pc;
     } else if (pc->dial_req != t->req && pc->state == PC_READY) {
         /* A reused connection takes the newest request's settings (keep). */
-        fleet_request_unref(pc->dial_req);
-        pc->dial_req = fleet_request_ref(t->req);
+        shoal_fleet_request_unref(pc->dial_req);
+        pc->dial_req = shoal_fleet_request_ref(t->req);
         pc->dial_index = t->index;
     }
     t->pc = pc;
@@ -1070,7 +1070,7 @@ static void task_admit(fleet_worker *w, fleet_task *t, const char *key)
 
 /* ---- the worker loop ---- */
 
-static void stop_request(fleet_worker *w, fleet_request *req, int reason)
+static void stop_request(fleet_worker *w, shoal_fleet_request *req, int reason)
 {
     /* Backlog tasks of the request: admitted, they stop at once (the stop
      * flag is set before this message is sent). */
@@ -1129,7 +1129,7 @@ static void quit(fleet_worker *w)
     if (w->idx == 0 && w->f->nw > 1)
         uv_close((uv_handle_t *)&w->spill, NULL);
     while (w->active)
-        task_stopped(w->active, FLEET_STOP_CANCEL);
+        task_stopped(w->active, SHOAL_FLEET_STOP_CANCEL);
     while (w->qhead) {
         pconn *pc = w->qhead;
         w->qhead = pc->qnext;
@@ -1169,7 +1169,7 @@ void fleet__worker_wake(uv_async_t *a)
             break;
         case MSG_STOP:
             stop_request(w, m->req, m->reason);
-            fleet_request_unref(m->req);
+            shoal_fleet_request_unref(m->req);
             break;
         case MSG_DROP_IDLE:
             drop_idle(w);

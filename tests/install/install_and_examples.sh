@@ -38,7 +38,8 @@ serve | 1  | [1] a;[2] exit status 7;[3] c   | multiplex -p PORT -l USER -i KEY 
 sshd  | 0  | poll says hi;exit status 0  | poll_session -p PORT -l USER -i KEY -k KH 127.0.0.1 'echo poll says hi'
 serve | 5  | exit status 5          | poll_session -p PORT -l USER -i KEY -k KH 127.0.0.1 'exit 5'
 tiny  | 0  | USER;exit status 0     | poll_session -p PORT -l USER -i KEY -k KH 127.0.0.1 whoami
-# sshd | 0 | hi | fleet_run -p PORT -l USER -i KEY -o StrictHostKeyChecking=no -c 'echo hi' 127.0.0.1 127.0.0.2
+sshd  | 0  | 127.0.0.1: hi;127.0.0.1: ok | fleet_run -p PORT -l USER -i KEY -o UserKnownHostsFile=KH -o StrictHostKeyChecking=yes -c 'echo hi' 127.0.0.1
+serve | 1  | 127.0.0.1! oops;127.0.0.1: failed: exit | fleet_run -p PORT -l USER -i KEY -o UserKnownHostsFile=KH -c 'echo oops >&2; exit 4' 127.0.0.1
 TABLE
 )
 # tiny_server itself is started from this line (its clients are in the table

@@ -49,7 +49,7 @@ for l in libshoal.so "libshoal.so.$soversion"; do
 done
 
 # libshoal.a: the four tiers (core, uv, fleet, serve).
-for sym in shoal_session_new_client shoal_uv_conn_new fleet_new shoal_serve_config_new; do
+for sym in shoal_session_new_client shoal_uv_conn_new shoal_fleet_new shoal_serve_config_new; do
     if echo "$static_syms" | grep -x "$sym" >/dev/null; then
         ok "libshoal.a defines $sym"
     else

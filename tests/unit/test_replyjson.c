@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-const char *fleet_class_name(fleet_class c)
+const char *shoal_fleet_class_name(shoal_fleet_class c)
 {
     (void)c;
     return "?";
@@ -74,18 +74,18 @@ static void test_split_sequences(void **state)
 static void test_truncated_field(void **state)
 {
     (void)state;
-    fleet_event ev;
+    shoal_fleet_event ev;
     memset(&ev, 0, sizeof(ev));
-    ev.cls = FLEET_OK;
+    ev.cls = SHOAL_FLEET_OK;
     char *line = emit(replyjson_reply(&ev, "h", NULL, 0));
     assert_non_null(strstr(line, "\"Truncated\":false"));
     assert_null(strstr(line, "TruncatedStreams"));
     free(line);
-    ev.truncated = FLEET_TRUNC_STDERR;
+    ev.truncated = SHOAL_FLEET_TRUNC_STDERR;
     line = emit(replyjson_reply(&ev, "h", NULL, 0));
     assert_non_null(strstr(line, "\"Truncated\":true,\"TruncatedStreams\":[\"stderr\"]"));
     free(line);
-    ev.truncated = FLEET_TRUNC_STDOUT | FLEET_TRUNC_STDERR;
+    ev.truncated = SHOAL_FLEET_TRUNC_STDOUT | SHOAL_FLEET_TRUNC_STDERR;
     line = emit(replyjson_reply(&ev, "h", NULL, 0));
     assert_non_null(strstr(line, "\"TruncatedStreams\":[\"stdout\",\"stderr\"]"));
     free(line);

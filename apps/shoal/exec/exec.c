@@ -21,6 +21,7 @@
 #include "common/prompt.h"
 #include "shoal/channel.h"
 #include "shoal/config.h"
+#include "shoal/ssh_resolve.h"
 #include "shoal/strvis.h"
 #include "shoal/uv.h"
 #include "shoal/version.h"
@@ -604,14 +605,6 @@ static char *join_command(int argc, char **argv)
     return s;
 }
 
-/* As ssh: the login name of the real uid ($USER and $LOGNAME play no
- * part); NULL when the uid has no passwd entry. */
-static const char *default_user(void)
-{
-    struct passwd *pw = getpwuid(getuid());
-    return pw && pw->pw_name && *pw->pw_name ? pw->pw_name : NULL;
-}
-
 int cmd_exec(int argc, char **argv)
 {
     shoal_ssh_options o;
@@ -696,100 +689,39 @@ int cmd_exec(int argc, char **argv)
     st.verbose = verbose;
     signal(SIGPIPE, SIG_IGN);
 
-    /* Defaults as OpenSSH's. */
-    char home_kh[4096], id_paths[3][4096];
-    const char *home = getenv("HOME");
-    const char *kh[SHOAL_OPT_MAX_FILES * 2];
-    unsigned nkh = 0;
-    for (unsigned i = 0; i < o.n_user_known_hosts; i++)
-        kh[nkh++] = o.user_known_hosts[i];
-    if (!o.n_user_known_hosts && home) {
-        snprintf(home_kh, sizeof(home_kh), "%s/.ssh/known_hosts", home);
-        kh[nkh++] = home_kh;
-    }
-    for (unsigned i = 0; i < o.n_global_known_hosts; i++)
-        kh[nkh++] = o.global_known_hosts[i];
-    if (!o.n_global_known_hosts)
-        kh[nkh++] = "/etc/ssh/ssh_known_hosts";
-    const char *ids[SHOAL_OPT_MAX_FILES];
-    unsigned nids = 0;
-    for (unsigned i = 0; i < o.n_identity_files; i++)
-        ids[nids++] = o.identity_files[i];
-    if (!nids && home) {
-        static const char *const names[] = {"id_ed25519", "id_ecdsa", "id_rsa"};
-        for (int i = 0; i < 3; i++) {
-            snprintf(id_paths[i], sizeof(id_paths[i]), "%s/.ssh/%s", home, names[i]);
-            if (access(id_paths[i], R_OK) == 0)
-                ids[nids++] = id_paths[i];
-        }
-    }
-    const char *agent = o.identity_agent ? o.identity_agent : getenv("SSH_AUTH_SOCK");
-    if (agent && (!*agent || !strcmp(agent, "none")))
-        agent = NULL;
-
-    shoal_uv_options uo;
-    shoal_uv_options_init(&uo);
-    shoal_client_config uo_ssh;
-    shoal_client_config_init(&uo_ssh);
-    uo.ssh = &uo_ssh;
-    uo.host = host;
-    uo.port = port ? port : (o.port ? o.port : 22);
-    uo_ssh.user = *user ? user : (o.user ? o.user : default_user());
-    if (!uo_ssh.user) {
-        fprintf(stderr, "shoal: no user exists for uid %lu (give a login name with -l)\n", (unsigned long)getuid());
+    /* Defaults as OpenSSH's: the library's resolver, interactive (a
+     * person answers passphrases, passwords and unknown host keys through
+     * the connection's callbacks). -l and -i were applied as User and
+     * IdentityFile above; a destination's user@ and :port win. */
+    shoal_ssh_resolve_params rp;
+    shoal_ssh_resolve_params_init(&rp);
+    rp.flags = SHOAL_SSH_RESOLVE_INTERACTIVE;
+    rp.user = *user ? user : NULL;
+    rp.port = port;
+    rp.default_policy = SHOAL_HOSTKEY_ASK; /* "ask" without a terminal or in batch mode: no (on_confirm_hostkey) */
+    rp.verbose = verbose;
+    shoal_ssh_resolved *resolved = NULL;
+    int rc = shoal_ssh_resolve(&o, &rp, &resolved, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "shoal: %s\n", err);
         free(command);
         shoal_ssh_options_free(&o);
         return EXIT_CONN_ERROR;
     }
-    uo_ssh.kex_algorithms = o.kex;
-    uo_ssh.ciphers = o.ciphers;
-    uo_ssh.macs = o.macs;
-    uo_ssh.hostkey_algorithms = o.hostkey_algs;
-    uo_ssh.rekey_bytes = o.rekey_bytes;
-    uo_ssh.rekey_interval_ms = o.rekey_seconds * 1000;
-    uo_ssh.keepalive_interval_ms = o.server_alive_interval_s > 0 ? (uint64_t)o.server_alive_interval_s * 1000 : 0;
-    uo_ssh.keepalive_count_max = o.server_alive_count_max > 0 ? (unsigned)o.server_alive_count_max : 3;
-    unsigned methods = 0;
-    if (o.pubkey_auth != 0)
-        methods |= SHOAL_AUTH_PUBLICKEY;
-    if (o.kbdint_auth != 0)
-        methods |= SHOAL_AUTH_KBDINT;
-    if (o.password_auth != 0)
-        methods |= SHOAL_AUTH_PASSWORD;
-    /* With every method off, only "none" is tried (a server that needs no
-     * credentials), as with OpenSSH. */
-    uo_ssh.auth_methods = methods ? methods : SHOAL_AUTH_NONE_ONLY;
-    uo.known_hosts = kh;
-    uo.n_known_hosts = nkh;
-    uo.host_key_alias = o.host_key_alias;
-    int shkc = o.strict_host_key_checking < 0 ? 3 : o.strict_host_key_checking;
-    /* "ask" (the default) asks on the terminal; without one, or in batch
-     * mode, the answer is no (on_confirm_hostkey). */
-    uo.hostkey_policy = shkc == 0   ? SHOAL_HOSTKEY_OFF
-                        : shkc == 2 ? SHOAL_HOSTKEY_ACCEPT_NEW
-                        : shkc == 3 ? SHOAL_HOSTKEY_ASK
-                                    : SHOAL_HOSTKEY_STRICT;
-    uo.hash_known_hosts = o.hash_known_hosts == 1;
-    uo.agent_socket = agent;
-    uo.identity_files = ids;
-    uo.n_identity_files = nids;
-    /* As OpenSSH: ConnectTimeout covers the TCP connection and the initial
-     * SSH handshake (version exchange and key exchange). */
-    uo.connect_timeout_ms = o.connect_timeout_s > 0 ? (uint64_t)o.connect_timeout_s * 1000 : 0;
-    uo.banner_timeout_ms = uo.connect_timeout_ms;
-    uo.kex_timeout_ms = uo.connect_timeout_ms;
+    shoal_uv_options uo = *shoal_ssh_resolved_conn(resolved);
+    uo.host = host;
     st.open_timeout_ms = uo.connect_timeout_ms ? uo.connect_timeout_ms : DEFAULT_OPEN_TIMEOUT_MS;
     uv_timer_init(st.loop, &st.open_timer);
     st.open_timer.data = &st;
-    uo.log_level = o.log_level >= 0 ? (verbose > o.log_level ? verbose : o.log_level) : verbose;
 
-    shoal_uv_callbacks cb = {
-        sizeof(shoal_uv_callbacks), on_ready, on_closed, on_passphrase, on_password, on_kbdint, on_banner, on_log,
-        on_confirm_hostkey,         NULL /* on_authenticating: the channel opens in on_ready */};
-    int rc = shoal_uv_conn_new(st.loop, &uo, &cb, &st, &st.conn);
+    shoal_uv_callbacks cb = {sizeof(shoal_uv_callbacks), on_ready,  on_closed, on_passphrase,      on_password,
+                             on_kbdint, on_banner, on_log,             on_confirm_hostkey,
+                             NULL /* on_authenticating: the channel opens in on_ready */};
+    rc = shoal_uv_conn_new(st.loop, &uo, &cb, &st, &st.conn);
     if (rc) {
         fprintf(stderr, "shoal: %s\n", shoal_strerror(rc));
         free(command);
+        shoal_ssh_resolved_free(resolved);
         shoal_ssh_options_free(&o);
         return EXIT_CONN_ERROR;
     }
@@ -799,6 +731,7 @@ int cmd_exec(int argc, char **argv)
         uv_close((uv_handle_t *)&st.open_timer, NULL);
         uv_run(st.loop, UV_RUN_DEFAULT);
         free(command);
+        shoal_ssh_resolved_free(resolved);
         shoal_ssh_options_free(&o);
         return EXIT_CONN_ERROR;
     }
@@ -834,6 +767,7 @@ int cmd_exec(int argc, char **argv)
     uv_loop_close(st.loop);
     free(st.inbuf);
     free(command);
+    shoal_ssh_resolved_free(resolved);
     shoal_ssh_options_free(&o);
     return code;
 }

@@ -25,7 +25,6 @@
 #include "commands.h"
 #include "shoal/fleet.h"
 #include "shoal/version.h"
-#include "fleet/ratelimit.h"
 #include "fleetopts.h"
 #include "common/numarg.h"
 #include "replyjson.h"
@@ -191,7 +190,7 @@ typedef struct agent {
     uv_loop_t *loop;
     reader rd;
     uv_async_t lines;
-    fleet *f;
+    shoal_fleet *f;
     fleetopts opts;
     unsigned max_per_request; /* -m */
     int disconnect;           /* -d */
@@ -211,10 +210,10 @@ typedef struct agent {
 
 struct agent_req {
     agent *a;
-    fleet_request *fr;
+    shoal_fleet_request *fr;
     json_t *id;
     char **names;             /* Hostname as requested */
-    fleet_host *hosts;
+    shoal_fleet_host *hosts;
     char **users, **hostnames;
     size_t n, next, inflight, done;
     uint64_t t0;
@@ -278,7 +277,7 @@ static shoal_key *key_for(agent *a, const char *path, json_t *id)
             return k->key;
     shoal_key *key = NULL;
     char err[600];
-    if (fleetopts_load_key(path, ask_passphrase, a, &key, err, sizeof(err)) != 0) {
+    if (shoal_ssh_load_key(path, ask_passphrase, a, &key, err, sizeof(err)) != 0) {
         user_error(0, id, "%s", err);
         return NULL;
     }
@@ -309,8 +308,8 @@ static void req_free(agent_req *r)
     free(r->hosts);
     json_decref(r->id);
     json_decref(r->timed_out);
-    r->fr->ud = NULL;
-    fleet_request_unref(r->fr);
+    shoal_fleet_request_set_userdata(r->fr, NULL);
+    shoal_fleet_request_unref(r->fr);
     free(r);
 }
 
@@ -349,7 +348,7 @@ static void req_final(agent_req *r)
         a->serial = NULL;
     req_free(r);
     if (a->disconnect && a->f)
-        fleet_drop_idle(a->f);
+        shoal_fleet_drop_idle(a->f);
     if (was_serial)
         drain_waiting(a); /* the next line without an Id, in order */
     maybe_exit(a);
@@ -361,12 +360,12 @@ static void req_pump(agent_req *r)
     unsigned max = r->a->max_per_request;
     while (r->next < r->n && (!max || r->inflight < max)) {
         size_t i = r->next++;
-        if (fleet_submit(r->a->f, r->fr, &r->hosts[i], i) == 0) {
+        if (shoal_fleet_submit(r->a->f, r->fr, &r->hosts[i], i) == 0) {
             r->inflight++;
         } else {
-            fleet_event ev;
+            shoal_fleet_event ev;
             memset(&ev, 0, sizeof(ev));
-            ev.cls = FLEET_FAIL_LOCAL;
+            ev.cls = SHOAL_FLEET_FAIL_LOCAL;
             ev.message = (char *)"out of memory";
             replyjson_emit(out, replyjson_reply(&ev, r->names[i], r->id, r->base64));
             r->done++;
@@ -387,22 +386,22 @@ static void on_req_timeout(uv_timer_t *t)
         r->next++;
         r->done++;
     }
-    fleet_stop(r->a->f, r->fr, FLEET_STOP_TIMEOUT);
+    shoal_fleet_stop(r->a->f, r->fr, SHOAL_FLEET_STOP_TIMEOUT);
     if (r->done == r->n)
         req_final(r);
 }
 
-static void on_event(fleet *f, fleet_event *ev, void *ud)
+static void on_event(shoal_fleet *f, shoal_fleet_event *ev, void *ud)
 {
     agent *a = ud;
     (void)f;
-    agent_req *r = ev->req->ud;
+    agent_req *r = shoal_fleet_request_userdata(ev->req);
     if (!r) {
-        fleet_event_free(ev);
+        shoal_fleet_event_free(ev);
         return;
     }
     switch (ev->type) {
-    case FLEET_EV_CONNECTED: {
+    case SHOAL_FLEET_EV_CONNECTED: {
         json_t *o = json_object();
         json_object_set_new(o, "Type", json_string("ConnectionProgress"));
         json_object_set_new(o, "ConnectedHost", json_string(r->hostnames[ev->index]));
@@ -411,7 +410,7 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
         replyjson_emit(out, o);
         break;
     }
-    case FLEET_EV_OUTPUT: {
+    case SHOAL_FLEET_EV_OUTPUT: {
         json_t *o = json_object();
         json_object_set_new(o, "Type", json_string("Output"));
         json_object_set_new(o, "Hostname", json_string(r->names[ev->index]));
@@ -422,22 +421,22 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
         replyjson_emit(out, o);
         break;
     }
-    case FLEET_EV_RESULT:
+    case SHOAL_FLEET_EV_RESULT:
         r->inflight--;
         r->done++;
-        if (ev->stopped == FLEET_STOP_TIMEOUT)
+        if (ev->stopped == SHOAL_FLEET_STOP_TIMEOUT)
             json_object_set_new(r->timed_out, r->names[ev->index], json_true());
         else
             replyjson_emit(out, replyjson_reply(ev, r->names[ev->index], r->id, r->base64));
-        fleet_event_free(ev);
-        if (atomic_load(&r->fr->stop) == FLEET_RUNNING)
+        shoal_fleet_event_free(ev);
+        if (shoal_fleet_request_stopped(r->fr) == SHOAL_FLEET_RUNNING)
             req_pump(r);
         else if (r->done == r->n)
             req_final(r);
         (void)a;
         return;
     }
-    fleet_event_free(ev);
+    shoal_fleet_event_free(ev);
 }
 
 static void handle_cancel(agent *a, json_t *id)
@@ -449,16 +448,16 @@ static void handle_cancel(agent *a, json_t *id)
         found = 1;
         r->cancelled = 1;
         while (r->next < r->n) {
-            fleet_event ev;
+            shoal_fleet_event ev;
             memset(&ev, 0, sizeof(ev));
-            ev.cls = FLEET_FAIL_CANCELLED;
+            ev.cls = SHOAL_FLEET_FAIL_CANCELLED;
             ev.phase = "queued";
             ev.message = (char *)"cancelled";
             replyjson_emit(out, replyjson_reply(&ev, r->names[r->next], r->id, r->base64));
             r->next++;
             r->done++;
         }
-        fleet_stop(a->f, r->fr, FLEET_STOP_CANCEL);
+        shoal_fleet_stop(a->f, r->fr, SHOAL_FLEET_STOP_CANCEL);
         if (r->done == r->n) {
             req_final(r);
             break;
@@ -487,47 +486,56 @@ static void handle_line(agent *a, const char *text, size_t len)
         agent_request_free(&q);
         return;
     }
-    fleet_request *fr = fleet_request_new(q.kind == AGENT_LINE_EXEC ? FLEET_EXEC : FLEET_UPLOAD);
+    shoal_fleet_request *fr = shoal_fleet_request_new(q.kind == AGENT_LINE_EXEC ? SHOAL_FLEET_EXEC : SHOAL_FLEET_UPLOAD);
     agent_req *r = calloc(1, sizeof(*r));
     if (!fr || !r) {
         free(r);
-        fleet_request_unref(fr);
+        shoal_fleet_request_unref(fr);
         user_error(1, id, "out of memory");
         agent_request_free(&q);
         return;
     }
     r->a = a;
     r->fr = fr;
-    fr->ud = r;
+    shoal_fleet_request_set_userdata(fr, r);
     r->id = id ? json_incref(id) : NULL;
     r->timed_out = json_object();
     r->t0 = uv_hrtime();
     r->base64 = q.base64;
-    fr->stream = q.stream;
-    fr->keep_conn = !a->disconnect;
-    fr->out_cap = q.out_cap && q.out_cap <= SIZE_MAX ? (size_t)q.out_cap : AGENT_DEFAULT_OUTPUT_CAP;
-    int bad = 0;
+    shoal_fleet_request_set_stream(fr, q.stream);
+    shoal_fleet_request_set_keep_conn(fr, !a->disconnect);
+    shoal_fleet_request_set_output_cap(fr, q.out_cap && q.out_cap <= SIZE_MAX ? (size_t)q.out_cap
+                                                                              : AGENT_DEFAULT_OUTPUT_CAP);
+    int bad = 0, set = SHOAL_OK;
     if (q.kind == AGENT_LINE_EXEC) {
-        fr->command = strdup(q.cmd);
-        bad = !fr->command;
+        set = shoal_fleet_request_set_command(fr, q.cmd);
     } else {
         char ferr[600];
-        if (fleet_source_open(q.source, &fr->source, ferr, sizeof(ferr)) != 0) {
+        shoal_fleet_source *src = NULL;
+        if (shoal_fleet_source_open(q.source, &src, ferr, sizeof(ferr)) != 0) {
             user_error(1, id, "Cannot read source file: %s", ferr);
             bad = 1;
+        } else {
+            set = shoal_fleet_request_set_source(fr, src);
         }
-        fr->target = strdup(q.target);
-        fr->mode = q.mode;
-        fr->mode_given = q.mode_given;
-        fr->inplace = q.inplace;
-        fr->verify = q.verify;
-        fr->xfer = q.xfer;
-        fr->host_rate = q.host_rate;
-        if (q.rate) {
-            fr->global_rate = calloc(1, sizeof(fleet_bucket));
-            if (fr->global_rate)
-                fleet_bucket_init(fr->global_rate, q.rate, 1, uv_now(a->loop));
-        }
+        if (!set)
+            set = shoal_fleet_request_set_target(fr, q.target);
+        if (!set && q.mode_given)
+            set = shoal_fleet_request_set_mode(fr, q.mode);
+        if (!set)
+            set = shoal_fleet_request_set_inplace(fr, q.inplace);
+        if (!set)
+            set = shoal_fleet_request_set_verify(fr, q.verify);
+        if (!set)
+            set = shoal_fleet_request_set_xfer(fr, q.xfer);
+        if (!set)
+            set = shoal_fleet_request_set_host_rate(fr, q.host_rate);
+        if (!set)
+            set = shoal_fleet_request_set_total_rate(fr, q.rate);
+    }
+    if (set && !bad) {
+        user_error(1, id, "%s", shoal_strerror(set));
+        bad = 1;
     }
     shoal_key *req_key = NULL;
     if (!bad && q.key_path)
@@ -538,7 +546,7 @@ static void handle_line(agent *a, const char *text, size_t len)
         r->names = calloc(n + 1, sizeof(char *));
         r->users = calloc(n + 1, sizeof(char *));
         r->hostnames = calloc(n + 1, sizeof(char *));
-        r->hosts = calloc(n + 1, sizeof(fleet_host));
+        r->hosts = calloc(n + 1, sizeof(shoal_fleet_host));
         if (!r->names || !r->users || !r->hostnames || !r->hosts)
             bad = 1;
         for (size_t k = 0; !bad && k < n; k++) {
@@ -624,7 +632,7 @@ static void maybe_exit(agent *a)
         a->exited = 1;
         uv_close((uv_handle_t *)&a->lines, NULL);
         if (a->f) {
-            fleet_free(a->f);
+            shoal_fleet_free(a->f);
             a->f = NULL;
         }
     }
@@ -712,6 +720,7 @@ int cmd_agent(int argc, char **argv)
     out = stdout;
     fleetopts_init(&a.opts);
     a.opts.include_dsa = 1;
+    a.opts.default_user = fleetopts_default_user();
     unsigned agent_conns = 128, workers = 0;
     char err[1024];
     int c;
@@ -778,11 +787,11 @@ int cmd_agent(int argc, char **argv)
         goto usage_error;
     }
     signal(SIGPIPE, SIG_IGN);
-    fleet_raise_fd_limit();
+    shoal_fleet_raise_fd_limit();
     /* The loop first: it needs descriptors (epoll, eventfd), and without
      * them nothing else can work; say so instead of crashing. */
     /* Said on both: the front-end reads stdout, a person stderr. */
-    if (fleet_check_fds(workers, err, sizeof(err)) != 0) {
+    if (shoal_fleet_check_fds(workers, err, sizeof(err)) != 0) {
         user_error(1, NULL, "%s", err);
         fprintf(stderr, "shoal agent: %s\n", err);
         fleetopts_free(&a.opts);
@@ -822,10 +831,10 @@ int cmd_agent(int argc, char **argv)
         check_agent_socket(a.opts.agent);
     a.opts.cfg.workers = workers;
     a.opts.cfg.max_agent_conns = agent_conns ? agent_conns : 128;
-    if (fleet_new(a.loop, &a.opts.cfg, on_event, &a, &a.f, err, sizeof(err)) != 0) {
+    if (shoal_fleet_new(a.loop, &a.opts.cfg, on_event, &a, &a.f, err, sizeof(err)) != 0) {
         user_error(1, NULL, "cannot start the workers: %s", err);
         fprintf(stderr, "shoal agent: cannot start the workers: %s\n", err);
-        uv_run(a.loop, UV_RUN_DEFAULT); /* closes what fleet_new set up */
+        uv_run(a.loop, UV_RUN_DEFAULT); /* closes what shoal_fleet_new set up */
         rc = 1;
         goto out_reader;
     }
@@ -833,7 +842,7 @@ int cmd_agent(int argc, char **argv)
     if (urc != 0) {
         user_error(1, NULL, "cannot start: uv_async_init: %s", uv_strerror(urc));
         fprintf(stderr, "shoal agent: cannot start: uv_async_init: %s\n", uv_strerror(urc));
-        fleet_free(a.f);
+        shoal_fleet_free(a.f);
         a.f = NULL;
         uv_run(a.loop, UV_RUN_DEFAULT);
         rc = 1;
@@ -859,7 +868,7 @@ int cmd_agent(int argc, char **argv)
     uv_async_send(&a.lines);
     uv_run(a.loop, UV_RUN_DEFAULT);
     if (a.f)
-        fleet_free(a.f);
+        shoal_fleet_free(a.f);
     uv_run(a.loop, UV_RUN_DEFAULT);
     fflush(out);
     pthread_join(rt, NULL);

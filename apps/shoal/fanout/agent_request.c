@@ -168,11 +168,11 @@ static int parse_numbers(agent_request *r, json_t *j, char *err, size_t errsz)
     if (vv && !json_is_null(vv)) {
         const char *via = json_is_string(vv) ? json_string_value(vv) : "";
         if (!strcasecmp(via, "sftp"))
-            r->xfer = FLEET_XFER_SFTP;
+            r->xfer = SHOAL_FLEET_XFER_SFTP;
         else if (!strcasecmp(via, "scp"))
-            r->xfer = FLEET_XFER_SCP;
+            r->xfer = SHOAL_FLEET_XFER_SCP;
         else if (!strcasecmp(via, "cat"))
-            r->xfer = FLEET_XFER_CAT;
+            r->xfer = SHOAL_FLEET_XFER_CAT;
         else
             return fail(err, errsz, "Cannot parse JSON: Via must be \"sftp\", \"scp\" or \"cat\"");
     }

@@ -46,7 +46,7 @@ typedef struct agent_request {
     uint64_t rate, host_rate, out_cap, port;
     uint32_t mode;
     int mode_given, inplace, verify, stream, base64;
-    fleet_xfer xfer;
+    shoal_fleet_xfer xfer;
     size_t n_hosts;
     agent_host_req *hosts;
 } agent_request;

@@ -87,7 +87,7 @@ json_t *replyjson_base64(const uint8_t *d, size_t n)
     return s;
 }
 
-json_t *replyjson_reply(const fleet_event *ev, const char *hostname, json_t *id, int base64)
+json_t *replyjson_reply(const shoal_fleet_event *ev, const char *hostname, json_t *id, int base64)
 {
     json_t *o = json_object();
     if (!o)
@@ -97,7 +97,7 @@ json_t *replyjson_reply(const fleet_event *ev, const char *hostname, json_t *id,
     json_t *(*enc)(const uint8_t *, size_t) = base64 ? replyjson_base64 : replyjson_text;
     json_object_set_new(o, "Stdout", enc(ev->out, ev->out_len));
     json_object_set_new(o, "Stderr", enc(ev->errout, ev->err_len));
-    json_object_set_new(o, "Success", json_boolean(ev->cls == FLEET_OK));
+    json_object_set_new(o, "Success", json_boolean(ev->cls == SHOAL_FLEET_OK));
     const char *msg = ev->message ? ev->message : "";
     json_object_set_new(o, "ErrMsg", replyjson_text((const uint8_t *)msg, strlen(msg)));
     /* Extensions: absent fields keep old front-ends' view unchanged. */
@@ -107,8 +107,8 @@ json_t *replyjson_reply(const fleet_event *ev, const char *hostname, json_t *id,
         json_object_set_new(o, "ExitStatus", json_integer(ev->status));
     if (ev->exit_kind == SHOAL_EXIT_SIGNAL)
         json_object_set_new(o, "ExitSignal", json_string(ev->signal));
-    if (ev->cls != FLEET_OK) {
-        json_object_set_new(o, "ErrorClass", json_string(fleet_class_name(ev->cls)));
+    if (ev->cls != SHOAL_FLEET_OK) {
+        json_object_set_new(o, "ErrorClass", json_string(shoal_fleet_class_name(ev->cls)));
         if (ev->phase)
             json_object_set_new(o, "Phase", json_string(ev->phase));
     }
@@ -122,9 +122,9 @@ json_t *replyjson_reply(const fleet_event *ev, const char *hostname, json_t *id,
     json_object_set_new(o, "Truncated", json_boolean(ev->truncated != 0));
     if (ev->truncated) {
         json_t *which = json_array();
-        if (ev->truncated & FLEET_TRUNC_STDOUT)
+        if (ev->truncated & SHOAL_FLEET_TRUNC_STDOUT)
             json_array_append_new(which, json_string("stdout"));
-        if (ev->truncated & FLEET_TRUNC_STDERR)
+        if (ev->truncated & SHOAL_FLEET_TRUNC_STDERR)
             json_array_append_new(which, json_string("stderr"));
         json_object_set_new(o, "TruncatedStreams", which);
     }

@@ -13,7 +13,7 @@
 json_t *replyjson_text(const uint8_t *d, size_t n);
 json_t *replyjson_base64(const uint8_t *d, size_t n);
 /* The Reply line for one host's result. id may be NULL. */
-json_t *replyjson_reply(const fleet_event *ev, const char *hostname, json_t *id, int base64);
+json_t *replyjson_reply(const shoal_fleet_event *ev, const char *hostname, json_t *id, int base64);
 /* Writes one object as a line and flushes; steals the reference. */
 int replyjson_emit(FILE *f, json_t *obj);
 

@@ -13,7 +13,6 @@
 
 #include "commands.h"
 #include "shoal/fleet.h"
-#include "fleet/ratelimit.h"
 #include "fleetopts.h"
 #include "groupout.h"
 #include "hostlist.h"
@@ -34,7 +33,7 @@ typedef struct partial {
 #define RUN_STDIN_CAP (64u << 20)
 
 typedef struct result {
-    fleet_class cls;
+    shoal_fleet_class cls;
     int truncated;
     char *message;
     char label[96];   /* class_label() for the summary */
@@ -42,10 +41,10 @@ typedef struct result {
 
 typedef struct run_state {
     uv_loop_t *loop;
-    fleet *f;
-    fleet_request *req;
+    shoal_fleet *f;
+    shoal_fleet_request *req;
     hostlist *hl;
-    fleet_host *hosts;
+    shoal_fleet_host *hosts;
     char **users, **hostnames;
     size_t n, next, inflight, done, failed;
     unsigned max_parallel;
@@ -99,7 +98,7 @@ static void on_progress(uv_timer_t *t)
 }
 
 static void pump(run_state *st);
-static void class_label(fleet_class cls, const char *phase, int status, const char *signal, int name_signal,
+static void class_label(shoal_fleet_class cls, const char *phase, int status, const char *signal, int name_signal,
                         char *buf, size_t sz);
 
 /* Ctrl-C: hosts not started are cancelled, running ones stopped; each still
@@ -117,13 +116,13 @@ static void on_sigint(uv_signal_t *h, int sig)
     fprintf(stderr, "shoal: interrupted: stopping %zu running host(s); Ctrl-C again to quit at once\n", st->inflight);
     while (st->next < st->n) {
         result *r = &st->results[st->next++];
-        r->cls = FLEET_FAIL_CANCELLED;
+        r->cls = SHOAL_FLEET_FAIL_CANCELLED;
         class_label(r->cls, "queued", 0, NULL, 0, r->label, sizeof(r->label));
         r->message = strdup("cancelled before it started");
         st->done++;
         st->failed++;
     }
-    fleet_stop(st->f, st->req, FLEET_STOP_CANCEL);
+    shoal_fleet_stop(st->f, st->req, SHOAL_FLEET_STOP_CANCEL);
     if (st->done == st->n)
         uv_stop(st->loop);
 }
@@ -132,10 +131,10 @@ static void pump(run_state *st)
 {
     while (st->next < st->n && (!st->max_parallel || st->inflight < st->max_parallel)) {
         size_t i = st->next++;
-        if (fleet_submit(st->f, st->req, &st->hosts[i], i) == 0) {
+        if (shoal_fleet_submit(st->f, st->req, &st->hosts[i], i) == 0) {
             st->inflight++;
         } else {
-            st->results[i].cls = FLEET_FAIL_LOCAL;
+            st->results[i].cls = SHOAL_FLEET_FAIL_LOCAL;
             st->results[i].message = strdup("out of memory");
             st->done++;
             st->failed++;
@@ -171,19 +170,19 @@ static void stream_out(run_state *st, size_t idx, int stream, const uint8_t *d, 
 
 /* How a host ended, as group labels and summary lines show it. The summary
  * counts signals together under their class; groups name the signal. */
-static void class_label(fleet_class cls, const char *phase, int status, const char *signal, int name_signal,
+static void class_label(shoal_fleet_class cls, const char *phase, int status, const char *signal, int name_signal,
                         char *buf, size_t sz)
 {
-    if (cls == FLEET_OK)
+    if (cls == SHOAL_FLEET_OK)
         buf[0] = 0;
-    else if (cls == FLEET_FAIL_EXIT)
+    else if (cls == SHOAL_FLEET_FAIL_EXIT)
         snprintf(buf, sz, "exit status %d", status);
-    else if (cls == FLEET_FAIL_SIGNAL && name_signal)
+    else if (cls == SHOAL_FLEET_FAIL_SIGNAL && name_signal)
         snprintf(buf, sz, "killed by signal %s", signal);
-    else if (cls == FLEET_FAIL_TIMEOUT)
+    else if (cls == SHOAL_FLEET_FAIL_TIMEOUT)
         snprintf(buf, sz, "timeout during %s", phase ? phase : "?");
     else
-        snprintf(buf, sz, "%s (%s)", fleet_class_name(cls), phase ? phase : "?");
+        snprintf(buf, sz, "%s (%s)", shoal_fleet_class_name(cls), phase ? phase : "?");
 }
 
 /* msg without a leading "host: " or "host:port: " (or "[host]:port: "):
@@ -250,34 +249,34 @@ static void ob_cut_marker(outbuf *b, const char *stream, size_t kept, uint64_t t
     ob_put(b, m, n > 0 ? (size_t)n : 0);
 }
 
-static void group_output(const fleet_event *ev, outbuf *b)
+static void group_output(const shoal_fleet_event *ev, outbuf *b)
 {
     ob_put(b, ev->out, ev->out_len);
-    if (ev->truncated & FLEET_TRUNC_STDOUT)
+    if (ev->truncated & SHOAL_FLEET_TRUNC_STDOUT)
         ob_cut_marker(b, "stdout", ev->out_len, ev->out_total);
-    if (ev->err_len || (ev->truncated & FLEET_TRUNC_STDERR)) {
+    if (ev->err_len || (ev->truncated & SHOAL_FLEET_TRUNC_STDERR)) {
         ob_line_end(b);
         ob_put(b, "--- stderr ---\n", 15);
         ob_put(b, ev->errout, ev->err_len);
-        if (ev->truncated & FLEET_TRUNC_STDERR)
+        if (ev->truncated & SHOAL_FLEET_TRUNC_STDERR)
             ob_cut_marker(b, "stderr", ev->err_len, ev->err_total);
     }
 }
 
-static void on_event(fleet *f, fleet_event *ev, void *ud)
+static void on_event(shoal_fleet *f, shoal_fleet_event *ev, void *ud)
 {
     run_state *st = ud;
     (void)f;
-    if (ev->type == FLEET_EV_OUTPUT) {
+    if (ev->type == SHOAL_FLEET_EV_OUTPUT) {
         stream_out(st, ev->index, ev->stream, ev->data, ev->len, 0);
-    } else if (ev->type == FLEET_EV_RESULT) {
+    } else if (ev->type == SHOAL_FLEET_EV_RESULT) {
         st->inflight--;
         st->done++;
         result *r = &st->results[ev->index];
         r->cls = ev->cls;
         r->truncated = ev->truncated;
         class_label(ev->cls, ev->phase, ev->status, ev->signal, 0, r->label, sizeof(r->label));
-        if (ev->cls != FLEET_OK) {
+        if (ev->cls != SHOAL_FLEET_OK) {
             st->failed++;
             r->message = ev->message ? strdup(ev->message) : NULL;
         }
@@ -298,12 +297,12 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
             else
                 groupout_add(st->groups, name, b.p, b.len, label[0] ? label : NULL);
             free(b.p);
-        } else if (ev->cls != FLEET_OK) {
+        } else if (ev->cls != SHOAL_FLEET_OK) {
             if (st->progress)
                 fputs("\r\033[K", stderr);
             char vis[4096];
             const char *msg = ev->message ? without_host(ev->message, st->hostnames[ev->index])
-                                          : fleet_class_name(ev->cls);
+                                          : shoal_fleet_class_name(ev->cls);
             fprintf(stderr, "%s: %s\n", name, shoal_vis(vis, sizeof(vis), msg));
         }
         pump(st);
@@ -311,10 +310,10 @@ static void on_event(fleet *f, fleet_event *ev, void *ud)
             st->t_end = uv_hrtime();
             uv_timer_stop(&st->progress_timer);
             uv_close((uv_handle_t *)&st->progress_timer, NULL);
-            uv_stop(st->loop); /* the fleet's handles stay until fleet_free */
+            uv_stop(st->loop); /* the fleet's handles stay until shoal_fleet_free */
         }
     }
-    fleet_event_free(ev);
+    shoal_fleet_event_free(ev);
 }
 
 /* "1 MiB", "64 KiB", or bytes. */
@@ -343,18 +342,18 @@ static void summary(run_state *st, FILE *f)
     /* One line per label, in order of first appearance. */
     for (size_t i = 0; i < st->n && st->failed; i++) {
         result *r = &st->results[i];
-        if (r->cls == FLEET_OK)
+        if (r->cls == SHOAL_FLEET_OK)
             continue;
         int seen = 0;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = st->results[j].cls != FLEET_OK && !strcmp(st->results[j].label, r->label);
+            seen = st->results[j].cls != SHOAL_FLEET_OK && !strcmp(st->results[j].label, r->label);
         if (seen)
             continue;
         size_t cnt = 0;
         const char *example = NULL;
         for (size_t j = i; j < st->n; j++) {
             result *q = &st->results[j];
-            if (q->cls == FLEET_OK || strcmp(q->label, r->label))
+            if (q->cls == SHOAL_FLEET_OK || strcmp(q->label, r->label))
                 continue;
             names[cnt++] = hostlist_get(st->hl, j);
             if (!example)
@@ -362,7 +361,7 @@ static void summary(run_state *st, FILE *f)
         }
         char *folded = nodeset_fold(names, cnt);
         fprintf(f, "  %s%s%s: %zu: %s\n", red, r->label, reset, cnt, folded ? folded : "?");
-        if (example && r->cls != FLEET_FAIL_EXIT)
+        if (example && r->cls != SHOAL_FLEET_FAIL_EXIT)
             fprintf(f, "    e.g. %s\n", example);
         free(folded);
     }
@@ -374,7 +373,7 @@ static void summary(run_state *st, FILE *f)
     if (cnt) {
         char *folded = nodeset_fold(names, cnt);
         char cap[64];
-        size_text(st->req->out_cap, cap, sizeof(cap));
+        size_text(shoal_fleet_request_output_cap(st->req), cap, sizeof(cap));
         fprintf(f, "  output truncated at %s per stream (--output-cap SIZE keeps more): %zu: %s\n", cap, cnt,
                 folded ? folded : "?");
         free(folded);
@@ -497,7 +496,7 @@ static int run_main(int argc, char **argv, int put)
     int no_progress = 0, verify = 0, stdin_ours = 0, loop_ready = 0, inplace = 0, clean = 0;
     uint64_t older_ms = 86400000;
     const char *stdin_file = NULL;
-    fleet_xfer via = FLEET_XFER_AUTO;
+    shoal_fleet_xfer via = SHOAL_FLEET_XFER_AUTO;
     uint64_t rate = 0, host_rate = 0, num;
     uint32_t mode = 0;
     int have_mode = 0;
@@ -609,11 +608,11 @@ static int run_main(int argc, char **argv, int put)
             break;
         case O_VIA:
             if (!strcmp(optarg, "sftp"))
-                via = FLEET_XFER_SFTP;
+                via = SHOAL_FLEET_XFER_SFTP;
             else if (!strcmp(optarg, "scp"))
-                via = FLEET_XFER_SCP;
+                via = SHOAL_FLEET_XFER_SCP;
             else if (!strcmp(optarg, "cat"))
-                via = FLEET_XFER_CAT;
+                via = SHOAL_FLEET_XFER_CAT;
             else {
                 rc = bad_arg("--via", optarg, "expected sftp, scp or cat");
                 goto done;
@@ -689,17 +688,8 @@ static int run_main(int argc, char **argv, int put)
         goto done;
     }
     st.n = hostlist_count(st.hl);
-    /* As ssh: the login name of the user running us (the real uid), never
-     * $USER or $LOGNAME, unless -l or -o User says otherwise. */
-    if (!o.user && !o.ssh.user) {
-        const char *me = fleetopts_login_name();
-        if (!me) {
-            fprintf(stderr, "shoal: no user exists for uid %lu (give a login name with -l)\n",
-                    (unsigned long)getuid());
-            goto done;
-        }
-        o.user = strdup(me);
-    }
+    /* The user, when neither -l nor -o User gives one: as ssh, the login
+     * name of the real uid, never $USER or $LOGNAME (the resolver's rule). */
     int batch = o.ssh.batch_mode == 1;
     if (fleetopts_prepare(&o, SHOAL_HOSTKEY_ACCEPT_NEW, ask_tty, &batch, warn_stderr, NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "shoal: %s\n", err);
@@ -715,10 +705,10 @@ static int run_main(int argc, char **argv, int put)
     o.cfg.workers = workers;
     o.cfg.no_connected_events = 1;
     signal(SIGPIPE, SIG_IGN);
-    fleet_raise_fd_limit();
+    shoal_fleet_raise_fd_limit();
     /* The event loop first: without file descriptors for it nothing can
      * run, and the user is told so (it used to crash). */
-    if (fleet_check_fds(workers, err, sizeof(err)) != 0) {
+    if (shoal_fleet_check_fds(workers, err, sizeof(err)) != 0) {
         fprintf(stderr, "shoal: %s\n", err);
         rc = 1;
         goto done;
@@ -733,8 +723,8 @@ static int run_main(int argc, char **argv, int put)
     loop_ready = 1;
     st.loop = &loop;
 
-    st.req = fleet_request_new(put ? FLEET_UPLOAD : FLEET_EXEC);
-    st.hosts = calloc(st.n, sizeof(fleet_host));
+    st.req = shoal_fleet_request_new(put ? SHOAL_FLEET_UPLOAD : SHOAL_FLEET_EXEC);
+    st.hosts = calloc(st.n, sizeof(shoal_fleet_host));
     st.users = calloc(st.n, sizeof(char *));
     st.hostnames = calloc(st.n, sizeof(char *));
     st.results = calloc(st.n, sizeof(result));
@@ -761,50 +751,66 @@ static int run_main(int argc, char **argv, int put)
         st.hosts[i].host = st.hostnames[i];
         st.hosts[i].port = port;
     }
-    st.req->host_timeout_ms = timeout_ms;
-    st.req->stream = st.stream;
-    st.req->out_cap = (size_t)out_cap;
+    shoal_fleet_request_set_host_timeout(st.req, timeout_ms);
+    shoal_fleet_request_set_stream(st.req, st.stream);
+    shoal_fleet_request_set_output_cap(st.req, (size_t)out_cap);
+    int set = SHOAL_OK;
     if (put && clean) {
-        st.req->clean_temp = 1;
-        st.req->clean_age_s = older_ms / 1000;
-        st.req->target = strdup(argv[optind]);
-        st.req->xfer = via;
+        set = shoal_fleet_request_set_clean_temp(st.req, older_ms / 1000);
+        if (!set)
+            set = shoal_fleet_request_set_target(st.req, argv[optind]);
+        if (!set)
+            set = shoal_fleet_request_set_xfer(st.req, via);
     } else if (put) {
-        if (fleet_source_open(argv[optind], &st.req->source, err, sizeof(err)) != 0) {
+        shoal_fleet_source *src = NULL;
+        if (shoal_fleet_source_open(argv[optind], &src, err, sizeof(err)) != 0) {
             fprintf(stderr, "shoal: %s\n", err);
             goto done;
         }
-        st.req->target = strdup(argv[optind + 1]);
-        st.req->mode = have_mode ? mode : 0;
-        st.req->mode_given = have_mode;
-        st.req->inplace = inplace;
-        st.req->xfer = via;
-        st.req->verify = verify;
-        st.req->host_rate = host_rate;
+        set = shoal_fleet_request_set_source(st.req, src);
+        if (!set)
+            set = shoal_fleet_request_set_target(st.req, argv[optind + 1]);
+        if (!set && have_mode)
+            set = shoal_fleet_request_set_mode(st.req, mode);
+        if (!set)
+            set = shoal_fleet_request_set_inplace(st.req, inplace);
+        if (!set)
+            set = shoal_fleet_request_set_xfer(st.req, via);
+        if (!set)
+            set = shoal_fleet_request_set_verify(st.req, verify);
+        if (!set)
+            set = shoal_fleet_request_set_host_rate(st.req, host_rate);
+        if (!set)
+            set = shoal_fleet_request_set_total_rate(st.req, rate);
     } else {
+        shoal_fleet_source *input = NULL;
         if ((stdin_file || stdin_ours) &&
-            fleet_source_open_input(stdin_file, RUN_STDIN_CAP, &st.req->input, err, sizeof(err)) != 0) {
+            shoal_fleet_source_open_input(stdin_file, RUN_STDIN_CAP, &input, err, sizeof(err)) != 0) {
             fprintf(stderr, "shoal: %s%s\n", stdin_file ? "--stdin: " : "-I: ", err);
             goto done;
         }
+        if (input)
+            set = shoal_fleet_request_set_input(st.req, input);
         /* Arguments are joined with spaces, as ssh does: the remote shell
          * parses the result. */
         size_t len = 1;
         for (int i = optind; i < argc; i++)
             len += strlen(argv[i]) + 1;
-        st.req->command = calloc(1, len);
-        if (!st.req->command)
+        char *command = calloc(1, len);
+        if (!command)
             goto done;
         for (int i = optind; i < argc; i++) {
             if (i > optind)
-                strcat(st.req->command, " ");
-            strcat(st.req->command, argv[i]);
+                strcat(command, " ");
+            strcat(command, argv[i]);
         }
+        if (!set)
+            set = shoal_fleet_request_set_command(st.req, command);
+        free(command);
     }
-    if (put && rate) {
-        st.req->global_rate = calloc(1, sizeof(fleet_bucket));
-        if (st.req->global_rate)
-            fleet_bucket_init(st.req->global_rate, rate, 1, uv_now(st.loop));
+    if (set) {
+        fprintf(stderr, "shoal: %s\n", shoal_strerror(set));
+        goto done;
     }
     st.progress = !no_progress && !st.json && isatty(2);
     st.color = isatty(1);
@@ -823,7 +829,7 @@ static int run_main(int argc, char **argv, int put)
         goto done;
     }
     st.sigint.data = &st;
-    if (fleet_new(st.loop, &o.cfg, on_event, &st, &st.f, err, sizeof(err)) != 0) {
+    if (shoal_fleet_new(st.loop, &o.cfg, on_event, &st, &st.f, err, sizeof(err)) != 0) {
         fprintf(stderr, "shoal: cannot start the workers: %s\n", err);
         uv_close((uv_handle_t *)&st.sigint, NULL);
         rc = 1;
@@ -845,7 +851,7 @@ static int run_main(int argc, char **argv, int put)
         uv_run(st.loop, UV_RUN_DEFAULT);
     progress_line(&st, 1);
     /* The report first: stopping the workers may wait for commands that
-     * ignore TERM (KILL comes after FLEET_KILL_GRACE_MS). */
+     * ignore TERM (KILL comes after SHOAL_FLEET_KILL_GRACE_MS). */
     if (!st.json && !st.stream)
         groupout_print(st.groups, stdout, st.color);
     if (!st.json)
@@ -853,13 +859,13 @@ static int run_main(int argc, char **argv, int put)
     fflush(stdout);
     fflush(stderr);
     uv_close((uv_handle_t *)&st.sigint, NULL);
-    fleet_free(st.f);
+    shoal_fleet_free(st.f);
     st.f = NULL;
     uv_run(st.loop, UV_RUN_DEFAULT);
     rc = st.interrupted ? 130 : st.failed ? 1 : 0;
 done:
     if (st.f)
-        fleet_free(st.f);
+        shoal_fleet_free(st.f);
     if (loop_ready) {
         uv_run(&loop, UV_RUN_DEFAULT); /* handles closed on the way out */
         uv_loop_close(&loop);
@@ -885,7 +891,7 @@ done:
     if (st.groups)
         groupout_free(st.groups);
     if (st.req)
-        fleet_request_unref(st.req); /* frees the source with the last reference */
+        shoal_fleet_request_unref(st.req); /* frees the source with the last reference */
     hostlist_free(st.hl);
     fleetopts_free(&o);
     return rc;
