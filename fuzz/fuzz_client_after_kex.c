@@ -69,7 +69,7 @@
 
 #include "keys/key.h"
 #include "shoal/server.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

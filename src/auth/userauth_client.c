@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "keys/key.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 #define MAX_PROMPT_ROUNDS 3 /* like OpenSSH's NumberOfPasswordPrompts */
 
@@ -80,7 +80,7 @@ static int after_signed_request(shoal_session *s)
     if (!no_attempt_after(s) || !peer_takes_early_open(s))
         return SHOAL_OK;
     s->auth_final_sent = 1;
-    return shoal__chan_send_deferred_opens(s);
+    return s->auth_hooks->service_may_follow(s);
 }
 
 /* The first identity is a private key in memory (not the agent's, not one
@@ -524,7 +524,7 @@ static int on_failure(shoal_session *s, const uint8_t *p, size_t n)
         /* Opens sent with the request are lost with it (OpenSSH ignores
          * them): should anything still be tried, they go again on success. */
         s->auth_final_sent = 0;
-        shoal__chan_requeue_early_opens(s);
+        s->auth_hooks->final_request_failed(s);
     }
     if (partial) {
         /* One factor passed; the server wants another: start over on the
@@ -636,7 +636,7 @@ int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
         s->auth_final_sent = 0;
         free_prompts(s);
         shoal__log(s, 1, "authenticated as %s", s->user);
-        int rc = shoal__chan_send_deferred_opens(s);
+        int rc = s->auth_hooks->service_may_follow(s);
         if (rc)
             return rc;
         if (s->cb.authenticated)

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "keys/key.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 #define MAX_USER_LEN 256
 /* Public key algorithms we accept from clients: SHA-1 RSA is not one. */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "conn/channel_impl.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 /* ---- table ---- */
 

@@ -11,7 +11,7 @@
 
 #include "keys/key.h"
 #include "transport/kexinit.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 int shoal__kex_is_msg(uint8_t type)
 {
@@ -191,7 +191,8 @@ static int send_newkeys(shoal_session *s)
     s->newkeys_sent = 1;
     s->tx_bytes = 0;
     /* RFC 8308 2.4: the server's EXT_INFO is the first packet under the new keys. */
-    if (s->is_server && !s->first_kex_done && s->peer_ext_info && (rc = shoal__sauth_send_ext_info(s)) != 0)
+    if (s->is_server && !s->first_kex_done && s->peer_ext_info && s->hooks->newkeys_sent &&
+        (rc = s->hooks->newkeys_sent(s)) != 0)
         return rc;
     return shoal__kex_flush_queue(s);
 }
@@ -396,15 +397,13 @@ static int on_newkeys(shoal_session *s, const uint8_t *p, size_t n)
     shoal_buf_reset(&s->peer_kexinit);
     if (first) {
         s->phase = SHOAL_PHASE_AUTH;
-        if (s->is_server) {
-            s->ext_info_next = 1; /* we offered ext-info-s */
-            return SHOAL_OK; /* the client asks for the userauth service */
-        }
+        /* Client: the server's EXT_INFO may come now. Server: the client's
+         * (we offered ext-info-s). */
         s->ext_info_next = 1;
-        return shoal__auth_start(s);
     }
-    shoal__conn_notify_writable(s);
-    return SHOAL_OK;
+    /* Client: starts authentication; server: waits for the client's
+     * service request; after a re-exchange, channels may write again. */
+    return s->hooks->kex_done(s, first);
 }
 
 int shoal__kex_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_t n)

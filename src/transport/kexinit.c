@@ -5,7 +5,7 @@
 
 #include "keys/key.h"
 #include "transport/kexinit.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 static const char EXT_INFO_C[] = "ext-info-c";
 static const char EXT_INFO_S[] = "ext-info-s";

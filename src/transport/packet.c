@@ -11,7 +11,7 @@
  * owns its message number only if the per-state table allows it. */
 #include <string.h>
 
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 /* Messages that must wait while our key exchange is in progress
  * (RFC 4253 7.1: only 1-19 except 5/6, 20-29 except KEXINIT, 30-49). */
@@ -282,10 +282,9 @@ static int dispatch(shoal_session *s, const uint8_t *p, size_t n, uint32_t seq)
     }
     if (shoal__kex_is_msg(t))
         return shoal__kex_dispatch(s, t, p, n);
-    if ((t >= SSH_MSG_USERAUTH_REQUEST && t < SSH_MSG_GLOBAL_REQUEST) || t == SSH_MSG_SERVICE_REQUEST ||
-        t == SSH_MSG_SERVICE_ACCEPT || t == SSH_MSG_EXT_INFO)
-        return s->is_server ? shoal__sauth_dispatch(s, t, p, n) : shoal__auth_dispatch(s, t, p, n);
-    return shoal__conn_dispatch(s, t, p, n);
+    /* The service that owns the range (message_allowed let through only
+     * 5-7 and 50-127 here), as the session installed it. */
+    return s->hooks->service[shoal__service_of(t)](s, t, p, n);
 }
 
 static int process_packets(shoal_session *s);

@@ -6,7 +6,7 @@
  * "SSH-1.99-" is accepted as meaning 2.0 (RFC 4253 5.1). */
 #include <string.h>
 
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 static int line_is_version(const char *l, size_t n)
 {

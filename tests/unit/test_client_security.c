@@ -32,7 +32,7 @@
 #include "crypto/cipher.h"
 #include "keys/key.h"
 #include "shoal/server.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 static shoal_key *host_key, *user_key;
 

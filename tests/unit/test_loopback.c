@@ -13,7 +13,7 @@
 #include "crypto/cipher.h"
 #include "crypto/kex.h"
 #include "keys/key.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 #include "shoal/server.h"
 
 static char *dir;

@@ -31,7 +31,7 @@
 #include "crypto/cipher.h"
 #include "keys/key.h"
 #include "shoal/server.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 #define USER "tester"
 #define PASSWORD "secret"

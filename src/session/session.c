@@ -1,30 +1,13 @@
-/* Session object: lifecycle, byte I/O with the driver, timers, failure.
- * The protocol work happens in version.c, packet.c, kex*.c, auth/ and conn/. */
+/* Session object: lifecycle, byte I/O with the driver, timers. The
+ * protocol work happens in src/transport, src/auth and src/conn; the hooks
+ * joining them are installed in hooks.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keys/key.h"
-#include "transport/session_impl.h"
-
-const char *shoal_phase_name(shoal_phase p)
-{
-    switch (p) {
-    case SHOAL_PHASE_BANNER:
-        return "banner";
-    case SHOAL_PHASE_KEX:
-        return "key exchange";
-    case SHOAL_PHASE_HOSTKEY:
-        return "host key check";
-    case SHOAL_PHASE_AUTH:
-        return "authentication";
-    case SHOAL_PHASE_OPEN:
-        return "session";
-    case SHOAL_PHASE_CLOSED:
-        return "closed";
-    }
-    return "unknown";
-}
+#include "session/hooks.h"
+#include "session/session_impl.h"
 
 static char *dup_or(const char *s, const char *dflt)
 {
@@ -73,6 +56,7 @@ static int session_alloc(shoal_session **out, const shoal_client_config *cfg, vo
         return SHOAL_ERR_NOMEM;
     }
     s->phase = SHOAL_PHASE_BANNER;
+    shoal__session_install_hooks(s, 0);
     *out = s;
     return SHOAL_OK;
 }
@@ -120,6 +104,7 @@ int shoal_session_new_server(shoal_session **out, const shoal_server_config *cfg
     s->cb.closed = cb->closed;
     s->cb.log = cb->log;
     s->is_server = 1;
+    shoal__session_install_hooks(s, 1);
     s->scb = *cb;
     s->host_keys = calloc(cfg->n_host_keys, sizeof(shoal_key *));
     if (!s->host_keys) {
@@ -180,47 +165,6 @@ void shoal_session_set_log_level(shoal_session *s, int level)
     s->log_level = level;
 }
 
-void shoal__log(shoal_session *s, int level, const char *fmt, ...)
-{
-    if (!s->cb.log || level > s->log_level)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    s->cb.log(s, level, msg, s->ud);
-}
-
-static void report_closed(shoal_session *s)
-{
-    if (s->close_reported)
-        return;
-    s->close_reported = 1;
-    shoal__conn_session_closed(s);
-    if (s->cb.closed)
-        s->cb.closed(s, s->err, s->err ? s->errmsg : NULL, s->ud);
-}
-
-int shoal__fail(shoal_session *s, int err, int reason, const char *fmt, ...)
-{
-    if (s->closed)
-        return err;
-    char detail[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    s->err = err;
-    snprintf(s->errmsg, sizeof(s->errmsg), "%s: %s", shoal_phase_name(s->phase), detail);
-    if (reason && s->version_done)
-        shoal__send_disconnect(s, (uint32_t)reason, detail);
-    s->closed = 1;
-    s->phase = SHOAL_PHASE_CLOSED;
-    report_closed(s);
-    return err;
-}
-
 void shoal_session_abort(shoal_session *s, int err, const char *message)
 {
     shoal__fail(s, err ? err : SHOAL_ERR_CLOSED, err == SHOAL_ERR_TIMEOUT ? SSH_DISCONNECT_BY_APPLICATION : 0, "%s",
@@ -235,7 +179,7 @@ int shoal_session_disconnect(shoal_session *s, const char *message)
         shoal__send_disconnect(s, SSH_DISCONNECT_BY_APPLICATION, message ? message : "bye");
     s->closed = 1;
     s->phase = SHOAL_PHASE_CLOSED;
-    report_closed(s);
+    shoal__report_closed(s);
     return SHOAL_OK;
 }
 
@@ -317,7 +261,7 @@ void shoal_session_recv_eof(shoal_session *s, uint64_t now)
         /* The server went away after everything was done: not an error. */
         s->closed = 1;
         s->phase = SHOAL_PHASE_CLOSED;
-        report_closed(s);
+        shoal__report_closed(s);
         return;
     }
     if (!s->version_done && s->line_len)
