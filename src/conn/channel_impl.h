@@ -2,6 +2,7 @@
 #ifndef SHOAL_CONN_CHANNEL_IMPL_H
 #define SHOAL_CONN_CHANNEL_IMPL_H
 
+#include "conn/conn_impl.h"
 #include "session/session_impl.h"
 
 int shoal__chan_alloc(shoal_session *s, shoal_channel **out);

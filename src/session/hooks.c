@@ -3,6 +3,7 @@
  * these tables, one per role, say what their reports mean. */
 #include "session/hooks.h"
 
+#include "conn/conn_impl.h"
 #include "session/session_impl.h"
 
 /* The initial exchange done: the client asks for the userauth service at
@@ -49,6 +50,6 @@ static const shoal_auth_hooks auth_hooks = {
 
 void shoal__session_install_hooks(shoal_session *s, int is_server)
 {
-    s->hooks = is_server ? &server_hooks : &client_hooks;
-    s->auth_hooks = &auth_hooks;
+    s->tp.hooks = is_server ? &server_hooks : &client_hooks;
+    s->auth.hooks = &auth_hooks;
 }

@@ -13,7 +13,7 @@
 #include <strings.h>
 
 #include "sftp/sftp_impl.h"
-#include "session/session_impl.h"
+#include "transport/transport_impl.h"
 
 /* ---- logging ---- */
 

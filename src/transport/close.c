@@ -3,7 +3,7 @@
  * closed hook) and the application. */
 #include <stdio.h>
 
-#include "session/session_impl.h"
+#include "transport/transport_impl.h"
 
 const char *shoal_phase_name(shoal_phase p)
 {
@@ -26,41 +26,44 @@ const char *shoal_phase_name(shoal_phase p)
 
 void shoal__log(shoal_session *s, int level, const char *fmt, ...)
 {
-    if (!s->cb.log || level > s->log_level)
+    shoal_transport *t = shoal__tp(s);
+    if (!t->log_cb || level > t->log_level)
         return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    s->cb.log(s, level, msg, s->ud);
+    t->log_cb(s, level, msg, t->ud);
 }
 
 void shoal__report_closed(shoal_session *s)
 {
-    if (s->close_reported)
+    shoal_transport *t = shoal__tp(s);
+    if (t->close_reported)
         return;
-    s->close_reported = 1;
-    s->hooks->closed(s);
-    if (s->cb.closed)
-        s->cb.closed(s, s->err, s->err ? s->errmsg : NULL, s->ud);
+    t->close_reported = 1;
+    t->hooks->closed(s);
+    if (t->closed_cb)
+        t->closed_cb(s, t->err, t->err ? t->errmsg : NULL, t->ud);
 }
 
 int shoal__fail(shoal_session *s, int err, int reason, const char *fmt, ...)
 {
-    if (s->closed)
+    shoal_transport *t = shoal__tp(s);
+    if (t->closed)
         return err;
     char detail[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    s->err = err;
-    snprintf(s->errmsg, sizeof(s->errmsg), "%s: %s", shoal_phase_name(s->phase), detail);
-    if (reason && s->version_done)
+    t->err = err;
+    snprintf(t->errmsg, sizeof(t->errmsg), "%s: %s", shoal_phase_name(t->phase), detail);
+    if (reason && t->version_done)
         shoal__send_disconnect(s, (uint32_t)reason, detail);
-    s->closed = 1;
-    s->phase = SHOAL_PHASE_CLOSED;
+    t->closed = 1;
+    t->phase = SHOAL_PHASE_CLOSED;
     shoal__report_closed(s);
     return err;
 }

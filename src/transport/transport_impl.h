@@ -83,10 +83,6 @@ enum {
 #define SHOAL_KEX_QUEUE_MAX (8u << 20)
 #define SHOAL_DEFAULT_REKEY_BYTES (1ull << 30)
 #define SHOAL_DEFAULT_REKEY_TIMEOUT_MS 60000u
-#define SHOAL_CHAN_WINDOW (2u * 1024u * 1024u)
-#define SHOAL_CHAN_MAXPKT (32u * 1024u)
-#define SHOAL_MAX_CHANNELS 4096u
-#define SHOAL_MAX_KBDINT_PROMPTS 64u
 
 /* ---- hooks: how the transport reports upward ----
  *
@@ -124,6 +120,106 @@ static inline int shoal__service_of(uint8_t type)
 {
     return type >= SSH_MSG_GLOBAL_REQUEST ? SHOAL_SERVICE_CONNECTION : SHOAL_SERVICE_USERAUTH;
 }
+
+/* ---- the transport's part of the session ----
+ *
+ * The session object (src/session/session_impl.h) begins with this part, so
+ * the transport reaches its state from a shoal_session * with shoal__tp()
+ * without knowing the rest of the object. It also holds what every layer
+ * reads: the role, the phase, whether and why the session closed, the
+ * application's user data and the time. */
+typedef struct shoal_transport {
+    const shoal_transport_hooks *hooks; /* installed by src/session/hooks.c */
+    int is_server;
+    void *ud;
+    int log_level;
+    /* The application's callbacks the transport calls itself (copies). */
+    void (*log_cb)(shoal_session *s, int level, const char *message, void *ud);
+    void (*closed_cb)(shoal_session *s, int err, const char *message, void *ud);
+    int (*hostkey_cb)(shoal_session *s, const shoal_hostkey_info *info, void *ud);
+
+    /* configuration (owned copies) */
+    char *kex_algs, *hostkey_algs, *ciphers, *macs;
+    uint64_t rekey_bytes, rekey_interval_ms, rekey_timeout_ms;
+    char *our_version; /* "SSH-2.0-..." without CRLF */
+    shoal_key **host_keys; /* server: borrowed */
+    unsigned n_host_keys;
+
+    shoal_phase phase;
+    int closed;
+    int close_reported;
+    int err;
+    char errmsg[1200];
+    uint64_t now;
+
+    /* version exchange */
+    char peer_version[SHOAL_BANNER_MAX_LINE + 1];
+    char line[SHOAL_BANNER_MAX_LINE + 2];
+    size_t line_len;
+    unsigned banner_lines;
+    size_t banner_bytes;
+    int version_done;
+
+    /* packet layer */
+    shoal_buf in;  /* received, not yet processed */
+    shoal_buf out; /* to send */
+    shoal_pktcrypt *rx, *tx;
+    uint32_t rx_seq, tx_seq;
+    int rx_have_len;
+    uint32_t rx_pkt_len;
+    uint64_t rx_bytes, tx_bytes; /* since the last key exchange */
+    uint64_t rx_packets_total;
+    int processing;  /* inside shoal__process_packets */
+    int hold_input;  /* server: an auth decision is deferred; what follows the request waits unread */
+
+    /* key exchange */
+    int kex_running;       /* we sent KEXINIT, NEWKEYS not yet received */
+    int kexinit_sent, kexinit_received, newkeys_sent, newkeys_received;
+    int first_kex_done;
+    int strict;            /* both sides offered strict kex */
+    int peer_ext_info;     /* server offered ext-info-s? (client: server sends EXT_INFO) */
+    int ignore_next_kex_packet; /* first_kex_packet_follows with a wrong guess */
+    int ext_info_next;          /* EXT_INFO may be the next packet (right after NEWKEYS) */
+    int ext_info_in_auth_ok;    /* one more EXT_INFO may precede USERAUTH_SUCCESS */
+    int ext_info_awaits_success; /* that EXT_INFO came: the next message must be USERAUTH_SUCCESS */
+    int hostkey_answer;         /* answer given inside the hostkey callback */
+    int in_hostkey_cb;
+    unsigned kex_count;
+    uint64_t last_kex_time;
+    uint64_t kex_started_at;    /* when our KEXINIT went out (the rekey deadline) */
+    shoal_buf my_kexinit, peer_kexinit;
+    const shoal_kex_alg *kex_alg;
+    char alg_kex[64], alg_hostkey[64], alg_cipher_c2s[64], alg_cipher_s2c[64], alg_mac_c2s[64],
+        alg_mac_s2c[64];
+    char cur_alg[6][64]; /* in force after NEWKEYS, for reporting */
+    shoal_kex_state *kex_st;
+    shoal_buf kex_pub;     /* our ephemeral public value (raw) */
+    uint8_t H[SHOAL_HASH_MAX];
+    size_t H_len;
+    uint8_t session_id[SHOAL_HASH_MAX];
+    size_t session_id_len;
+    shoal_buf K;           /* shared secret, mpint-encoded (wiped) */
+    shoal_pktcrypt *next_rx, *next_tx;
+    shoal_buf kex_queue;   /* payloads held during kex: u32 len || payload */
+    size_t kex_queue_n;    /* how many (each grows by a packet's overhead when sealed) */
+    shoal_key *hostkey;    /* from the first kex */
+    int hostkey_pending;   /* waiting for shoal_session_hostkey_reply */
+} shoal_transport;
+
+/* The transport's part of s (its first member, see above). */
+static inline shoal_transport *shoal__tp(shoal_session *s)
+{
+    return (shoal_transport *)(void *)s;
+}
+
+static inline const shoal_transport *shoal__tp_c(const shoal_session *s)
+{
+    return (const shoal_transport *)(const void *)s;
+}
+
+/* Buffers and secrets of the part (session creation and free). */
+void shoal__transport_init(shoal_transport *t);
+void shoal__transport_free(shoal_session *s);
 
 /* ---- shared internals (shoal__ prefix) ---- */
 
