@@ -123,7 +123,7 @@ static inline int shoal__service_of(uint8_t type)
 
 /* ---- the transport's part of the session ----
  *
- * The session object (src/session/session_impl.h) begins with this part, so
+ * The session object (src/session/) begins with this part, so
  * the transport reaches its state from a shoal_session * with shoal__tp()
  * without knowing the rest of the object. It also holds what every layer
  * reads: the role, the phase, whether and why the session closed, the
