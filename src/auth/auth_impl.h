@@ -67,6 +67,7 @@ typedef struct shoal_auth_client {
 
 /* The server's part of the session (s->sauth). */
 typedef struct shoal_auth_server {
+    auth_state state;         /* AUTH_IDLE, AUTH_SERVICE (accepted), AUTH_DONE */
     unsigned srv_methods;     /* methods offered now */
     unsigned max_auth_tries, auth_failures;
     unsigned nones;           /* "none" requests seen (the first one is free) */

@@ -469,8 +469,8 @@ static int auth_exhausted(shoal_session *s)
 {
     return shoal__fail(s, SHOAL_ERR_AUTH_FAILED, SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
                        "permission denied for user %s (server allows: %s; tried %u attempt%s)", s->auth.user,
-                       s->auth.auth_allowed && *s->auth.auth_allowed ? s->auth.auth_allowed : "nothing", s->auth.auth_attempts,
-                       s->auth.auth_attempts == 1 ? "" : "s");
+                       s->auth.auth_allowed && *s->auth.auth_allowed ? s->auth.auth_allowed : "nothing",
+                       s->auth.auth_attempts, s->auth.auth_attempts == 1 ? "" : "s");
 }
 
 /* Picks the next thing to try given the cursor and the server's list. */

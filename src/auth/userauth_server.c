@@ -187,7 +187,7 @@ static int apply_result(shoal_session *s, int result)
         }
         clear_pending(s);
         clear_prompts(s);
-        s->auth.state = AUTH_DONE;
+        s->sauth.state = AUTH_DONE;
         s->tp.phase = SHOAL_PHASE_OPEN;
         shoal__log(s, 1, "user %s authenticated", s->sauth.auth_user);
         if (s->scb.authenticated)
@@ -281,12 +281,12 @@ int shoal_session_kbdint_prompts(shoal_session *s, const char *name, const char 
 
 const char *shoal_session_auth_user(const shoal_session *s)
 {
-    return s->auth.state == AUTH_DONE ? s->sauth.auth_user : NULL;
+    return s->sauth.state == AUTH_DONE ? s->sauth.auth_user : NULL;
 }
 
 const shoal_key *shoal_session_auth_key(const shoal_session *s)
 {
-    return s->auth.state == AUTH_DONE ? s->sauth.auth_key : NULL;
+    return s->sauth.state == AUTH_DONE ? s->sauth.auth_key : NULL;
 }
 
 /* The data a client signs for publickey (RFC 4252 7). */
@@ -363,9 +363,9 @@ static int on_publickey(shoal_session *s, shoal_rd *r, shoal_auth_request *req, 
 
 static int on_request(shoal_session *s, const uint8_t *p, size_t n)
 {
-    if (s->auth.state == AUTH_DONE)
+    if (s->sauth.state == AUTH_DONE)
         return SHOAL_OK; /* RFC 4252 5.1: later requests are ignored */
-    if (s->auth.state != AUTH_SERVICE)
+    if (s->sauth.state != AUTH_SERVICE)
         return FAIL_PROTO(s, "USERAUTH_REQUEST before the userauth service was granted");
     if (s->tp.hold_input || s->sauth.kbd_waiting)
         return FAIL_PROTO(s, "USERAUTH_REQUEST while the previous one is unanswered");
@@ -506,7 +506,8 @@ int shoal__sauth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size
         shoal_rd_init(&r, p + 1, n - 1);
         if (shoal_rd_cstring(&r, &svc, &sl) || shoal_rd_end(&r))
             return FAIL_PROTO(s, "malformed SERVICE_REQUEST");
-        if ((s->auth.state != AUTH_IDLE && s->auth.state != AUTH_SERVICE) || sl != 12 || memcmp(svc, "ssh-userauth", 12) != 0)
+        if ((s->sauth.state != AUTH_IDLE && s->sauth.state != AUTH_SERVICE) || sl != 12 ||
+            memcmp(svc, "ssh-userauth", 12) != 0)
             return shoal__fail(s, SHOAL_ERR_PROTOCOL, SSH_DISCONNECT_SERVICE_NOT_AVAILABLE,
                                "service \"%.*s\" not available", (int)(sl > 40 ? 40 : sl), svc);
         /* Again before logging in is allowed, as sshd does (paramiko asks
@@ -522,7 +523,7 @@ int shoal__sauth_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size
             rc = shoal_buf_put_cstring(&s->tp.out, "ssh-userauth");
         if (!rc)
             rc = shoal__pkt_end(s, mark);
-        s->auth.state = AUTH_SERVICE;
+        s->sauth.state = AUTH_SERVICE;
         return rc;
     }
     case SSH_MSG_USERAUTH_REQUEST:

@@ -46,12 +46,12 @@ static int session_alloc(shoal_session **out, const shoal_client_config *cfg, vo
             *p = '_';
     s->tp.our_version = strdup(ver);
     shoal__transport_init(&s->tp);
-    if (!s->auth.user || !s->tp.kex_algs || !s->tp.hostkey_algs || !s->tp.ciphers || !s->tp.macs || !s->tp.our_version) {
+    if (!s->auth.user || !s->tp.kex_algs || !s->tp.hostkey_algs || !s->tp.ciphers || !s->tp.macs ||
+        !s->tp.our_version) {
         shoal_session_free(s);
         return SHOAL_ERR_NOMEM;
     }
     s->tp.phase = SHOAL_PHASE_BANNER;
-    s->auth.state = AUTH_IDLE;
     shoal__session_install_hooks(s, 0);
     *out = s;
     return SHOAL_OK;
@@ -286,7 +286,8 @@ void shoal_session_output_consume(shoal_session *s, size_t n)
  * wait is ours: a host key decision, a signature, a password. */
 static int client_waits_for_server(const shoal_session *s)
 {
-    if (s->tp.is_server || !s->conn.keepalive_ms || !s->tp.version_done || s->tp.phase == SHOAL_PHASE_OPEN || s->tp.hostkey_pending)
+    if (s->tp.is_server || !s->conn.keepalive_ms || !s->tp.version_done || s->tp.phase == SHOAL_PHASE_OPEN ||
+        s->tp.hostkey_pending)
         return 0;
     return s->auth.state != AUTH_PK_SIGNING && s->auth.state != AUTH_PASSWORD_WAIT && s->auth.state != AUTH_KBDINT_WAIT;
 }

@@ -348,8 +348,9 @@ static int on_ecdh_init(shoal_session *s, const uint8_t *p, size_t n)
     if (!rc)
         rc = shoal__pkt_end(s, mark);
     if (rc)
-        return t->closed ? rc : shoal__fail(s, rc, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "cannot answer the key exchange: %s",
-                                            shoal_strerror(rc));
+        return t->closed ? rc
+                         : shoal__fail(s, rc, SSH_DISCONNECT_KEY_EXCHANGE_FAILED,
+                                       "cannot answer the key exchange: %s", shoal_strerror(rc));
     return send_newkeys(s);
 }
 
