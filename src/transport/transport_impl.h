@@ -230,9 +230,9 @@ void shoal__log(shoal_session *s, int level, const char *fmt, ...) __attribute__
 int shoal__fail(shoal_session *s, int err, int reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Packet building: begin reserves the header in the output buffer
- * (s->tp.out) and writes the type; append with shoal_buf_put_*(&s->tp.out,
- * ...); end pads, seals and counts. */
+/* Packet building: begin reserves the header in the output buffer (the
+ * part's out) and writes the type; append with shoal_buf_put_*() to it; end
+ * pads, seals and counts. */
 int shoal__pkt_begin(shoal_session *s, uint8_t type, size_t *mark);
 int shoal__pkt_end(shoal_session *s, size_t mark);
 /* Sends a complete payload (type byte first). */
