@@ -11,7 +11,7 @@
  * only an encryptor: it never reads what the client sends after its
  * NEWKEYS; the fuzzer's payloads are sealed with the server's outgoing
  * keys by shoal__send_payload() (the library's own packet sealing,
- * reached through transport/session_impl.h as fuzz_userauth does for the
+ * reached through session/session_impl.h as fuzz_userauth does for the
  * other direction) and handed to the client. The server's own EXT_INFO is
  * switched off (its peer_ext_info flag is cleared once it has read the
  * client's KEXINIT) so that the fuzzer decides what the first packet under
@@ -69,7 +69,7 @@
 
 #include "keys/key.h"
 #include "shoal/server.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -433,7 +433,7 @@ static int client_to_server(shoal_session *c, shoal_session *s, shoal_buf *pendi
         size_t m = shoal_buf_len(pending), take;
         if (!m)
             return 0;
-        if (!s->version_done) {
+        if (!s->tp.version_done) {
             const uint8_t *nl = memchr(q, '\n', m);
             if (!nl)
                 return 0;
@@ -447,7 +447,7 @@ static int client_to_server(shoal_session *c, shoal_session *s, shoal_buf *pendi
         }
         if (shoal_session_recv(s, q, take, 0))
             abort();
-        s->peer_ext_info = 0;
+        s->tp.peer_ext_info = 0;
         shoal_buf_consume(pending, take);
     }
 }
@@ -457,7 +457,7 @@ static void run_kex(shoal_session *c, shoal_session *s)
     shoal_buf pending;
     shoal_buf_init(&pending, 1u << 20);
     int client_keyed = 0;
-    for (int round = 0; round < 16 && !c->first_kex_done; round++) {
+    for (int round = 0; round < 16 && !c->tp.first_kex_done; round++) {
         if (!client_keyed)
             client_keyed = client_to_server(c, s, &pending);
         else
@@ -470,7 +470,7 @@ static void run_kex(shoal_session *c, shoal_session *s)
     }
     shoal_buf_free(&pending);
     const uint8_t *p_unused;
-    if (!c->first_kex_done || !s->newkeys_sent || shoal_session_phase(c) != SHOAL_PHASE_AUTH ||
+    if (!c->tp.first_kex_done || !s->tp.newkeys_sent || shoal_session_phase(c) != SHOAL_PHASE_AUTH ||
         shoal_session_output(s, &p_unused) != 0)
         abort();
     discard_output(c);

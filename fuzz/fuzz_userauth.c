@@ -35,7 +35,7 @@
 #include <openssl/pem.h>
 
 #include "shoal/server.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -270,7 +270,7 @@ static int run_kex(shoal_session *c, shoal_session *s, shoal_buf *to_client)
     for (int round = 0; round < 16; round++) {
         if (client_to_server(c, s))
             return -1;
-        if (s->first_kex_done)
+        if (s->tp.first_kex_done)
             return keyed ? 0 : -1;
         const uint8_t *p;
         size_t n = shoal_session_output(s, &p);
@@ -280,7 +280,7 @@ static int run_kex(shoal_session *c, shoal_session *s, shoal_buf *to_client)
         while (!keyed && shoal_buf_len(to_client)) {
             const uint8_t *q = shoal_buf_ptr(to_client);
             size_t m = shoal_buf_len(to_client), take;
-            if (!c->version_done) {
+            if (!c->tp.version_done) {
                 const uint8_t *nl = memchr(q, '\n', m);
                 if (!nl)
                     break;
@@ -357,7 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (len == 0)
             continue;
         size_t mark;
-        if (shoal__pkt_begin(c, data[off], &mark) || shoal_buf_put(&c->out, data + off + 1, len - 1) ||
+        if (shoal__pkt_begin(c, data[off], &mark) || shoal_buf_put(&c->tp.out, data + off + 1, len - 1) ||
             shoal__pkt_end(c, mark))
             abort();
         off += len;

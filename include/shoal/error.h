@@ -16,7 +16,9 @@ extern "C" {
 #define SHOAL_EXTERN
 #endif
 
-/* X-macro: name, value, message. Keep values stable: they are ABI. */
+/* X-macro: name, value, message. Keep values stable: they are ABI. -23 is
+ * left out (it was SHOAL_ERR_PAUSE, declared and never returned): do not
+ * reuse it. */
 #define SHOAL_ERRNO_MAP(X)                                                          \
     X(NOMEM, -1, "out of memory")                                                   \
     X(INVALID_ARG, -2, "invalid argument")                                          \
@@ -40,7 +42,6 @@ extern "C" {
     X(EOF, -20, "connection closed by peer")                                        \
     X(TIMEOUT, -21, "operation timed out")                                          \
     X(DEFERRED, -22, "answer deferred by the application")                          \
-    X(PAUSE, -23, "processing paused by the application")                           \
     X(CLOSED, -24, "session or channel is closed")                                  \
     X(CHANNEL_OPEN, -25, "peer refused to open the channel")                        \
     X(IO, -26, "local input/output error")                                          \

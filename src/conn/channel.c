@@ -10,40 +10,40 @@
 
 #include "abi.h"
 #include "conn/channel_impl.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 /* ---- table ---- */
 
 static shoal_channel *chan_get(shoal_session *s, uint32_t id)
 {
-    return id < s->nchans ? s->chans[id] : NULL;
+    return id < s->conn.nchans ? s->conn.chans[id] : NULL;
 }
 
 int shoal__chan_alloc(shoal_session *s, shoal_channel **out)
 {
     uint32_t id;
-    for (id = 0; id < s->nchans; id++)
-        if (!s->chans[id])
+    for (id = 0; id < s->conn.nchans; id++)
+        if (!s->conn.chans[id])
             break;
-    if (id == s->nchans) {
-        if (s->nchans >= SHOAL_MAX_CHANNELS)
+    if (id == s->conn.nchans) {
+        if (s->conn.nchans >= SHOAL_MAX_CHANNELS)
             return SHOAL_ERR_TOO_LARGE;
-        uint32_t ncap = s->nchans ? s->nchans * 2 : 8;
-        shoal_channel **nc = realloc(s->chans, ncap * sizeof(*nc));
+        uint32_t ncap = s->conn.nchans ? s->conn.nchans * 2 : 8;
+        shoal_channel **nc = realloc(s->conn.chans, ncap * sizeof(*nc));
         if (!nc)
             return SHOAL_ERR_NOMEM;
-        for (uint32_t i = s->nchans; i < ncap; i++)
+        for (uint32_t i = s->conn.nchans; i < ncap; i++)
             nc[i] = NULL;
-        s->chans = nc;
-        s->nchans = ncap;
+        s->conn.chans = nc;
+        s->conn.nchans = ncap;
     }
     shoal_channel *ch = calloc(1, sizeof(*ch));
     if (!ch)
         return SHOAL_ERR_NOMEM;
     ch->s = s;
     ch->local_id = id;
-    s->chans[id] = ch;
-    s->open_channels++;
+    s->conn.chans[id] = ch;
+    s->conn.open_channels++;
     *out = ch;
     return SHOAL_OK;
 }
@@ -51,8 +51,8 @@ int shoal__chan_alloc(shoal_session *s, shoal_channel **out)
 void shoal__chan_release(shoal_channel *ch)
 {
     shoal_session *s = ch->s;
-    s->chans[ch->local_id] = NULL;
-    s->open_channels--;
+    s->conn.chans[ch->local_id] = NULL;
+    s->conn.open_channels--;
     if (ch->peer_opened && ch->state != CH_PEER_OPENING) {
         if (ch->scb.on_close)
             ch->scb.on_close(ch, ch->ud);
@@ -64,21 +64,21 @@ void shoal__chan_release(shoal_channel *ch)
 
 void shoal__conn_free(shoal_session *s)
 {
-    for (uint32_t i = 0; i < s->nchans; i++)
-        free(s->chans[i]);
-    free(s->chans);
-    s->chans = NULL;
-    s->nchans = 0;
+    for (uint32_t i = 0; i < s->conn.nchans; i++)
+        free(s->conn.chans[i]);
+    free(s->conn.chans);
+    s->conn.chans = NULL;
+    s->conn.nchans = 0;
 }
 
 void shoal__conn_session_closed(shoal_session *s)
 {
-    for (uint32_t i = 0; i < s->nchans; i++) {
-        shoal_channel *ch = s->chans[i];
+    for (uint32_t i = 0; i < s->conn.nchans; i++) {
+        shoal_channel *ch = s->conn.chans[i];
         if (!ch)
             continue;
         if (ch->state == CH_OPENING && ch->cb.on_open)
-            ch->cb.on_open(ch, s->err ? s->err : SHOAL_ERR_CLOSED, "session closed", ch->ud);
+            ch->cb.on_open(ch, s->tp.err ? s->tp.err : SHOAL_ERR_CLOSED, "session closed", ch->ud);
         ch->state = CH_CLOSED;
         shoal__chan_release(ch);
     }
@@ -120,7 +120,7 @@ static void notify_eof(shoal_channel *ch)
 
 static int kex_blocks_sending(const shoal_session *s)
 {
-    return s->kexinit_sent && !s->newkeys_sent;
+    return s->tp.kexinit_sent && !s->tp.newkeys_sent;
 }
 
 static int send_close(shoal_channel *ch)
@@ -131,9 +131,9 @@ static int send_close(shoal_channel *ch)
     shoal_session *s = ch->s;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_CLOSE, &mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
     rc = shoal__chan_finish(s, mark, rc);
-    if (s->closed)
+    if (s->tp.closed)
         return rc; /* a packet that could not be sealed ended the session: ch is released */
     ch->close_sent = 1;
     return rc;
@@ -142,7 +142,7 @@ static int send_close(shoal_channel *ch)
 static int send_request(shoal_channel *ch, const char *name, int want_reply, size_t *mark)
 {
     shoal_session *s = ch->s;
-    if (s->closed)
+    if (s->tp.closed)
         return SHOAL_ERR_CLOSED;
     if (ch->state != CH_OPEN || ch->close_sent)
         return SHOAL_ERR_BAD_STATE;
@@ -150,11 +150,11 @@ static int send_request(shoal_channel *ch, const char *name, int want_reply, siz
         return SHOAL_ERR_TOO_LARGE;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_REQUEST, mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, name);
+        rc = shoal_buf_put_cstring(&s->tp.out, name);
     if (!rc)
-        rc = shoal_buf_put_bool(&s->out, want_reply);
+        rc = shoal_buf_put_bool(&s->tp.out, want_reply);
     if (!rc && want_reply) {
         snprintf(ch->pending_names[ch->pending_replies], sizeof(ch->pending_names[0]), "%s", name);
         ch->pending_replies++;
@@ -165,7 +165,7 @@ static int send_request(shoal_channel *ch, const char *name, int want_reply, siz
 int shoal__chan_finish(shoal_session *s, size_t mark, int rc)
 {
     if (rc) {
-        shoal_buf_truncate(&s->out, mark);
+        shoal_buf_truncate(&s->tp.out, mark);
         return rc;
     }
     return shoal__pkt_end(s, mark);
@@ -178,13 +178,13 @@ static int write_open(shoal_session *s, shoal_channel *ch)
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_OPEN, &mark);
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, "session");
+        rc = shoal_buf_put_cstring(&s->tp.out, "session");
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->local_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->local_id);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_WINDOW);
+        rc = shoal_buf_put_u32(&s->tp.out, SHOAL_CHAN_WINDOW);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_MAXPKT);
+        rc = shoal_buf_put_u32(&s->tp.out, SHOAL_CHAN_MAXPKT);
     return shoal__chan_finish(s, mark, rc);
 }
 
@@ -196,7 +196,7 @@ static int send_open(shoal_session *s, shoal_channel *ch)
     if (rc)
         return rc;
     ch->open_deferred = 0;
-    ch->open_early = s->phase != SHOAL_PHASE_OPEN;
+    ch->open_early = s->tp.phase != SHOAL_PHASE_OPEN;
     if (ch->open_early)
         shoal__log(s, 1, "channel %u: open sent with the final auth request", ch->local_id);
     return SHOAL_OK;
@@ -204,8 +204,8 @@ static int send_open(shoal_session *s, shoal_channel *ch)
 
 int shoal__chan_send_deferred_opens(shoal_session *s)
 {
-    for (uint32_t i = 0; i < s->nchans; i++) {
-        shoal_channel *ch = s->chans[i];
+    for (uint32_t i = 0; i < s->conn.nchans; i++) {
+        shoal_channel *ch = s->conn.chans[i];
         if (ch && ch->open_deferred) {
             int rc = send_open(s, ch);
             if (rc)
@@ -217,8 +217,8 @@ int shoal__chan_send_deferred_opens(shoal_session *s)
 
 void shoal__chan_requeue_early_opens(shoal_session *s)
 {
-    for (uint32_t i = 0; i < s->nchans; i++) {
-        shoal_channel *ch = s->chans[i];
+    for (uint32_t i = 0; i < s->conn.nchans; i++) {
+        shoal_channel *ch = s->conn.chans[i];
         if (ch && ch->open_early && ch->state == CH_OPENING) {
             ch->open_early = 0;
             ch->open_deferred = 1;
@@ -232,12 +232,12 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
     shoal_channel_callbacks cbs;
     if (SHOAL_COPY_IN_OPT(&cbs, cb))
         return SHOAL_ERR_INVALID_ARG;
-    if (s->closed)
+    if (s->tp.closed)
         return SHOAL_ERR_CLOSED;
     /* A client may open before it is authenticated: the open waits for the
      * final authentication request or for the success. */
-    int early = !s->is_server && s->phase != SHOAL_PHASE_OPEN;
-    if (s->phase != SHOAL_PHASE_OPEN && !early)
+    int early = !s->tp.is_server && s->tp.phase != SHOAL_PHASE_OPEN;
+    if (s->tp.phase != SHOAL_PHASE_OPEN && !early)
         return SHOAL_ERR_BAD_STATE;
     shoal_channel *ch;
     int rc = shoal__chan_alloc(s, &ch);
@@ -245,15 +245,15 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
         return rc;
     ch->state = CH_OPENING;
     ch->local_window = SHOAL_CHAN_WINDOW;
-    if (early && !s->auth_final_sent) {
+    if (early && !s->auth.auth_final_sent) {
         ch->open_deferred = 1;
     } else if ((rc = send_open(s, ch)) != 0) {
         /* A failure that closed the session (a packet that could not be
          * sealed) released this channel with the others; it has no
          * callbacks yet, so the application hears only this error. */
-        if (!s->closed) {
-            s->chans[ch->local_id] = NULL;
-            s->open_channels--;
+        if (!s->tp.closed) {
+            s->conn.chans[ch->local_id] = NULL;
+            s->conn.open_channels--;
             free(ch);
         }
         return rc;
@@ -269,16 +269,16 @@ int shoal_channel_env(shoal_channel *ch, const char *name, const char *value)
     size_t mark;
     int rc = send_request(ch, "env", 0, &mark);
     if (!rc)
-        rc = shoal_buf_put_cstring(&ch->s->out, name);
+        rc = shoal_buf_put_cstring(&ch->s->tp.out, name);
     if (!rc)
-        rc = shoal_buf_put_cstring(&ch->s->out, value);
+        rc = shoal_buf_put_cstring(&ch->s->tp.out, value);
     return shoal__chan_finish(ch->s, mark, rc);
 }
 
 int shoal_channel_pty(shoal_channel *ch, const char *term, uint32_t cols, uint32_t rows)
 {
     size_t mark;
-    shoal_buf *o = &ch->s->out;
+    shoal_buf *o = &ch->s->tp.out;
     int rc = send_request(ch, "pty-req", 1, &mark);
     if (!rc)
         rc = shoal_buf_put_cstring(o, term ? term : "xterm");
@@ -299,7 +299,7 @@ int shoal_channel_pty(shoal_channel *ch, const char *term, uint32_t cols, uint32
 int shoal_channel_window_change(shoal_channel *ch, uint32_t cols, uint32_t rows)
 {
     size_t mark;
-    shoal_buf *o = &ch->s->out;
+    shoal_buf *o = &ch->s->tp.out;
     int rc = send_request(ch, "window-change", 0, &mark);
     if (!rc)
         rc = shoal_buf_put_u32(o, cols);
@@ -317,7 +317,7 @@ int shoal_channel_exec(shoal_channel *ch, const char *command)
     size_t mark;
     int rc = send_request(ch, "exec", 1, &mark);
     if (!rc)
-        rc = shoal_buf_put_cstring(&ch->s->out, command);
+        rc = shoal_buf_put_cstring(&ch->s->tp.out, command);
     return shoal__chan_finish(ch->s, mark, rc);
 }
 
@@ -333,7 +333,7 @@ int shoal_channel_subsystem(shoal_channel *ch, const char *name)
     size_t mark;
     int rc = send_request(ch, "subsystem", 1, &mark);
     if (!rc)
-        rc = shoal_buf_put_cstring(&ch->s->out, name);
+        rc = shoal_buf_put_cstring(&ch->s->tp.out, name);
     return shoal__chan_finish(ch->s, mark, rc);
 }
 
@@ -342,7 +342,7 @@ int shoal_channel_signal(shoal_channel *ch, const char *signal)
     size_t mark;
     int rc = send_request(ch, "signal", 0, &mark);
     if (!rc)
-        rc = shoal_buf_put_cstring(&ch->s->out, signal);
+        rc = shoal_buf_put_cstring(&ch->s->tp.out, signal);
     return shoal__chan_finish(ch->s, mark, rc);
 }
 
@@ -350,9 +350,9 @@ int shoal_channel_signal(shoal_channel *ch, const char *signal)
 static size_t room_now(const shoal_channel *ch)
 {
     const shoal_session *s = ch->s;
-    if (s->closed || ch->state != CH_OPEN || ch->eof_sent || ch->close_sent || kex_blocks_sending(s))
+    if (s->tp.closed || ch->state != CH_OPEN || ch->eof_sent || ch->close_sent || kex_blocks_sending(s))
         return 0;
-    size_t out = shoal_buf_len(&s->out);
+    size_t out = shoal_buf_len(&s->tp.out);
     if (out >= SHOAL_OUT_HIGH_WATER)
         return 0;
     /* Never past the mark by more than one packet's headers: channel data
@@ -378,7 +378,7 @@ int shoal__chan_write(shoal_channel *ch, uint32_t ext, const void *data, size_t 
     shoal_session *s = ch->s;
     const uint8_t *p = data;
     *written = 0;
-    if (s->closed)
+    if (s->tp.closed)
         return SHOAL_ERR_CLOSED;
     if (ch->state != CH_OPEN || ch->eof_sent || ch->close_sent)
         return SHOAL_ERR_BAD_STATE;
@@ -392,11 +392,11 @@ int shoal__chan_write(shoal_channel *ch, uint32_t ext, const void *data, size_t 
         size_t mark;
         int rc = shoal__pkt_begin(s, ext ? SSH_MSG_CHANNEL_EXTENDED_DATA : SSH_MSG_CHANNEL_DATA, &mark);
         if (!rc)
-            rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+            rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
         if (!rc && ext)
-            rc = shoal_buf_put_u32(&s->out, ext);
+            rc = shoal_buf_put_u32(&s->tp.out, ext);
         if (!rc)
-            rc = shoal_buf_put_string(&s->out, p, n);
+            rc = shoal_buf_put_string(&s->tp.out, p, n);
         rc = shoal__chan_finish(s, mark, rc);
         if (rc)
             return rc;
@@ -419,7 +419,7 @@ int shoal_channel_write(shoal_channel *ch, const void *data, size_t len, size_t 
 int shoal_channel_send_eof(shoal_channel *ch)
 {
     shoal_session *s = ch->s;
-    if (s->closed)
+    if (s->tp.closed)
         return SHOAL_ERR_CLOSED;
     if (ch->state != CH_OPEN || ch->close_sent)
         return SHOAL_ERR_BAD_STATE;
@@ -428,9 +428,9 @@ int shoal_channel_send_eof(shoal_channel *ch)
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_EOF, &mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
     rc = shoal__chan_finish(s, mark, rc);
-    if (s->closed)
+    if (s->tp.closed)
         return rc; /* the session ended on it and released its channels */
     ch->eof_sent = 1;
     return rc;
@@ -438,7 +438,7 @@ int shoal_channel_send_eof(shoal_channel *ch)
 
 int shoal_channel_close(shoal_channel *ch)
 {
-    if (ch->s->closed)
+    if (ch->s->tp.closed)
         return SHOAL_ERR_CLOSED;
     if (ch->open_deferred) {
         /* Never sent: the peer knows nothing of it. */
@@ -472,7 +472,7 @@ void shoal_channel_consume(shoal_channel *ch, size_t n)
     if (n > UINT32_MAX - ch->local_consumed)
         n = UINT32_MAX - ch->local_consumed;
     ch->local_consumed += (uint32_t)n;
-    if (s->closed || ch->state != CH_OPEN || ch->eof_received || ch->close_sent)
+    if (s->tp.closed || ch->state != CH_OPEN || ch->eof_received || ch->close_sent)
         return;
     /* Re-announce in big steps: one WINDOW_ADJUST per half window. */
     if (ch->local_consumed < SHOAL_CHAN_WINDOW / 2)
@@ -480,9 +480,9 @@ void shoal_channel_consume(shoal_channel *ch, size_t n)
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_WINDOW_ADJUST, &mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->local_consumed);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->local_consumed);
     if (shoal__chan_finish(s, mark, rc) == 0) {
         ch->local_window += ch->local_consumed;
         ch->local_consumed = 0;
@@ -506,8 +506,8 @@ uint32_t shoal_channel_id(const shoal_channel *ch)
 
 void shoal__conn_notify_writable(shoal_session *s)
 {
-    for (uint32_t i = 0; i < s->nchans && !s->closed; i++) {
-        shoal_channel *ch = s->chans[i];
+    for (uint32_t i = 0; i < s->conn.nchans && !s->tp.closed; i++) {
+        shoal_channel *ch = s->conn.chans[i];
         if (ch && ch->want_writable && room_now(ch) > 0) {
             ch->want_writable = 0;
             notify_writable(ch);
@@ -520,9 +520,9 @@ int shoal__conn_keepalive(shoal_session *s)
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_GLOBAL_REQUEST, &mark);
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, "keepalive@openssh.com");
+        rc = shoal_buf_put_cstring(&s->tp.out, "keepalive@openssh.com");
     if (!rc)
-        rc = shoal_buf_put_bool(&s->out, 1);
+        rc = shoal_buf_put_bool(&s->tp.out, 1);
     return shoal__chan_finish(s, mark, rc);
 }
 
@@ -606,9 +606,9 @@ static int on_data(shoal_session *s, shoal_channel *ch, int stream, shoal_rd *r)
         return SHOAL_OK; /* we are closing: discard */
     if (n)
         notify_data(ch, stream, d, n);
-    if (s->closed)
+    if (s->tp.closed)
         return SHOAL_OK;
-    if (!ch->manual_window && s->chans[ch->local_id] == ch)
+    if (!ch->manual_window && s->conn.chans[ch->local_id] == ch)
         shoal_channel_consume(ch, n);
     return SHOAL_OK;
 }
@@ -648,13 +648,13 @@ static int on_channel_request(shoal_session *s, shoal_channel *ch, shoal_rd *r)
             ch->cb.on_exit_signal(ch, sname, core, smsg, ch->ud);
         ok = 1;
     }
-    if (s->closed)
+    if (s->tp.closed)
         return SHOAL_OK; /* the application ended the session from the callback: ch is released */
     if (want_reply && !ch->close_sent) {
         size_t mark;
         int rc = shoal__pkt_begin(s, ok ? SSH_MSG_CHANNEL_SUCCESS : SSH_MSG_CHANNEL_FAILURE, &mark);
         if (!rc)
-            rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+            rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
         return shoal__chan_finish(s, mark, rc);
     }
     return SHOAL_OK;
@@ -690,13 +690,13 @@ static int on_server_channel_open(shoal_session *s, const uint8_t *p, size_t n)
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_OPEN_FAILURE, &mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, sender);
+        rc = shoal_buf_put_u32(&s->tp.out, sender);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, 1);
+        rc = shoal_buf_put_u32(&s->tp.out, 1);
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, "not accepted by this client");
+        rc = shoal_buf_put_cstring(&s->tp.out, "not accepted by this client");
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, "");
+        rc = shoal_buf_put_cstring(&s->tp.out, "");
     return shoal__chan_finish(s, mark, rc);
 }
 
@@ -709,7 +709,7 @@ int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
     case SSH_MSG_REQUEST_FAILURE:
         return SHOAL_OK; /* answers to our keepalives */
     case SSH_MSG_CHANNEL_OPEN:
-        return s->is_server ? shoal__chan_server_open(s, p, n) : on_server_channel_open(s, p, n);
+        return s->tp.is_server ? shoal__chan_server_open(s, p, n) : on_server_channel_open(s, p, n);
     default:
         break;
     }
@@ -772,7 +772,7 @@ int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *p, size_
             return PROTO_FAIL(s, "CLOSE for channel %u not open", id);
         ch->close_received = 1;
         int rc = send_close(ch);
-        if (s->closed)
+        if (s->tp.closed)
             return rc; /* released with the session */
         ch->state = CH_CLOSED;
         shoal__chan_release(ch);

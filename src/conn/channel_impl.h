@@ -2,7 +2,8 @@
 #ifndef SHOAL_CONN_CHANNEL_IMPL_H
 #define SHOAL_CONN_CHANNEL_IMPL_H
 
-#include "transport/session_impl.h"
+#include "conn/conn_impl.h"
+#include "session/session_impl.h"
 
 int shoal__chan_alloc(shoal_session *s, shoal_channel **out);
 /* Removes the channel from the table, tells the application, frees it. */

@@ -16,13 +16,13 @@ static int send_open_failure(shoal_session *s, uint32_t remote, uint32_t reason,
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_OPEN_FAILURE, &mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, remote);
+        rc = shoal_buf_put_u32(&s->tp.out, remote);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, reason);
+        rc = shoal_buf_put_u32(&s->tp.out, reason);
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, desc);
+        rc = shoal_buf_put_cstring(&s->tp.out, desc);
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, "");
+        rc = shoal_buf_put_cstring(&s->tp.out, "");
     return shoal__chan_finish(s, mark, rc);
 }
 
@@ -32,13 +32,13 @@ static int send_open_confirmation(shoal_channel *ch)
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_OPEN_CONFIRMATION, &mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->local_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->local_id);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_WINDOW);
+        rc = shoal_buf_put_u32(&s->tp.out, SHOAL_CHAN_WINDOW);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, SHOAL_CHAN_MAXPKT);
+        rc = shoal_buf_put_u32(&s->tp.out, SHOAL_CHAN_MAXPKT);
     return shoal__chan_finish(s, mark, rc);
 }
 
@@ -60,8 +60,8 @@ static const char *reason_text(int reason)
 static void drop(shoal_channel *ch)
 {
     shoal_session *s = ch->s;
-    s->chans[ch->local_id] = NULL;
-    s->open_channels--;
+    s->conn.chans[ch->local_id] = NULL;
+    s->conn.open_channels--;
     free(ch);
 }
 
@@ -91,7 +91,7 @@ int shoal__chan_server_open(shoal_session *s, const uint8_t *p, size_t n)
     /* A maximum packet of 0 would make every write spin (CVE-2026-59843). */
     if (maxpkt == 0)
         return send_open_failure(s, sender, 2, "maximum packet size of 0");
-    if (s->open_channels >= s->max_channels)
+    if (s->conn.open_channels >= s->conn.max_channels)
         return send_open_failure(s, sender, 4, "too many channels");
     char tname[64];
     if (tl == 0 || tl >= sizeof(tname))
@@ -108,8 +108,8 @@ int shoal__chan_server_open(shoal_session *s, const uint8_t *p, size_t n)
     ch->remote_window = window;
     ch->remote_maxpkt = maxpkt < SHOAL_MAX_PACKET - 1024 ? maxpkt : SHOAL_MAX_PACKET - 1024;
     ch->local_window = SHOAL_CHAN_WINDOW;
-    int result = s->scb.channel_open(s, ch, tname, s->ud);
-    if (s->closed)
+    int result = s->scb.channel_open(s, ch, tname, s->tp.ud);
+    if (s->tp.closed)
         return SHOAL_OK;
     if (result == SHOAL_ERR_DEFERRED)
         return SHOAL_OK;
@@ -118,7 +118,7 @@ int shoal__chan_server_open(shoal_session *s, const uint8_t *p, size_t n)
 
 int shoal_channel_open_reply(shoal_channel *ch, int reason, const char *description)
 {
-    if (ch->s->closed)
+    if (ch->s->tp.closed)
         return SHOAL_ERR_CLOSED;
     if (!ch->peer_opened || ch->state != CH_PEER_OPENING)
         return SHOAL_ERR_BAD_STATE;
@@ -140,13 +140,13 @@ static int send_reply(shoal_channel *ch, int ok)
     size_t mark;
     int rc = shoal__pkt_begin(s, ok ? SSH_MSG_CHANNEL_SUCCESS : SSH_MSG_CHANNEL_FAILURE, &mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
     return shoal__chan_finish(s, mark, rc);
 }
 
 int shoal_channel_request_reply(shoal_channel *ch, int ok)
 {
-    if (ch->s->closed)
+    if (ch->s->tp.closed)
         return SHOAL_ERR_CLOSED;
     if (!ch->deferred_replies)
         return SHOAL_ERR_BAD_STATE;
@@ -235,7 +235,7 @@ int shoal__chan_server_request(shoal_session *s, shoal_channel *ch, shoal_rd *r)
         if (want_reply)
             ch->deferred_replies++;
         int ok = ch->scb.on_request ? ch->scb.on_request(ch, &req, ch->ud) : 0;
-        if (s->closed) {
+        if (s->tp.closed) {
             free(big);
             return SHOAL_OK;
         }
@@ -256,17 +256,17 @@ int shoal_channel_write_stderr(shoal_channel *ch, const void *data, size_t len, 
 static int begin_exit_request(shoal_channel *ch, const char *name, size_t *mark)
 {
     shoal_session *s = ch->s;
-    if (s->closed)
+    if (s->tp.closed)
         return SHOAL_ERR_CLOSED;
     if (ch->state != CH_OPEN || ch->close_sent)
         return SHOAL_ERR_BAD_STATE;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_REQUEST, mark);
     if (!rc)
-        rc = shoal_buf_put_u32(&s->out, ch->remote_id);
+        rc = shoal_buf_put_u32(&s->tp.out, ch->remote_id);
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->out, name);
+        rc = shoal_buf_put_cstring(&s->tp.out, name);
     if (!rc)
-        rc = shoal_buf_put_bool(&s->out, 0);
+        rc = shoal_buf_put_bool(&s->tp.out, 0);
     return rc;
 }
 
@@ -277,7 +277,7 @@ int shoal_channel_exit_status(shoal_channel *ch, uint32_t status)
     if (rc == SHOAL_ERR_CLOSED || rc == SHOAL_ERR_BAD_STATE)
         return rc;
     if (!rc)
-        rc = shoal_buf_put_u32(&ch->s->out, status);
+        rc = shoal_buf_put_u32(&ch->s->tp.out, status);
     return shoal__chan_finish(ch->s, mark, rc);
 }
 
@@ -288,12 +288,17 @@ int shoal_channel_exit_signal(shoal_channel *ch, const char *signal, int core_du
     if (rc == SHOAL_ERR_CLOSED || rc == SHOAL_ERR_BAD_STATE)
         return rc;
     if (!rc)
-        rc = shoal_buf_put_cstring(&ch->s->out, signal);
+        rc = shoal_buf_put_cstring(&ch->s->tp.out, signal);
     if (!rc)
-        rc = shoal_buf_put_bool(&ch->s->out, core_dumped);
+        rc = shoal_buf_put_bool(&ch->s->tp.out, core_dumped);
     if (!rc)
-        rc = shoal_buf_put_cstring(&ch->s->out, message ? message : "");
+        rc = shoal_buf_put_cstring(&ch->s->tp.out, message ? message : "");
     if (!rc)
-        rc = shoal_buf_put_cstring(&ch->s->out, "");
+        rc = shoal_buf_put_cstring(&ch->s->tp.out, "");
     return shoal__chan_finish(ch->s, mark, rc);
+}
+
+void shoal_session_set_max_channels(shoal_session *s, unsigned n)
+{
+    s->conn.max_channels = n ? n : 1;
 }

@@ -14,7 +14,7 @@
 
 #include "abi.h"
 #include "sftp/sftp_impl.h"
-#include "transport/session_impl.h"
+#include "transport/transport_impl.h"
 
 /* ---- logging ---- */
 

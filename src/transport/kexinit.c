@@ -5,7 +5,7 @@
 
 #include "keys/key.h"
 #include "transport/kexinit.h"
-#include "transport/session_impl.h"
+#include "transport/transport_impl.h"
 
 static const char EXT_INFO_C[] = "ext-info-c";
 static const char EXT_INFO_S[] = "ext-info-s";
@@ -16,14 +16,15 @@ static const char STRICT_S[] = "kex-strict-s-v00@openssh.com";
  * holds a key. */
 static int put_server_hostkey_algs(shoal_session *s, shoal_buf *out)
 {
+    shoal_transport *t = shoal__tp(s);
     size_t mark;
     int rc = shoal_buf_begin_string(out, &mark), first = 1;
-    const char *cur = s->hostkey_algs, *end = cur + strlen(cur), *nm;
+    const char *cur = t->hostkey_algs, *end = cur + strlen(cur), *nm;
     size_t l;
     while (!rc && shoal_namelist_next(&cur, end, &nm, &l)) {
         int have = 0;
-        for (unsigned i = 0; i < s->n_host_keys && !have; i++)
-            have = shoal_key_sigalg_valid(s->host_keys[i], nm, l);
+        for (unsigned i = 0; i < t->n_host_keys && !have; i++)
+            have = shoal_key_sigalg_valid(t->host_keys[i], nm, l);
         if (!have)
             continue;
         if (!first)
@@ -39,6 +40,7 @@ static int put_server_hostkey_algs(shoal_session *s, shoal_buf *out)
 
 int shoal__kexinit_build(shoal_session *s, shoal_buf *out)
 {
+    shoal_transport *t = shoal__tp(s);
     uint8_t cookie[16];
     int rc = shoal_random_public(cookie, sizeof(cookie));
     shoal_buf_reset(out);
@@ -52,10 +54,10 @@ int shoal__kexinit_build(shoal_session *s, shoal_buf *out)
         size_t mark;
         rc = shoal_buf_begin_string(out, &mark);
         if (!rc)
-            rc = shoal_buf_put(out, s->kex_algs, strlen(s->kex_algs));
-        if (!rc && !s->first_kex_done) {
-            const char *ext = s->is_server ? EXT_INFO_S : EXT_INFO_C;
-            const char *strict = s->is_server ? STRICT_S : STRICT_C;
+            rc = shoal_buf_put(out, t->kex_algs, strlen(t->kex_algs));
+        if (!rc && !t->first_kex_done) {
+            const char *ext = t->is_server ? EXT_INFO_S : EXT_INFO_C;
+            const char *strict = t->is_server ? STRICT_S : STRICT_C;
             rc = shoal_buf_put(out, ",", 1);
             if (!rc)
                 rc = shoal_buf_put(out, ext, strlen(ext));
@@ -68,8 +70,8 @@ int shoal__kexinit_build(shoal_session *s, shoal_buf *out)
             shoal_buf_end_string(out, mark);
     }
     if (!rc)
-        rc = s->is_server ? put_server_hostkey_algs(s, out) : shoal_buf_put_cstring(out, s->hostkey_algs);
-    const char *lists[8] = {s->ciphers, s->ciphers, s->macs, s->macs, "none", "none", "", ""};
+        rc = t->is_server ? put_server_hostkey_algs(s, out) : shoal_buf_put_cstring(out, t->hostkey_algs);
+    const char *lists[8] = {t->ciphers, t->ciphers, t->macs, t->macs, "none", "none", "", ""};
     for (int i = 0; !rc && i < 8; i++)
         rc = shoal_buf_put_cstring(out, lists[i]);
     if (!rc)
@@ -140,18 +142,19 @@ static void first_name(const char *list, size_t len, char *out, size_t outsz)
 
 int shoal__kexinit_negotiate(shoal_session *s, const kexinit_lists *mine, const kexinit_lists *peer)
 {
+    shoal_transport *t = shoal__tp(s);
     /* RFC 4253 7.1: the client's preference decides, whoever we are. */
-    const kexinit_lists *cl = s->is_server ? peer : mine, *sv = s->is_server ? mine : peer;
+    const kexinit_lists *cl = t->is_server ? peer : mine, *sv = t->is_server ? mine : peer;
     static const char *const what[] = {"key exchange", "host key", "cipher (client to server)",
                                        "cipher (server to client)", "MAC (client to server)",
                                        "MAC (server to client)"};
-    char *outs[6] = {s->alg_kex, s->alg_hostkey, s->alg_cipher_c2s, s->alg_cipher_s2c, s->alg_mac_c2s,
-                     s->alg_mac_s2c};
+    char *outs[6] = {t->alg_kex, t->alg_hostkey, t->alg_cipher_c2s, t->alg_cipher_s2c, t->alg_mac_c2s,
+                     t->alg_mac_s2c};
     for (int i = 0; i < 6; i++) {
         outs[i][0] = 0;
         if (i >= 4) {
             /* AEAD ciphers carry their own integrity: no MAC is negotiated. */
-            const shoal_cipher_alg *c = shoal_cipher_find(i == 4 ? s->alg_cipher_c2s : s->alg_cipher_s2c);
+            const shoal_cipher_alg *c = shoal_cipher_find(i == 4 ? t->alg_cipher_c2s : t->alg_cipher_s2c);
             if (c && c->aead)
                 continue;
         }
@@ -162,23 +165,23 @@ int shoal__kexinit_negotiate(shoal_session *s, const kexinit_lists *mine, const 
             memcpy(theirs, peer->list[i], l);
             theirs[l] = 0;
             return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED,
-                               "no matching %s algorithm; %s offers: %s", what[i], s->is_server ? "client" : "server",
+                               "no matching %s algorithm; %s offers: %s", what[i], t->is_server ? "client" : "server",
                                l ? theirs : "(nothing)");
         }
     }
     for (int i = KEXINIT_COMP_C2S; i <= KEXINIT_COMP_S2C; i++)
         if (!shoal_namelist_has(peer->list[i], peer->len[i], "none"))
             return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED,
-                               "%s requires compression", s->is_server ? "client" : "server");
-    s->kex_alg = shoal_kex_find(s->alg_kex);
-    if (!s->kex_alg)
+                               "%s requires compression", t->is_server ? "client" : "server");
+    t->kex_alg = shoal_kex_find(t->alg_kex);
+    if (!t->kex_alg)
         return shoal__fail(s, SHOAL_ERR_NO_ALGORITHM, SSH_DISCONNECT_KEY_EXCHANGE_FAILED, "unknown kex %s",
-                           s->alg_kex);
-    if (!s->first_kex_done) {
-        s->strict = shoal_namelist_has(peer->list[0], peer->len[0], s->is_server ? STRICT_C : STRICT_S);
-        s->peer_ext_info = shoal_namelist_has(peer->list[0], peer->len[0], s->is_server ? EXT_INFO_C : EXT_INFO_S);
+                           t->alg_kex);
+    if (!t->first_kex_done) {
+        t->strict = shoal_namelist_has(peer->list[0], peer->len[0], t->is_server ? STRICT_C : STRICT_S);
+        t->peer_ext_info = shoal_namelist_has(peer->list[0], peer->len[0], t->is_server ? EXT_INFO_C : EXT_INFO_S);
         /* Strict kex: KEXINIT must have been the very first packet. */
-        if (s->strict && s->rx_packets_total != 1)
+        if (t->strict && t->rx_packets_total != 1)
             return shoal__fail(s, SHOAL_ERR_STRICT_KEX, SSH_DISCONNECT_PROTOCOL_ERROR,
                                "strict kex: KEXINIT was not the first packet");
     }
@@ -188,11 +191,11 @@ int shoal__kexinit_negotiate(shoal_session *s, const kexinit_lists *mine, const 
         char k[64], h[64];
         first_name(peer->list[0], peer->len[0], k, sizeof(k));
         first_name(peer->list[1], peer->len[1], h, sizeof(h));
-        if (strcmp(k, s->alg_kex) != 0 || strcmp(h, s->alg_hostkey) != 0)
-            s->ignore_next_kex_packet = 1;
+        if (strcmp(k, t->alg_kex) != 0 || strcmp(h, t->alg_hostkey) != 0)
+            t->ignore_next_kex_packet = 1;
     }
-    shoal__log(s, 1, "kex %s, host key %s, ciphers %s / %s, MACs %s / %s%s", s->alg_kex, s->alg_hostkey,
-               s->alg_cipher_c2s, s->alg_cipher_s2c, s->alg_mac_c2s[0] ? s->alg_mac_c2s : "(aead)",
-               s->alg_mac_s2c[0] ? s->alg_mac_s2c : "(aead)", s->strict ? ", strict kex" : "");
+    shoal__log(s, 1, "kex %s, host key %s, ciphers %s / %s, MACs %s / %s%s", t->alg_kex, t->alg_hostkey,
+               t->alg_cipher_c2s, t->alg_cipher_s2c, t->alg_mac_c2s[0] ? t->alg_mac_c2s : "(aead)",
+               t->alg_mac_s2c[0] ? t->alg_mac_s2c : "(aead)", t->strict ? ", strict kex" : "");
     return SHOAL_OK;
 }

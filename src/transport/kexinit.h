@@ -34,7 +34,7 @@ int shoal__kexinit_build(shoal_session *s, shoal_buf *out);
 /* Parses a KEXINIT payload (type byte first). Every list is checked as a
  * name-list; trailing bytes are rejected. */
 int shoal__kexinit_parse(const uint8_t *p, size_t n, kexinit_lists *kl);
-/* Negotiation (the client's preference wins, RFC 4253 7.1): fills s->alg_*, s->kex_alg, strict and ext-info
+/* Negotiation (the client's preference wins, RFC 4253 7.1): fills t->alg_*, t->kex_alg, strict and ext-info
  * flags. Fails the session (and returns the error) when nothing matches. */
 int shoal__kexinit_negotiate(shoal_session *s, const kexinit_lists *mine, const kexinit_lists *peer);
 

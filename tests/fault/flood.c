@@ -47,7 +47,7 @@
 #include "shoal/channel.h"
 #include "shoal/server.h"
 #include "shoal/session.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 #define MAX_CONNS 64
 #define STALL_MS 2000
@@ -170,39 +170,39 @@ static int add_message(peer *p)
     case K_PROBE:
         rc = shoal__pkt_begin(s, SSH_MSG_USERAUTH_REQUEST, &mark);
         if (!rc)
-            rc = shoal_buf_put_cstring(&s->out, opt_user);
+            rc = shoal_buf_put_cstring(&s->tp.out, opt_user);
         if (!rc)
-            rc = shoal_buf_put_cstring(&s->out, "ssh-connection");
+            rc = shoal_buf_put_cstring(&s->tp.out, "ssh-connection");
         if (!rc)
-            rc = shoal_buf_put_cstring(&s->out, opt_kind == K_NONE ? "none" : "publickey");
+            rc = shoal_buf_put_cstring(&s->tp.out, opt_kind == K_NONE ? "none" : "publickey");
         if (!rc && opt_kind == K_PROBE) {
             shoal_buf blob;
             shoal_buf_init(&blob, SHOAL_KEY_MAX_BLOB);
-            rc = shoal_buf_put_bool(&s->out, 0);
+            rc = shoal_buf_put_bool(&s->tp.out, 0);
             if (!rc)
                 rc = shoal_key_to_blob(opt_key, &blob);
             if (!rc)
-                rc = shoal_buf_put_cstring(&s->out, shoal_key_type_name(opt_key));
+                rc = shoal_buf_put_cstring(&s->tp.out, shoal_key_type_name(opt_key));
             if (!rc)
-                rc = shoal_buf_put_string(&s->out, shoal_buf_ptr(&blob), shoal_buf_len(&blob));
+                rc = shoal_buf_put_string(&s->tp.out, shoal_buf_ptr(&blob), shoal_buf_len(&blob));
             shoal_buf_free(&blob);
         }
         break;
     case K_KEEPALIVE:
         rc = shoal__pkt_begin(s, SSH_MSG_GLOBAL_REQUEST, &mark);
         if (!rc)
-            rc = shoal_buf_put_cstring(&s->out, "keepalive@openssh.com");
+            rc = shoal_buf_put_cstring(&s->tp.out, "keepalive@openssh.com");
         if (!rc)
-            rc = shoal_buf_put_bool(&s->out, 1);
+            rc = shoal_buf_put_bool(&s->tp.out, 1);
         break;
     default:
         rc = shoal__pkt_begin(s, 150, &mark);
         if (!rc)
-            rc = shoal_buf_put_u32(&s->out, 0);
+            rc = shoal_buf_put_u32(&s->tp.out, 0);
         break;
     }
     if (rc) {
-        shoal_buf_truncate(&s->out, mark);
+        shoal_buf_truncate(&s->tp.out, mark);
         return rc;
     }
     return shoal__pkt_end(s, mark);
@@ -306,8 +306,8 @@ static void cli_closed(shoal_session *s, int err, const char *msg, void *ud)
 static int handshake_done(peer *p)
 {
     if (opt_kind == K_NONE || opt_kind == K_PROBE)
-        return p->s->phase == SHOAL_PHASE_AUTH && p->s->auth == AUTH_PK_SIGNING;
-    return p->s->phase == SHOAL_PHASE_OPEN;
+        return p->s->tp.phase == SHOAL_PHASE_AUTH && p->s->auth.state == AUTH_PK_SIGNING;
+    return p->s->tp.phase == SHOAL_PHASE_OPEN;
 }
 
 static int cli_sign(shoal_session *s, unsigned ident, const char *alg, const uint8_t *d, size_t n, void *ud)

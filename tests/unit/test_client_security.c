@@ -32,7 +32,7 @@
 #include "crypto/cipher.h"
 #include "keys/key.h"
 #include "shoal/server.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 static shoal_key *host_key, *user_key;
 
@@ -269,7 +269,7 @@ static int client_to_server(cpair *cp, shoal_buf *plain, int keyed)
     while (!keyed && shoal_buf_len(plain)) {
         const uint8_t *q = shoal_buf_ptr(plain);
         size_t m = shoal_buf_len(plain), take;
-        if (!cp->s->version_done) {
+        if (!cp->s->tp.version_done) {
             const uint8_t *nl = memchr(q, '\n', m);
             if (!nl)
                 break;
@@ -286,7 +286,7 @@ static int client_to_server(cpair *cp, shoal_buf *plain, int keyed)
             }
         }
         assert_int_equal(shoal_session_recv(cp->s, q, take, 0), 0);
-        cp->s->peer_ext_info = 0; /* the test sends the EXT_INFO it wants */
+        cp->s->tp.peer_ext_info = 0; /* the test sends the EXT_INFO it wants */
         shoal_buf_consume(plain, take);
     }
     return keyed;
@@ -338,7 +338,7 @@ static void cp_new(cpair *cp, const cp_opts *o)
     int client_keyed = 0;
     for (int round = 0; round < 16; round++) {
         client_keyed = client_to_server(cp, &plain, client_keyed);
-        if (cp->c->first_kex_done)
+        if (cp->c->tp.first_kex_done)
             break;
         const uint8_t *p;
         size_t n = shoal_session_output(cp->s, &p);
@@ -348,13 +348,13 @@ static void cp_new(cpair *cp, const cp_opts *o)
     }
     assert_true(client_keyed);
     shoal_buf_free(&plain);
-    assert_true(cp->c->first_kex_done);
+    assert_true(cp->c->tp.first_kex_done);
     assert_int_equal(shoal_session_phase(cp->c), SHOAL_PHASE_AUTH);
-    assert_true(cp->s->newkeys_sent);
-    assert_non_null(cp->s->next_rx);
-    cp->obs = cp->s->next_rx;
-    cp->s->next_rx = NULL;
-    cp->obs_seq = cp->c->strict ? 0 : 3; /* KEXINIT, ECDH_INIT, NEWKEYS */
+    assert_true(cp->s->tp.newkeys_sent);
+    assert_non_null(cp->s->tp.next_rx);
+    cp->obs = cp->s->tp.next_rx;
+    cp->s->tp.next_rx = NULL;
+    cp->obs_seq = cp->c->tp.strict ? 0 : 3; /* KEXINIT, ECDH_INIT, NEWKEYS */
     take_client_output(cp);
     decode(cp);
     /* The client asked for the userauth service and signed at once. */
@@ -530,7 +530,7 @@ static void cve_2023_46445_ext_info_out_of_place(void **st)
      * before USERAUTH_SUCCESS. */
     cp_new(&cp, NULL);
     expect_open(&cp, cp_send(&cp, m_ext_info()));
-    assert_non_null(cp.c->server_sig_algs);
+    assert_non_null(cp.c->auth.server_sig_algs);
     expect_open(&cp, cp_send(&cp, m_service_accept()));
     expect_open(&cp, cp_send(&cp, m_ext_info()));
     expect_open(&cp, cp_send(&cp, m_success()));

@@ -13,7 +13,8 @@
 #include "crypto/cipher.h"
 #include "crypto/kex.h"
 #include "keys/key.h"
-#include "transport/session_impl.h"
+#include "conn/conn_impl.h"
+#include "session/session_impl.h"
 #include "shoal/server.h"
 
 static char *dir;
@@ -649,10 +650,10 @@ static void test_stalled_rekey_bounded_and_deadline(void **st)
     }
     assert_false(shoal_session_wants_input(pr.c));
     assert_false(shoal_session_is_closed(pr.c));
-    size_t held = shoal_buf_len(&pr.c->kex_queue) + pr.c->kex_queue_n * 64 + shoal_buf_len(&pr.c->out);
+    size_t held = shoal_buf_len(&pr.c->tp.kex_queue) + pr.c->tp.kex_queue_n * 64 + shoal_buf_len(&pr.c->tp.out);
     printf("paused after %u requests, %zu bytes of replies held (as sealed)\n", sent, held);
     assert_true(held <= SHOAL_IN_PAUSE + 4096);
-    assert_true(shoal_buf_len(&pr.c->in) <= (64u << 10) + SHOAL_MAX_PACKET);
+    assert_true(shoal_buf_len(&pr.c->tp.in) <= (64u << 10) + SHOAL_MAX_PACKET);
     /* The deadline: 60 s after the KEXINIT went out. */
     assert_int_equal(shoal_session_deadline(pr.c), 60000);
     assert_int_equal(shoal_session_tick(pr.c, 59999), 0);

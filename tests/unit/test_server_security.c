@@ -31,7 +31,7 @@
 #include "crypto/cipher.h"
 #include "keys/key.h"
 #include "shoal/server.h"
-#include "transport/session_impl.h"
+#include "session/session_impl.h"
 
 #define USER "tester"
 #define PASSWORD "secret"
@@ -362,7 +362,7 @@ static void feed_client_plain(tpair *tp)
         size_t n = shoal_buf_len(&tp->to_client);
         if (!n || tp->srv_keyed)
             return;
-        if (!tp->c->version_done) {
+        if (!tp->c->tp.version_done) {
             const uint8_t *nl = memchr(p, '\n', n);
             if (!nl)
                 return;
@@ -387,7 +387,7 @@ static void feed_client_plain(tpair *tp)
         }
         assert_int_equal(shoal_session_recv(tp->c, p, total, 0), 0);
         if (tp->client_nonstrict)
-            tp->c->strict = 0;
+            tp->c->tp.strict = 0;
         shoal_buf_consume(&tp->to_client, total);
     }
 }
@@ -424,19 +424,19 @@ static void tp_kex(tpair *tp)
         take_server_output(tp);
         feed_client_plain(tp);
         const uint8_t *pending;
-        if (tp->c->newkeys_sent && tp->s->first_kex_done && !shoal_session_output(tp->c, &pending))
+        if (tp->c->tp.newkeys_sent && tp->s->tp.first_kex_done && !shoal_session_output(tp->c, &pending))
             break;
     }
     assert_true(tp->srv_keyed);
-    assert_true(tp->c->newkeys_sent);
-    assert_true(tp->s->first_kex_done);
+    assert_true(tp->c->tp.newkeys_sent);
+    assert_true(tp->s->tp.first_kex_done);
     assert_false(shoal_session_is_closed(tp->s));
     assert_int_equal(shoal_session_phase(tp->s), SHOAL_PHASE_AUTH);
-    tp->obs = tp->c->next_rx;
-    tp->c->next_rx = NULL;
+    tp->obs = tp->c->tp.next_rx;
+    tp->c->tp.next_rx = NULL;
     assert_non_null(tp->obs);
     /* Strict kex resets the sequence numbers at NEWKEYS. */
-    tp->obs_seq = tp->s->strict ? 0 : tp->srv_plain_pkts;
+    tp->obs_seq = tp->s->tp.strict ? 0 : tp->srv_plain_pkts;
     decode(tp);
     /* RFC 8308: EXT_INFO is the server's first packet under the new keys. */
     assert_true(tp->nmsgs >= 1);
@@ -553,7 +553,7 @@ static shoal_buf m_pk_signed_ex(const shoal_key *claimed, const shoal_key *signe
 
 static shoal_buf m_pk_signed(tpair *tp, const shoal_key *claimed, const shoal_key *signer)
 {
-    return m_pk_signed_ex(claimed, signer, tp->c->session_id, tp->c->session_id_len, USER, 0);
+    return m_pk_signed_ex(claimed, signer, tp->c->tp.session_id, tp->c->tp.session_id_len, USER, 0);
 }
 
 static shoal_buf m_open(const char *type, uint32_t sender, uint32_t window, uint32_t maxpkt)
@@ -621,7 +621,7 @@ static void tp_put(tpair *tp, shoal_buf payload)
     size_t n = shoal_buf_len(&payload), mark;
     assert_true(n >= 1);
     assert_int_equal(shoal__pkt_begin(tp->c, p[0], &mark), 0);
-    assert_int_equal(shoal_buf_put(&tp->c->out, p + 1, n - 1), 0);
+    assert_int_equal(shoal_buf_put(&tp->c->tp.out, p + 1, n - 1), 0);
     assert_int_equal(shoal__pkt_end(tp->c, mark), 0);
     assert_false(shoal_session_is_closed(tp->c));
     shoal_buf_free(&payload);
@@ -759,7 +759,7 @@ static void reach_pre_auth_state(tpair *tp, int state)
     if (state == PRE_FAILED) {
         expect_srv_open(tp, tp_send(tp, m_password("wrong")));
         assert_int_equal(last_type(tp), SSH_MSG_USERAUTH_FAILURE);
-        assert_int_equal(tp->s->auth_failures, 1);
+        assert_int_equal(tp->s->sauth.auth_failures, 1);
     } else if (state == PRE_PARTIAL) {
         tp->sa.partial_password = 1;
         expect_srv_open(tp, tp_send(tp, m_password(PASSWORD)));
@@ -911,11 +911,11 @@ static void test_terrapin_strict(void **st)
         put_u32(&b, 0);
         if (generic[i] == SSH_MSG_DEBUG)
             put_u32(&b, 0);
-        assert_null(tp.c->tx); /* plaintext: the client has no keys yet */
+        assert_null(tp.c->tp.tx); /* plaintext: the client has no keys yet */
         tp_put(&tp, b);
         int rc = tp_flush(&tp);
         expect_srv_closed(&tp, rc, SHOAL_ERR_STRICT_KEX);
-        assert_true(tp.s->strict);
+        assert_true(tp.s->tp.strict);
         assert_int_equal(tp.sa.auth_calls, 0);
         tp_free(&tp);
     }
@@ -944,7 +944,7 @@ static void test_terrapin_strict(void **st)
      * both sides: the observer (seq 0) reads the server, the server reads
      * the client (tp_kex asserts both). */
     tp_ready(&tp, NULL);
-    assert_true(tp.s->strict);
+    assert_true(tp.s->tp.strict);
     tp_login(&tp);
     tp_free(&tp);
 }
@@ -984,11 +984,11 @@ static void test_terrapin_nonstrict_tolerated(void **st)
      * strict kex from the server's marker alone (it always offers its
      * own), so its flag is kept at what the server negotiated. */
     shoal_session *c = tp.c;
-    assert_int_equal(shoal_buf_put(&c->out, c->our_version, strlen(c->our_version)), 0);
-    assert_int_equal(shoal_buf_put(&c->out, "\r\n", 2), 0);
-    build_client_kexinit(&c->my_kexinit, 0);
-    c->kexinit_sent = c->kex_running = 1;
-    assert_int_equal(shoal__send_payload(c, shoal_buf_ptr(&c->my_kexinit), shoal_buf_len(&c->my_kexinit)), 0);
+    assert_int_equal(shoal_buf_put(&c->tp.out, c->tp.our_version, strlen(c->tp.our_version)), 0);
+    assert_int_equal(shoal_buf_put(&c->tp.out, "\r\n", 2), 0);
+    build_client_kexinit(&c->tp.my_kexinit, 0);
+    c->tp.kexinit_sent = c->tp.kex_running = 1;
+    assert_int_equal(shoal__send_payload(c, shoal_buf_ptr(&c->tp.my_kexinit), shoal_buf_len(&c->tp.my_kexinit)), 0);
     tp.client_nonstrict = 1;
     /* Generic messages during the initial exchange: tolerated. */
     shoal_buf ign = m_begin(SSH_MSG_IGNORE);
@@ -1000,12 +1000,12 @@ static void test_terrapin_nonstrict_tolerated(void **st)
     put_str(&dbg, "");
     tp_put(&tp, dbg);
     expect_srv_open(&tp, tp_flush(&tp));
-    assert_false(tp.s->strict);
-    assert_true(tp.s->kexinit_received);
+    assert_false(tp.s->tp.strict);
+    assert_true(tp.s->tp.kexinit_received);
     /* The exchange completes (sequence numbers NOT reset: the observer
      * starts at the server's packet count). */
     tp_kex(&tp);
-    assert_false(tp.s->strict);
+    assert_false(tp.s->tp.strict);
     assert_true(tp.obs_seq > 0);
     tp_login(&tp);
     tp_ping(&tp);
@@ -1049,9 +1049,9 @@ static void test_probe_vs_proven(void **st)
     memset(other_sid, 0x5a, sizeof(other_sid));
     shoal_buf bad[] = {
         m_pk_signed(&tp, key_b, key_a), /* claims B, signed by A */
-        m_pk_signed_ex(key_a, key_a, tp.c->session_id, tp.c->session_id_len, USER, 1), /* corrupted */
+        m_pk_signed_ex(key_a, key_a, tp.c->tp.session_id, tp.c->tp.session_id_len, USER, 1), /* corrupted */
         m_pk_signed_ex(key_a, key_a, other_sid, sizeof(other_sid), USER, 0), /* another session's */
-        m_pk_signed_ex(key_a, key_a, tp.c->session_id, tp.c->session_id_len, "root", 0), /* another user */
+        m_pk_signed_ex(key_a, key_a, tp.c->tp.session_id, tp.c->tp.session_id_len, "root", 0), /* another user */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         expect_srv_open(&tp, tp_send(&tp, bad[i]));
@@ -1062,7 +1062,7 @@ static void test_probe_vs_proven(void **st)
     assert_int_equal(tp.sa.nseen, 1); /* only the probe */
     assert_int_equal(tp.sa.authenticated, 0);
     assert_null(shoal_session_auth_key(tp.s));
-    assert_int_equal(tp.s->auth_failures, 5); /* the probe that earned PK_OK counts too */
+    assert_int_equal(tp.s->sauth.auth_failures, 5); /* the probe that earned PK_OK counts too */
     tp_free(&tp);
 
     /* A deferred "yes" to a probe is still only PK_OK. */
@@ -1242,8 +1242,8 @@ static void reach_state(tpair *tp, int state)
         }
     }
     assert_false(shoal_session_is_closed(tp->s));
-    assert_int_equal(tp->s->strict, state == ST_KEX_STRICT);
-    assert_int_equal(tp->s->kexinit_received, state != ST_BEFORE_KEXINIT);
+    assert_int_equal(tp->s->tp.strict, state == ST_KEX_STRICT);
+    assert_int_equal(tp->s->tp.kexinit_received, state != ST_BEFORE_KEXINIT);
 }
 
 typedef struct cb_counts {
@@ -1281,7 +1281,7 @@ static void test_every_message_every_state(void **st)
                 size_t plen = body ? sizeof(payload) : 1;
                 cb_counts before = {tp.sa.auth_calls,    tp.sa.authenticated, tp.sa.channel_opens,
                                     tp.sa.requests,      tp.sa.chan_closes,   tp.sa.data_bytes};
-                uint32_t seq = tp.s->rx_seq;
+                uint32_t seq = tp.s->tp.rx_seq;
                 size_t msgs_before = tp.nmsgs;
                 int rc;
                 if (state < ST_NO_SERVICE)
@@ -1366,12 +1366,12 @@ static void test_max_auth_tries(void **st)
          * connection like any other: CVE-2025-26466's class). */
         expect_srv_open(&tp, tp_send(&tp, m_none()));
         assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_FAILURE);
-        assert_int_equal(tp.s->auth_failures, 0);
+        assert_int_equal(tp.s->sauth.auth_failures, 0);
         for (int i = 0; i < 3; i++) {
             expect_srv_open(&tp, tp_send(&tp, m_none()));
             assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_FAILURE);
         }
-        assert_int_equal(tp.s->auth_failures, 3);
+        assert_int_equal(tp.s->sauth.auth_failures, 3);
         for (int i = 0; i < 3; i++) {
             expect_srv_open(&tp, tp_send(&tp, m_password("wrong")));
             assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_FAILURE);
@@ -1677,7 +1677,7 @@ static void test_deferred_auth(void **st)
     assert_int_equal(shoal_session_auth_reply(tp.s, SHOAL_AUTH_DENY), 0);
     take_server_output(&tp);
     assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_FAILURE);
-    assert_int_equal(tp.s->auth_failures, 1);
+    assert_int_equal(tp.s->sauth.auth_failures, 1);
     tp.sa.defer = 0;
     expect_srv_open(&tp, tp_send(&tp, m_password(PASSWORD)));
     assert_int_equal(last_type(&tp), SSH_MSG_USERAUTH_SUCCESS);
@@ -1747,7 +1747,7 @@ static void test_idle_memory(void **st)
         size_t out = shoal_session_output(ss[i], &p);
         assert_true(out > 0);
         shoal_session_output_consume(ss[i], out);
-        assert_true(ss[i]->kexinit_received);
+        assert_true(ss[i]->tp.kexinit_received);
         assert_false(shoal_session_is_closed(ss[i]));
     }
     size_t used = heap_in_use() - base;

@@ -1,17 +1,20 @@
-/* The session object shared by the transport, auth and connection layers.
- * Private: only src/ includes this. */
-#ifndef SHOAL_TRANSPORT_SESSION_IMPL_H
-#define SHOAL_TRANSPORT_SESSION_IMPL_H
+/* The transport layer's internals: message numbers, limits, packets, key
+ * exchange, failure, and the hooks through which it reports to the layers
+ * above. Private: only src/ includes this. It includes nothing of the
+ * session, auth or connection layers (tests/CMakeLists.txt:
+ * hygiene.core_layers checks). */
+#ifndef SHOAL_TRANSPORT_TRANSPORT_IMPL_H
+#define SHOAL_TRANSPORT_TRANSPORT_IMPL_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "crypto/cipher.h"
 #include "crypto/kex.h"
-#include "shoal/channel.h"
-#include "shoal/server.h"
 #include "shoal/session.h"
 #include "wire/buf.h"
+#include "shoal/version.h" /* SHOAL_VERSION_STRING, in our banner */
 
 /* Message numbers (RFC 4250 4.1). */
 enum {
@@ -59,7 +62,6 @@ enum {
     SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE = 14,
 };
 
-#define SHOAL_VERSION_STRING "0.1"
 /* Version exchange bounds: RFC 4253 4.2 says 255 bytes a line; we also cap
  * the lines a server may send before its version and their total size. */
 #define SHOAL_BANNER_MAX_LINE 255u
@@ -81,69 +83,67 @@ enum {
 #define SHOAL_KEX_QUEUE_MAX (8u << 20)
 #define SHOAL_DEFAULT_REKEY_BYTES (1ull << 30)
 #define SHOAL_DEFAULT_REKEY_TIMEOUT_MS 60000u
-#define SHOAL_CHAN_WINDOW (2u * 1024u * 1024u)
-#define SHOAL_CHAN_MAXPKT (32u * 1024u)
-#define SHOAL_MAX_CHANNELS 4096u
-#define SHOAL_MAX_KBDINT_PROMPTS 64u
 
-typedef enum auth_state {
-    AUTH_IDLE = 0,       /* not started */
-    AUTH_SERVICE,        /* SERVICE_REQUEST sent */
-    AUTH_NONE_SENT,      /* "none" probe sent */
-    AUTH_PK_QUERY,       /* publickey query sent for identity auth_ident */
-    AUTH_PK_SIGNING,     /* waiting for a deferred signature */
-    AUTH_PK_SIGNED,      /* signed request sent */
-    AUTH_PASSWORD_WAIT,  /* waiting for the application's password */
-    AUTH_PASSWORD_SENT,
-    AUTH_KBDINT_SENT,    /* keyboard-interactive request sent */
-    AUTH_KBDINT_WAIT,    /* waiting for the application's responses */
-    AUTH_DONE,
-} auth_state;
+/* ---- hooks: how the transport reports upward ----
+ *
+ * The transport never calls the layers above by name. The session installs
+ * one constant table per role (src/session/hooks.c) and the transport calls
+ * through it: one indirect call per packet, no allocation. */
 
-typedef struct identity {
-    uint8_t *blob;
-    size_t blob_len;
-    shoal_key *key; /* public part always; private part when known */
-    int has_private;
-} identity;
+/* A handler of the messages of one service. payload[0] is the type. */
+typedef int (*shoal_msg_handler)(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
 
-struct shoal_channel {
-    shoal_session *s;
-    shoal_server_channel_callbacks scb; /* server side */
-    int peer_opened;          /* opened by the peer (server side) */
-    unsigned deferred_replies;/* server: requests awaiting shoal_channel_request_reply */
-    uint32_t local_id, remote_id;
-    int state; /* CH_OPENING, CH_OPEN, CH_CLOSING */
-    int eof_sent, eof_received, close_sent, close_received;
-    int manual_window;
-    int open_deferred;        /* client: CHANNEL_OPEN not written yet (opened before authentication) */
-    int open_early;           /* client: CHANNEL_OPEN went out with the final auth request */
-    uint32_t local_window;    /* bytes the peer may still send us */
-    uint32_t local_consumed;  /* received and consumed, not yet re-announced */
-    uint32_t remote_window;   /* bytes we may still send */
-    uint32_t remote_maxpkt;
-    int want_writable;
-    unsigned pending_replies; /* want_reply requests awaiting an answer */
-    char pending_names[8][16];/* their names, FIFO */
-    shoal_channel_callbacks cb;
-    void *ud;
+/* Message number ranges (RFC 4250 4.1.2). The user authentication range
+ * also takes SERVICE_REQUEST, SERVICE_ACCEPT and EXT_INFO (the service
+ * request is authentication's, and EXT_INFO is read by it, RFC 8308). */
+enum {
+    SHOAL_SERVICE_USERAUTH = 0,   /* 50-79 (+ 5, 6, 7) */
+    SHOAL_SERVICE_CONNECTION = 1, /* 80-127 */
+    SHOAL_SERVICE_COUNT
 };
 
-enum { CH_OPENING = 1, CH_OPEN, CH_CLOSED, CH_PEER_OPENING };
+typedef struct shoal_transport_hooks {
+    /* Messages past the transport's own (1-49), by service. */
+    shoal_msg_handler service[SHOAL_SERVICE_COUNT];
+    /* A key exchange completed; first is 1 for the initial one (the phase
+     * is then SHOAL_PHASE_AUTH already). */
+    int (*kex_done)(shoal_session *s, int first);
+    /* The initial NEWKEYS went out and the peer asked for EXT_INFO: it is
+     * the first packet under the new keys (RFC 8308 2.4). May be NULL. */
+    int (*newkeys_sent)(shoal_session *s);
+    /* The session closed (once, before the application's closed callback). */
+    void (*closed)(shoal_session *s);
+} shoal_transport_hooks;
 
-struct shoal_session {
+/* Which service a message number past 49 (or 5, 6, 7) belongs to. */
+static inline int shoal__service_of(uint8_t type)
+{
+    return type >= SSH_MSG_GLOBAL_REQUEST ? SHOAL_SERVICE_CONNECTION : SHOAL_SERVICE_USERAUTH;
+}
+
+/* ---- the transport's part of the session ----
+ *
+ * The session object (src/session/) begins with this part, so
+ * the transport reaches its state from a shoal_session * with shoal__tp()
+ * without knowing the rest of the object. It also holds what every layer
+ * reads: the role, the phase, whether and why the session closed, the
+ * application's user data and the time. */
+typedef struct shoal_transport {
+    const shoal_transport_hooks *hooks; /* installed by src/session/hooks.c */
     int is_server;
-    shoal_client_callbacks cb;
     void *ud;
     int log_level;
+    /* The application's callbacks the transport calls itself (copies). */
+    void (*log_cb)(shoal_session *s, int level, const char *message, void *ud);
+    void (*closed_cb)(shoal_session *s, int err, const char *message, void *ud);
+    int (*hostkey_cb)(shoal_session *s, const shoal_hostkey_info *info, void *ud);
 
     /* configuration (owned copies) */
-    char *user;
     char *kex_algs, *hostkey_algs, *ciphers, *macs;
-    uint64_t rekey_bytes, rekey_interval_ms, keepalive_ms, rekey_timeout_ms;
-    unsigned keepalive_max;
-    unsigned auth_methods;
+    uint64_t rekey_bytes, rekey_interval_ms, rekey_timeout_ms;
     char *our_version; /* "SSH-2.0-..." without CRLF */
+    shoal_key **host_keys; /* server: borrowed */
+    unsigned n_host_keys;
 
     shoal_phase phase;
     int closed;
@@ -169,6 +169,8 @@ struct shoal_session {
     uint32_t rx_pkt_len;
     uint64_t rx_bytes, tx_bytes; /* since the last key exchange */
     uint64_t rx_packets_total;
+    int processing;  /* inside shoal__process_packets */
+    int hold_input;  /* server: an auth decision is deferred; what follows the request waits unread */
 
     /* key exchange */
     int kex_running;       /* we sent KEXINIT, NEWKEYS not yet received */
@@ -202,64 +204,22 @@ struct shoal_session {
     size_t kex_queue_n;    /* how many (each grows by a packet's overhead when sealed) */
     shoal_key *hostkey;    /* from the first kex */
     int hostkey_pending;   /* waiting for shoal_session_hostkey_reply */
-    int processing;        /* inside shoal__process_packets */
+} shoal_transport;
 
-    /* ext-info */
-    char *server_sig_algs;
+/* The transport's part of s (its first member, see above). */
+static inline shoal_transport *shoal__tp(shoal_session *s)
+{
+    return (shoal_transport *)(void *)s;
+}
 
-    /* user authentication */
-    auth_state auth;
-    identity *idents;
-    unsigned n_idents, ident_cap;
-    unsigned auth_ident;      /* identity being tried */
-    int auth_cursor;          /* method being tried (userauth_client.c) */
-    char auth_sigalg[64];
-    char *auth_allowed;       /* methods from the last USERAUTH_FAILURE */
-    unsigned auth_tried;      /* SHOAL_AUTH_* methods already exhausted */
-    unsigned auth_attempts;
-    int auth_signed_first;   /* the first request was a signed publickey one */
-    int auth_final_sent;     /* the request on the wire is the last we could make */
-    int kbdint_rounds;
-    char **kbd_prompts;       /* owned prompt texts for the current round */
-    unsigned kbd_n;
+static inline const shoal_transport *shoal__tp_c(const shoal_session *s)
+{
+    return (const shoal_transport *)(const void *)s;
+}
 
-    /* server */
-    shoal_server_callbacks scb;
-    shoal_key **host_keys;    /* borrowed */
-    unsigned n_host_keys;
-    unsigned srv_methods;     /* methods offered now */
-    unsigned max_auth_tries, auth_failures;
-    unsigned sauth_nones;     /* "none" requests seen (the first one is free) */
-    unsigned sauth_services;  /* SERVICE_REQUESTs seen (repeats are allowed, bounded) */
-    char *banner;
-    int banner_sent;
-    unsigned max_channels;
-    int sauth_pending;        /* an auth decision is deferred */
-    int sauth_method;         /* shoal_auth_method of the pending request */
-    int sauth_proven;
-    char *sauth_user;         /* user of the pending request */
-    shoal_key *sauth_key;     /* key of the pending publickey request */
-    char sauth_alg[64];
-    uint8_t *sauth_blob;
-    size_t sauth_blob_len;
-    char *auth_user;          /* after success */
-    shoal_key *auth_key;      /* proven key, after success by publickey */
-    void *app_data;
-    int kbd_prompts_set;      /* prompts ready for the next INFO_REQUEST */
-    char *kbd_name, *kbd_instr;
-    char **kbd_texts;
-    int *kbd_echo;
-    unsigned kbd_count;
-    int kbd_waiting;          /* INFO_REQUEST sent, awaiting INFO_RESPONSE */
-
-    /* connection */
-    shoal_channel **chans;
-    uint32_t nchans;
-    uint32_t open_channels;
-    uint64_t last_rx_time;
-    unsigned keepalive_outstanding;
-    uint64_t keepalive_sent_at;
-};
+/* Buffers and secrets of the part (session creation and free). */
+void shoal__transport_init(shoal_transport *t);
+void shoal__transport_free(shoal_session *s);
 
 /* ---- shared internals (shoal__ prefix) ---- */
 
@@ -270,8 +230,9 @@ void shoal__log(shoal_session *s, int level, const char *fmt, ...) __attribute__
 int shoal__fail(shoal_session *s, int err, int reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Packet building: begin reserves the header in s->out and writes the type;
- * append with shoal_buf_put_*(&s->out, ...); end pads, seals and counts. */
+/* Packet building: begin reserves the header in the output buffer (the
+ * part's out) and writes the type; append with shoal_buf_put_*() to it; end
+ * pads, seals and counts. */
 int shoal__pkt_begin(shoal_session *s, uint8_t type, size_t *mark);
 int shoal__pkt_end(shoal_session *s, size_t mark);
 /* Sends a complete payload (type byte first). */
@@ -287,35 +248,14 @@ int shoal__kex_resume_after_hostkey(shoal_session *s, int err);
 int shoal__kex_is_msg(uint8_t type);
 void shoal__kex_free(shoal_session *s);
 
-/* Auth (client). */
-int shoal__auth_start(shoal_session *s);
-int shoal__auth_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
-void shoal__auth_free(shoal_session *s);
-
-/* Auth (server). */
-int shoal__sauth_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
-int shoal__sauth_send_ext_info(shoal_session *s);
-void shoal__sauth_free(shoal_session *s);
-
-/* Connection. */
-int shoal__conn_dispatch(shoal_session *s, uint8_t type, const uint8_t *payload, size_t len);
-void shoal__conn_session_closed(shoal_session *s);
-/* Client: writes CHANNEL_OPEN for channels opened before authentication.
- * Called when the final auth request goes out (RFC 4252 5.1 lets messages
- * of the service follow the request that succeeds) and on USERAUTH_SUCCESS. */
-int shoal__chan_send_deferred_opens(shoal_session *s);
-/* Client: the final auth request failed; channels sent with it were
- * dropped by the server (or it disconnects): write them again on success. */
-void shoal__chan_requeue_early_opens(shoal_session *s);
-void shoal__conn_notify_writable(shoal_session *s);
-int shoal__conn_keepalive(shoal_session *s);
-void shoal__conn_free(shoal_session *s);
-
 /* Record the end of a kex for time-based rekeying and queued payloads. */
 int shoal__kex_flush_queue(shoal_session *s);
 
 /* 1 while input may be processed: unsent output below the mark for the
  * phase (SHOAL_IN_PAUSE_PREAUTH / SHOAL_IN_PAUSE). */
 int shoal__input_room(const shoal_session *s);
+
+/* Closes for good and tells the layers above and the application (once). */
+void shoal__report_closed(shoal_session *s);
 
 #endif
