@@ -16,6 +16,7 @@
 
 #include <shoal/command.h>
 #include <shoal/config.h>
+#include <shoal/ssh_resolve.h>
 #include <shoal/uv.h>
 
 #define N_CMDS 3
@@ -40,33 +41,22 @@ struct app {
     char conn_msg[512];
 };
 
-static void to_uv_options(const shoal_ssh_options *o, const char *host, shoal_uv_options *uo)
+/* The -o/-p/-l/-i options as the driver's connection options, through the
+ * library's resolver (the same rules as `shoal exec`: defaults from ~/.ssh,
+ * the ssh-agent, known_hosts files, StrictHostKeyChecking). */
+static shoal_ssh_resolved *resolve(const shoal_ssh_options *o, const char *host, shoal_uv_options *uo)
 {
-    static const char *default_kh[1];
-    static char kh_path[4096];
-    static shoal_client_config ssh;
-    shoal_uv_options_init(uo);
-    shoal_client_config_init(&ssh);
-    uo->ssh = &ssh;
-    uo->host = host;
-    uo->port = o->port;
-    ssh.user = o->user ? o->user : getenv("USER");
-    uo->identity_files = (const char *const *)o->identity_files;
-    uo->n_identity_files = o->n_identity_files;
-    if (o->n_user_known_hosts) {
-        uo->known_hosts = (const char *const *)o->user_known_hosts;
-        uo->n_known_hosts = o->n_user_known_hosts;
-    } else {
-        snprintf(kh_path, sizeof(kh_path), "%s/.ssh/known_hosts", getenv("HOME") ? getenv("HOME") : ".");
-        default_kh[0] = kh_path;
-        uo->known_hosts = default_kh;
-        uo->n_known_hosts = 1;
+    shoal_ssh_resolve_params p;
+    shoal_ssh_resolve_params_init(&p);
+    shoal_ssh_resolved *r;
+    char err[512];
+    if (shoal_ssh_resolve(o, &p, &r, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", "multiplex", err);
+        return NULL;
     }
-    uo->hostkey_policy = o->strict_host_key_checking == 0   ? SHOAL_HOSTKEY_OFF
-                         : o->strict_host_key_checking == 2 ? SHOAL_HOSTKEY_ACCEPT_NEW
-                                                            : SHOAL_HOSTKEY_STRICT;
-    if (!(o->identity_agent && !strcmp(o->identity_agent, "none")))
-        uo->agent_socket = o->identity_agent ? o->identity_agent : getenv("SSH_AUTH_SOCK");
+    *uo = *shoal_ssh_resolved_conn(r);
+    uo->host = host;
+    return r;
 }
 
 /* Prints whole lines as "[n] text"; keeps a partial line for later. */
@@ -189,7 +179,9 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     shoal_uv_options uo;
-    to_uv_options(&o, argv[optind], &uo);
+    shoal_ssh_resolved *resolved = resolve(&o, argv[optind], &uo);
+    if (!resolved)
+        return 255;
     shoal_uv_callbacks cb;
     shoal_uv_callbacks_init(&cb);
     cb.on_ready = on_ready;
@@ -211,6 +203,7 @@ int main(int argc, char **argv)
     shoal_uv_conn_free(a.conn);
     uv_run(&loop, UV_RUN_DEFAULT); /* let the handles close */
     uv_loop_close(&loop);
+    shoal_ssh_resolved_free(resolved);
     shoal_ssh_options_free(&o);
     if (a.conn_err && a.n_done < N_CMDS) {
         fprintf(stderr, "multiplex: %s\n", a.conn_msg);

@@ -14,43 +14,24 @@
 #include <shoal/command.h>
 #include <shoal/config.h>
 #include <shoal/error.h>
+#include <shoal/ssh_resolve.h>
 
-/* The -o/-p/-l/-i options as the driver's connection options. */
-static void to_uv_options(const shoal_ssh_options *o, const char *host, shoal_uv_options *uo)
+/* The -o/-p/-l/-i options as the driver's connection options, through the
+ * library's resolver (the same rules as `shoal exec`: defaults from ~/.ssh,
+ * the ssh-agent, known_hosts files, StrictHostKeyChecking). */
+static shoal_ssh_resolved *resolve(const shoal_ssh_options *o, const char *host, shoal_uv_options *uo)
 {
-    static const char *default_kh[1];
-    static char kh_path[4096];
-    static shoal_client_config ssh;
-    shoal_uv_options_init(uo);
-    shoal_client_config_init(&ssh);
-    uo->ssh = &ssh;
+    shoal_ssh_resolve_params p;
+    shoal_ssh_resolve_params_init(&p);
+    shoal_ssh_resolved *r;
+    char err[512];
+    if (shoal_ssh_resolve(o, &p, &r, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", "run_one", err);
+        return NULL;
+    }
+    *uo = *shoal_ssh_resolved_conn(r);
     uo->host = host;
-    uo->port = o->port;
-    ssh.user = o->user ? o->user : getenv("USER");
-    ssh.kex_algorithms = o->kex;
-    ssh.ciphers = o->ciphers;
-    ssh.macs = o->macs;
-    ssh.hostkey_algorithms = o->hostkey_algs;
-    uo->identity_files = (const char *const *)o->identity_files;
-    uo->n_identity_files = o->n_identity_files;
-    if (o->n_user_known_hosts) {
-        uo->known_hosts = (const char *const *)o->user_known_hosts;
-        uo->n_known_hosts = o->n_user_known_hosts;
-    } else {
-        snprintf(kh_path, sizeof(kh_path), "%s/.ssh/known_hosts", getenv("HOME") ? getenv("HOME") : ".");
-        default_kh[0] = kh_path;
-        uo->known_hosts = default_kh;
-        uo->n_known_hosts = 1;
-    }
-    switch (o->strict_host_key_checking) {
-    case 0: uo->hostkey_policy = SHOAL_HOSTKEY_OFF; break;
-    case 2: uo->hostkey_policy = SHOAL_HOSTKEY_ACCEPT_NEW; break;
-    default: uo->hostkey_policy = SHOAL_HOSTKEY_STRICT; break; /* yes, ask (nobody to ask), unset */
-    }
-    if (!(o->identity_agent && !strcmp(o->identity_agent, "none")))
-        uo->agent_socket = o->identity_agent ? o->identity_agent : getenv("SSH_AUTH_SOCK");
-    if (o->connect_timeout_s > 0)
-        uo->connect_timeout_ms = (uint64_t)o->connect_timeout_s * 1000;
+    return r;
 }
 
 int main(int argc, char **argv)
@@ -78,7 +59,9 @@ int main(int argc, char **argv)
     }
 
     shoal_uv_options uo;
-    to_uv_options(&o, argv[optind], &uo);
+    shoal_ssh_resolved *resolved = resolve(&o, argv[optind], &uo);
+    if (!resolved)
+        return 255;
     shoal_run_result res;
     int rc = shoal_run(&uo, argv[optind + 1], NULL, 0, NULL, &res);
     if (rc != 0) {
@@ -86,6 +69,7 @@ int main(int argc, char **argv)
          * names the host and the stage. */
         fprintf(stderr, "run_one: %s (%s)\n", res.message, shoal_errname(rc));
         shoal_run_result_free(&res);
+        shoal_ssh_resolved_free(resolved);
         shoal_ssh_options_free(&o);
         return 255;
     }
@@ -111,6 +95,7 @@ int main(int argc, char **argv)
         break;
     }
     shoal_run_result_free(&res);
+    shoal_ssh_resolved_free(resolved);
     shoal_ssh_options_free(&o);
     return exit_code;
 }
