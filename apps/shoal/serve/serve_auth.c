@@ -23,8 +23,8 @@
 
 #include <openssl/crypto.h>
 
-#include "keys/key.h"
 #include "serve.h"
+#include "shoal/keys.h"
 
 #define AKC_MAX_OUTPUT (1u << 20)
 #define AKC_TIMEOUT_MS 10000u
@@ -201,6 +201,7 @@ typedef struct akc_job {
     serve_conn *sc; /* NULL once the connection is gone */
     shoal_session *s;
     shoal_key *key;
+    char *key_text; /* "type base64": argv points into it */
     char *output;
     size_t len;
     int exited, eof, answered;
@@ -213,6 +214,7 @@ static void akc_handle_closed(uv_handle_t *h)
     akc_job *j = h->data;
     if (--j->handles == 0) {
         shoal_key_free(j->key);
+        free(j->key_text);
         free(j->output);
         free(j);
     }
@@ -311,21 +313,19 @@ static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key, int p
     if (!sc->eff.authorized_keys_command_user ||
         getpwnam_r(sc->eff.authorized_keys_command_user, &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res)
         return SHOAL_AUTH_DENY;
-    shoal_buf blob;
-    shoal_buf_init(&blob, SHOAL_KEY_MAX_BLOB);
-    char b64[SHOAL_KEY_MAX_BLOB * 2], fp[128] = "";
-    if (shoal_key_to_blob(key, &blob) != 0 ||
-        shoal_base64_encode(shoal_buf_ptr(&blob), shoal_buf_len(&blob), b64, sizeof(b64), 1) != 0) {
-        shoal_buf_free(&blob);
+    /* "type base64": the key argument is the part after the blank. */
+    char *text = NULL, fp[128] = "";
+    if (shoal_key_public_text(key, NULL, &text) != 0)
         return SHOAL_AUTH_DENY;
-    }
-    shoal_buf_free(&blob);
+    char *b64 = strchr(text, ' ') + 1;
     shoal_key_fingerprint(key, fp, sizeof(fp));
     akc_job *j = calloc(1, sizeof(*j));
-    if (!j || shoal_key_dup_public(key, &j->key) != 0) {
-        free(j);
+    if (!j) {
+        free(text);
         return SHOAL_AUTH_DENY;
     }
+    j->key = shoal_key_ref((shoal_key *)key); /* keys never change once loaded */
+    j->key_text = text;
     j->sc = sc;
     j->s = s;
     j->proven = proven;
@@ -349,6 +349,7 @@ static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key, int p
         if (shoal_serve_expand(cmd, &tk, &expanded) != 0) {
             serve_log(sc->ctx, 0, "AuthorizedKeysCommand: cannot expand \"%s\"", cmd);
             shoal_key_free(j->key);
+            free(j->key_text);
             free(j);
             return SHOAL_AUTH_DENY;
         }

@@ -17,8 +17,8 @@
 
 #include "serve.h"
 #include "serve_gateway.h"
+#include "shoal/match.h"
 #include "shoal/uv.h"
-#include "wire/match.h"
 
 #define MAX_ENV 64
 
@@ -75,24 +75,11 @@ static void env_set(char **envp, unsigned *ne, unsigned max, char *kv)
 
 /* PermitUserEnvironment: "yes"/"*" or a comma-separated pattern list with
  * '!' negation (a negated match refuses). */
-static int user_env_allowed(const char *list, const char *name, size_t nl)
+static int user_env_allowed(const char *list, const char *name)
 {
     if (!strcmp(list, "*") || !strcmp(list, "yes"))
         return 1;
-    int ok = 0;
-    const char *p = list;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        int neg = len && *p == '!';
-        if (shoal_wildmatch(p + neg, len - (size_t)neg, name, nl, 0)) {
-            if (neg)
-                return 0;
-            ok = 1;
-        }
-        p += len + (end ? 1 : 0);
-    }
-    return ok;
+    return shoal_match_list(list, name, 0) == 1;
 }
 
 static char *env_pair(const char *name, const char *value)
@@ -169,7 +156,7 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
             continue;
         memcpy(name, kv, nl);
         name[nl] = 0;
-        if (user_env_allowed(pue, name, nl))
+        if (user_env_allowed(pue, name))
             env_set(envp, &ne, MAX_ENV + 10, strdup(kv));
     }
     env_set(envp, &ne, MAX_ENV + 15, env_pair("SSH_CLIENT", client));
