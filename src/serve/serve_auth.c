@@ -1,4 +1,4 @@
-/* shoal serve: authentication decisions.
+/* The server engine (shoal serve): authentication decisions.
  *
  * publickey: the user's AuthorizedKeysFile entries (checked for safe
  * ownership and permissions when StrictModes is on), then the
@@ -23,7 +23,7 @@
 
 #include <openssl/crypto.h>
 
-#include "serve.h"
+#include "serve_impl.h"
 #include "shoal/keys.h"
 
 #define AKC_MAX_OUTPUT (1u << 20)
@@ -460,6 +460,21 @@ static void log_invalid_user(serve_conn *sc)
     serve_log(sc->ctx, 1, "%s: invalid user \"%s\"", shoal_uv_sconn_peer(sc->sconn), sc->user);
 }
 
+/* The program's auth callback answered (not SHOAL_SERVE_DEFAULT). */
+static int app_decision(serve_conn *sc, shoal_session *s, const shoal_auth_request *req, int r)
+{
+    if (r != SHOAL_AUTH_SUCCESS)
+        return r;
+    if (req->method == SHOAL_METHOD_PUBLICKEY && !req->proven)
+        return SHOAL_AUTH_SUCCESS; /* a probe: PK_OK, nothing more */
+    unsigned bit = req->method == SHOAL_METHOD_PUBLICKEY ? SHOAL_AUTH_PUBLICKEY
+                   : req->method == SHOAL_METHOD_PASSWORD ? SHOAL_AUTH_PASSWORD
+                   : req->method == SHOAL_METHOD_KBDINT   ? SHOAL_AUTH_KBDINT
+                                                          : 0;
+    serve_log(sc->ctx, 1, "%s: accepted by the application from %s", sc->user, shoal_uv_sconn_peer(sc->sconn));
+    return bit ? method_done(sc, s, bit) : SHOAL_AUTH_SUCCESS;
+}
+
 int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
 {
     (void)ud;
@@ -475,6 +490,11 @@ int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
     shoal_session_set_auth_methods(s, next ? next : (enabled ? enabled : SHOAL_AUTH_PUBLICKEY));
     if (!sc->user_ok)
         log_invalid_user(sc);
+    if (sc->ctx->cb.auth) {
+        int r = sc->ctx->cb.auth(sc, req, sc->ctx->ud);
+        if (r != SHOAL_SERVE_DEFAULT)
+            return app_decision(sc, s, req, r);
+    }
     const char *invalid = sc->user_ok ? "" : "invalid user ";
     switch (req->method) {
     case SHOAL_METHOD_NONE:
