@@ -39,7 +39,8 @@ SHOAL_EXTERN int shoal_key_load_private(const uint8_t *data, size_t len, const c
 /* 1 when the file bytes are an encrypted private key (any format), 0 when
  * not, negative when not a key file at all. */
 SHOAL_EXTERN int shoal_key_file_is_encrypted(const uint8_t *data, size_t len);
-/* Reads a whole file (capped at 1 MiB) and loads it. */
+/* Reads a whole file (capped at 1 MiB) and loads it. Reading the file is
+ * the driver's (shoal_uv, src/uv/files.c): the core reads no files. */
 SHOAL_EXTERN int shoal_key_load_private_file(const char *path, const char *passphrase, shoal_key **out);
 /* Drops one reference; the key is freed (and its secrets wiped) when the
  * last one goes. */
