@@ -64,6 +64,7 @@ static void default_log(int level, const char *line)
  * does with strnvis): whatever peer text a message carries (user names,
  * commands, environment, versions, upstream messages...), a client cannot
  * end the line early and write a fake one. */
+static void serve_vlog(serve_ctx *ctx, int level, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 static void serve_vlog(serve_ctx *ctx, int level, const char *fmt, va_list ap)
 {
     if (level > ctx->log_level)
