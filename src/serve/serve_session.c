@@ -214,6 +214,15 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
             return r; /* 1, or SHOAL_ERR_DEFERRED: the callback answers */
         }
     }
+    /* A user the program's auth callback let in without a local account:
+     * there is nobody to run it as. */
+    if (!sc->user_ok) {
+        serve_log(ctx, 0, "%s: no local account to run the %s as", sc->user, kind);
+        for (unsigned i = 0; i < ne; i++)
+            free(envp[i]);
+        shoal_serve_command_free(&policy);
+        return 0;
+    }
     /* The user's shell: "-c cmd", or a login shell (argv[0] "-name"). */
     char login_name[260];
     const char *base = strrchr(sc->shell, '/');

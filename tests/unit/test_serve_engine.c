@@ -161,6 +161,8 @@ typedef struct run_state {
     int auth_calls, exec_calls;
     int deny_all;
     int let_engine_spawn;
+    const char *user; /* NULL = the account running the test */
+    int account_ok;   /* what the auth callback saw */
     char last_command[256];
     char env_user[300];
     uv_process_t proc;
@@ -179,6 +181,7 @@ static int on_auth(shoal_serve_conn *c, const shoal_auth_request *req, void *ud)
     assert_string_equal(shoal_serve_conn_user(c), req->user);
     assert_non_null(shoal_serve_conn_settings(c));
     assert_false(shoal_serve_conn_authenticated(c));
+    rs->account_ok = shoal_serve_conn_account_ok(c);
     if (rs->deny_all)
         return SHOAL_AUTH_DENY;
     if (req->method == SHOAL_METHOD_PUBLICKEY)
@@ -274,7 +277,7 @@ static void run_client(run_state *rs, const char *command)
     assert_non_null(pw);
     char portarg[16], dest[300];
     snprintf(portarg, sizeof(portarg), "%u", port);
-    snprintf(dest, sizeof(dest), "%s@127.0.0.1", pw->pw_name);
+    snprintf(dest, sizeof(dest), "%s@127.0.0.1", rs->user ? rs->user : pw->pw_name);
     char *argv[] = {"ssh", "-F", "/dev/null", "-p", portarg, "-i", userkey, "-o", "IdentitiesOnly=yes",
                     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
                     "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
@@ -347,12 +350,28 @@ static void test_exec_default(void **st)
     assert_int_equal(rs.status, 0);
 }
 
+/* Let in without a local account, the engine has nobody to run the
+ * command as: the request fails, nothing runs. */
+static void test_no_account_no_spawn(void **st)
+{
+    (void)st;
+    run_state rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.let_engine_spawn = 1;
+    rs.user = "shoal-test-no-such-user";
+    run_client(&rs, "echo must-not-run");
+    assert_false(rs.account_ok);
+    assert_int_equal(rs.exec_calls, 1);
+    assert_string_equal(rs.output, "");
+    assert_int_not_equal(rs.status, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_abi),          cmocka_unit_test(test_setup_errors),
         cmocka_unit_test(test_callbacks_decide),     cmocka_unit_test(test_auth_callback_denies),
-        cmocka_unit_test(test_exec_default),
+        cmocka_unit_test(test_exec_default),         cmocka_unit_test(test_no_account_no_spawn),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
