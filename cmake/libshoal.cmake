@@ -21,7 +21,8 @@ set(SHOAL_LIB_OBJECTS)
 foreach(tier ${SHOAL_LIB_TIERS})
   list(APPEND SHOAL_LIB_OBJECTS $<TARGET_OBJECTS:${tier}>)
 endforeach()
-set(SHOAL_LIB_DEPS OpenSSL::Crypto PkgConfig::LIBUV Threads::Threads)
+# crypt(3): the server engine's PasswordFile backend (src/serve/serve_auth.c).
+set(SHOAL_LIB_DEPS OpenSSL::Crypto PkgConfig::LIBUV Threads::Threads crypt)
 set(SHOAL_INCLUDE_DIRS
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
     $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
@@ -53,7 +54,7 @@ endif()
 target_include_directories(libshoal_shared INTERFACE ${SHOAL_INCLUDE_DIRS})
 # libuv is public: include/shoal/uv.h and the others hand out uv types, so
 # a program that uses them calls libuv itself.
-target_link_libraries(libshoal_shared PUBLIC PkgConfig::LIBUV PRIVATE OpenSSL::Crypto Threads::Threads)
+target_link_libraries(libshoal_shared PUBLIC PkgConfig::LIBUV PRIVATE OpenSSL::Crypto Threads::Threads crypt)
 
 add_library(libshoal_static STATIC ${SHOAL_LIB_OBJECTS})
 set_target_properties(libshoal_static PROPERTIES

@@ -144,7 +144,8 @@ SHOAL_EXTERN int shoal_authkeys_find(const char *buf, size_t len, const shoal_ke
                                      shoal_authkeys_result *res);
 /* Same over a file: a missing file gives 0; a file that is not a regular
  * file gives SHOAL_ERR_IO; over SHOAL_AUTHKEYS_MAX_FILE, SHOAL_ERR_TOO_LARGE.
- * Permissions and ownership (StrictModes) are the caller's business. */
+ * Permissions and ownership (StrictModes) are the caller's business.
+ * Reading the file is the driver's (shoal_uv, src/uv/files.c). */
 SHOAL_EXTERN int shoal_authkeys_find_file(const char *path, const shoal_key *key, const shoal_authkeys_peer *peer,
                                           shoal_authkey_opts *opts, shoal_authkeys_result *res);
 

@@ -2,13 +2,9 @@
 #include "config/parse_util.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "shoal/error.h"
 #include "wire/match.h"
@@ -271,90 +267,3 @@ int shoal_pu_parse_time(const char *s, uint64_t *out)
     return 0;
 }
 
-int shoal_pu_read_file(const char *path, size_t max, char **data, size_t *len, const char **why)
-{
-    const char *dummy;
-    if (!why)
-        why = &dummy;
-    *data = NULL;
-    *len = 0;
-    *why = NULL;
-    if (!path || !*path) {
-        *why = "empty path";
-        return SHOAL_ERR_INVALID_ARG;
-    }
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; the type check
-     * below then refuses it before any read. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        *why = strerror(e);
-        return (e == ENOENT || e == ENOTDIR) ? SHOAL_ERR_NOT_FOUND : SHOAL_ERR_IO;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        *why = strerror(errno);
-        close(fd);
-        return SHOAL_ERR_IO;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "not a regular file";
-        close(fd);
-        return SHOAL_ERR_IO;
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > max) {
-        *why = "file too large";
-        close(fd);
-        return SHOAL_ERR_TOO_LARGE;
-    }
-    /* Read to EOF with the cap enforced on the bytes actually read: the
-     * file may grow between fstat and read. */
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *b = malloc(cap + 1);
-    int rc = SHOAL_OK;
-    if (!b) {
-        close(fd);
-        return SHOAL_ERR_NOMEM;
-    }
-    for (;;) {
-        if (n == cap) {
-            if (cap > max) {
-                *why = "file too large";
-                rc = SHOAL_ERR_TOO_LARGE;
-                break;
-            }
-            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-            char *nb = realloc(b, ncap + 1);
-            if (!nb) {
-                rc = SHOAL_ERR_NOMEM;
-                break;
-            }
-            b = nb;
-            cap = ncap;
-        }
-        ssize_t r = read(fd, b + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            *why = strerror(errno);
-            rc = SHOAL_ERR_IO;
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (rc == SHOAL_OK && n > max) {
-        *why = "file too large";
-        rc = SHOAL_ERR_TOO_LARGE;
-    }
-    if (rc) {
-        free(b);
-        return rc;
-    }
-    b[n] = 0;
-    *data = b;
-    *len = n;
-    return SHOAL_OK;
-}

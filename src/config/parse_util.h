@@ -1,6 +1,6 @@
 /* Shared parsing helpers for OpenSSH-style files (sshd_config subset,
  * authorized_keys options): pattern lists, address/CIDR lists, numbers,
- * sshd time values and a capped file reader.
+ * sshd time values. (The capped file reader is the driver's: uv/files.h.)
  *
  * Everything here is bounded: lengths are explicit, nothing recurses, and
  * no helper keeps state between calls. */
@@ -45,13 +45,5 @@ int shoal_pu_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
  * case; none = seconds) summed up: "90", "10m", "1h30m". The total must
  * stay at or below INT32_MAX seconds, as in sshd. 0 on success, -1 otherwise. */
 int shoal_pu_parse_time(const char *s, uint64_t *out);
-
-/* Reads a whole regular file of at most max bytes into a malloc'd,
- * NUL-terminated buffer. Returns 0, SHOAL_ERR_NOT_FOUND (missing file or
- * directory component), SHOAL_ERR_IO (unreadable, or not a regular file:
- * FIFOs and devices are never read, so a hostile path cannot block us),
- * SHOAL_ERR_TOO_LARGE or SHOAL_ERR_NOMEM. *why (if not NULL) receives a
- * static description of a failure. */
-int shoal_pu_read_file(const char *path, size_t max, char **data, size_t *len, const char **why);
 
 #endif

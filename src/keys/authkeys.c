@@ -837,23 +837,3 @@ int shoal_authkeys_find(const char *buf, size_t len, const shoal_key *key, const
     return rc;
 }
 
-int shoal_authkeys_find_file(const char *path, const shoal_key *key, const shoal_authkeys_peer *peer,
-                             shoal_authkey_opts *opts, shoal_authkeys_result *res)
-{
-    if (res)
-        memset(res, 0, sizeof(*res));
-    if (opts)
-        shoal_authkey_opts_init(opts);
-    if (!path || !key || !peer || !opts)
-        return SHOAL_ERR_INVALID_ARG;
-    char *data;
-    size_t len;
-    int rc = shoal_pu_read_file(path, SHOAL_AUTHKEYS_MAX_FILE, &data, &len, NULL);
-    if (rc == SHOAL_ERR_NOT_FOUND)
-        return 0;
-    if (rc)
-        return rc;
-    rc = shoal_authkeys_find(data, len, key, peer, opts, res);
-    free(data);
-    return rc;
-}

@@ -22,15 +22,7 @@ int shoal_key_to_blob(const shoal_key *key, shoal_buf *out);
  * rsa -> "rsa-sha2-256", "rsa-sha2-512", "ssh-rsa". */
 int shoal_key_sigalg_valid(const shoal_key *key, const char *sigalg, size_t len);
 
-/* Verifies an SSH signature blob (string alg, string sig) over data.
- * sigalg, when not NULL, is the algorithm the signature must use
- * (e.g. the negotiated host key algorithm "rsa-sha2-256"); when NULL any
- * algorithm valid for the key type except "ssh-rsa" is accepted. ECDSA
- * signatures are the (mpint r, mpint s) encoding of RFC 5656 3.1.2.
- * Returns SHOAL_ERR_SIGNATURE on a bad signature, SHOAL_ERR_BAD_FORMAT on
- * a malformed blob. */
-int shoal_key_verify(const shoal_key *key, const char *sigalg, const uint8_t *sig, size_t sig_len,
-                     const uint8_t *data, size_t data_len);
+/* shoal_key_verify: see include/shoal/keys.h. */
 
 /* Signs data with a private key, appending the SSH signature blob
  * (string alg, string sig) to out. sigalg chooses the RSA hash; NULL means

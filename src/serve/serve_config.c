@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "config/parse_util.h"
+#include "uv/files.h"
 
 #define CF_MAX_ARGS 256u
 #define CF_MAX_BLOCKS 1024u
@@ -1262,7 +1263,7 @@ static int parse_path(pstate *ps, const char *path)
     char *data;
     size_t len;
     const char *why = NULL;
-    int rc = shoal_pu_read_file(path, SHOAL_SERVE_MAX_FILE, &data, &len, &why);
+    int rc = shoal_read_file_capped(path, SHOAL_SERVE_MAX_FILE, &data, &len, &why);
     if (rc) {
         if (rc == SHOAL_ERR_NOMEM)
             return rc;

@@ -14,7 +14,7 @@
 
 #include <openssl/crypto.h>
 
-#include "config/parse_util.h"
+#include "uv/files.h"
 
 /* Entries that can never match: empty, or locked ("*...", "!..."). */
 static int sp_usable(const char *hash, size_t n)
@@ -29,7 +29,7 @@ int shoal_serve_password_check(const char *path, const char *user, int account_o
         return SHOAL_ERR_INVALID_ARG;
     char *data = NULL;
     size_t len = 0;
-    if (!path || shoal_pu_read_file(path, SHOAL_SERVE_MAX_PASSWORD_FILE, &data, &len, NULL) != 0)
+    if (!path || shoal_read_file_capped(path, SHOAL_SERVE_MAX_PASSWORD_FILE, &data, &len, NULL) != 0)
         data = NULL, len = 0;
     size_t ul = user ? strlen(user) : 0;
     /* One pass over every line, whatever is found on the way. */

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "keys/key.h"
 #include "shoal/channel.h"
+#include "shoal/keys.h"
 #include "shoal/session.h"
 
 static int passed, failed;
@@ -173,14 +173,14 @@ static void run(app *a, shoal_session *s, int fd)
             continue;
         }
         if (a->sign_waiting && --a->sign_turns <= 0) {
-            shoal_buf sig;
-            shoal_buf_init(&sig, 1u << 16);
+            uint8_t *sig = NULL;
+            size_t sig_len = 0;
             a->sign_waiting = 0;
-            if (shoal_key_sign(a->user_key, a->sigalg, a->sign_data, a->sign_len, &sig) == 0)
-                shoal_session_sign_reply(s, shoal_buf_ptr(&sig), shoal_buf_len(&sig));
+            if (shoal_key_sign_data(a->user_key, a->sigalg, a->sign_data, a->sign_len, &sig, &sig_len) == 0)
+                shoal_session_sign_reply(s, sig, sig_len);
             else
                 shoal_session_sign_reply(s, NULL, 0);
-            shoal_buf_free(&sig);
+            free(sig);
             continue;
         }
         if (a->authenticated && !a->ch && !a->channel_closed) {
@@ -223,9 +223,9 @@ int main(int argc, char **argv)
     app a;
     memset(&a, 0, sizeof(a));
     check(shoal_key_load_private_file(argv[2], NULL, &a.user_key) == 0, "user key loads");
-    shoal_buf blob;
-    shoal_buf_init(&blob, 4096);
-    shoal_key_to_blob(a.user_key, &blob);
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    check(shoal_key_public_blob(a.user_key, &blob, &blob_len) == 0, "public blob");
 
     shoal_client_config cfg;
     shoal_client_config_init(&cfg);
@@ -243,7 +243,7 @@ int main(int argc, char **argv)
     a.accept_hostkey = 1;
     check(shoal_session_new_client(&s, &cfg, &cb, &a) == 0, "session created");
     /* Public half only: the session must ask us to sign. */
-    int ident = shoal_session_add_identity(s, shoal_buf_ptr(&blob), shoal_buf_len(&blob), NULL);
+    int ident = shoal_session_add_identity(s, blob, blob_len, NULL);
     check(ident == 0, "identity added without its private key");
     int fd = dial(port);
     run(&a, s, fd);
@@ -262,7 +262,7 @@ int main(int argc, char **argv)
     b.user_key = a.user_key;
     b.accept_hostkey = 0;
     check(shoal_session_new_client(&s, &cfg, &cb, &b) == 0, "second session created");
-    shoal_session_add_identity(s, shoal_buf_ptr(&blob), shoal_buf_len(&blob), NULL);
+    shoal_session_add_identity(s, blob, blob_len, NULL);
     fd = dial(port);
     run(&b, s, fd);
     close(fd);
@@ -271,7 +271,7 @@ int main(int argc, char **argv)
     printf("# %s\n", b.errmsg);
     shoal_session_free(s);
 
-    shoal_buf_free(&blob);
+    free(blob);
     shoal_key_free(a.user_key);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

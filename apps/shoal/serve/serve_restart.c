@@ -28,7 +28,7 @@ static char **saved_argv;
 static int restarting, draining;
 static uv_pipe_t ready_pipe;
 static uv_timer_t drain_timer;
-static serve_ctx *g_ctx;
+static shoal_serve *g_srv;
 
 void serve_restart_init(char **argv)
 {
@@ -100,13 +100,13 @@ void serve_restart_ready(void)
 
 static void on_drain_tick(uv_timer_t *t)
 {
-    serve_ctx *ctx = t->data;
-    if (ctx->srv && shoal_uv_server_connections(ctx->srv) == 0) {
-        serve_log(ctx, 0, "restart: last connection finished; old process exits");
+    shoal_serve *srv = t->data;
+    shoal_uv_server *us = shoal_serve_uv_server(srv);
+    if (us && shoal_uv_server_connections(us) == 0) {
+        shoal_serve_log(srv, 0, "restart: last connection finished; old process exits");
         uv_timer_stop(t);
         uv_close((uv_handle_t *)t, NULL);
-        shoal_uv_server_free(ctx->srv);
-        ctx->srv = NULL;
+        shoal_serve_close(srv);
         uv_stop(t->loop);
     }
 }
@@ -121,32 +121,34 @@ static void on_ready_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
 
 static void on_ready_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
-    serve_ctx *ctx = g_ctx;
+    shoal_serve *srv = g_srv;
+    shoal_uv_server *us = shoal_serve_uv_server(srv);
     (void)b;
     if (n == 0)
         return;
     uv_read_stop(st);
     uv_close((uv_handle_t *)st, NULL);
     restarting = 0;
-    if (n < 0) {
-        serve_log(ctx, 0, "restart: the new process did not start; this one goes on serving");
+    if (n < 0 || !us) {
+        shoal_serve_log(srv, 0, "restart: the new process did not start; this one goes on serving");
         return;
     }
-    serve_log(ctx, 0, "restart: new process is listening; no longer accepting here (%u connection%s left)",
-              shoal_uv_server_connections(ctx->srv), shoal_uv_server_connections(ctx->srv) == 1 ? "" : "s");
-    shoal_uv_server_stop(ctx->srv);
+    shoal_serve_log(srv, 0, "restart: new process is listening; no longer accepting here (%u connection%s left)",
+                    shoal_uv_server_connections(us), shoal_uv_server_connections(us) == 1 ? "" : "s");
+    shoal_uv_server_stop(us);
     draining = 1;
-    uv_timer_init(shoal_uv_server_loop(ctx->srv), &drain_timer);
-    drain_timer.data = ctx;
+    uv_timer_init(shoal_serve_loop(srv), &drain_timer);
+    drain_timer.data = srv;
     uv_timer_start(&drain_timer, on_drain_tick, 0, 200);
 }
 
-int serve_restart_begin(serve_ctx *ctx)
+int serve_restart_begin(shoal_serve *srv)
 {
-    if (restarting || draining || !ctx->srv || !saved_argv)
+    shoal_uv_server *us = shoal_serve_uv_server(srv);
+    if (restarting || draining || !us || !saved_argv)
         return -1;
     int fds[MAX_FDS];
-    unsigned n = shoal_uv_server_fds(ctx->srv, fds, MAX_FDS);
+    unsigned n = shoal_uv_server_fds(us, fds, MAX_FDS);
     if (!n)
         return -1;
     int rp[2];
@@ -176,11 +178,11 @@ int serve_restart_begin(serve_ctx *ctx)
     }
     close(rp[1]);
     restarting = 1;
-    g_ctx = ctx;
-    uv_loop_t *loop = shoal_uv_server_loop(ctx->srv);
+    g_srv = srv;
+    uv_loop_t *loop = shoal_serve_loop(srv);
     uv_pipe_init(loop, &ready_pipe, 0);
     uv_pipe_open(&ready_pipe, rp[0]);
     uv_read_start((uv_stream_t *)&ready_pipe, on_ready_alloc, on_ready_read);
-    serve_log(ctx, 0, "restart: started new process %d with %u listening socket%s", (int)pid, n, n == 1 ? "" : "s");
+    shoal_serve_log(srv, 0, "restart: started new process %d with %u listening socket%s", (int)pid, n, n == 1 ? "" : "s");
     return 0;
 }

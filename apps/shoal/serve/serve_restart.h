@@ -2,7 +2,7 @@
 #ifndef SHOAL_APP_SERVE_RESTART_H
 #define SHOAL_APP_SERVE_RESTART_H
 
-#include "serve.h"
+#include "shoal/serve.h"
 
 /* Remembers argv for the re-exec. */
 void serve_restart_init(char **argv);
@@ -17,6 +17,6 @@ unsigned serve_restart_inherited(int *fds, unsigned max);
 /* Tells the previous process we are listening. */
 void serve_restart_ready(void);
 /* SIGHUP: starts the new process; 0 when under way. */
-int serve_restart_begin(serve_ctx *ctx);
+int serve_restart_begin(shoal_serve *srv);
 
 #endif

@@ -1,7 +1,8 @@
-/* shoal serve: the gateway. A user's session channels are forwarded to an
- * upstream SSH server through our own client (one upstream connection per
- * client connection, authenticated with the configured key, the upstream
- * host key checked strictly against the configured known_hosts file).
+/* The server engine (shoal serve): the gateway. A user's session channels
+ * are forwarded to an upstream SSH server through our own client (one
+ * upstream connection per client connection, authenticated with the
+ * configured key, the upstream host key checked strictly against the
+ * configured known_hosts file).
  *
  * Each downstream session channel gets an upstream twin. Requests (pty-req,
  * env, exec, shell, subsystem, window-change, signal) are passed on and

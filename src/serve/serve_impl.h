@@ -1,18 +1,27 @@
-/* shoal serve: shared state of the server command (serve*.c). */
-#ifndef SHOAL_APP_SERVE_H
-#define SHOAL_APP_SERVE_H
+/* The server engine's shared state (src/serve/serve*.c): the server and
+ * one connection. Not part of any interface outside src/serve; programs use
+ * include/shoal/serve.h. */
+#ifndef SHOAL_SERVE_IMPL_H
+#define SHOAL_SERVE_IMPL_H
 
 #include <sys/types.h>
 
 #include "shoal/authkeys.h"
 #include "shoal/proc.h"
+#include "shoal/serve.h"
 #include "shoal/serveconfig.h"
 #include "shoal/uv_server.h"
 
-typedef struct serve_ctx {
-    shoal_serve_config *cfg;
+typedef struct shoal_serve serve_ctx;
+typedef struct shoal_serve_conn serve_conn;
+
+struct shoal_serve {
+    const shoal_serve_config *cfg;
     const shoal_serve_global *g;
+    uv_loop_t *loop;
     shoal_uv_server *srv;
+    shoal_serve_callbacks cb;
+    void *ud;
     shoal_key **host_keys;
     unsigned n_host_keys;
     int is_root;
@@ -20,10 +29,14 @@ typedef struct serve_ctx {
     char self_user[64];
     int log_level;
     char *banner_text;
-} serve_ctx;
+    char **listen_specs;
+    unsigned n_listen;
+    int *inherit_fds;
+    unsigned n_inherit_fds;
+};
 
 /* Per connection (the session's app data). */
-typedef struct serve_conn {
+struct shoal_serve_conn {
     serve_ctx *ctx;
     shoal_uv_sconn *sconn;
     char user[257];          /* as the client sent it (at most 256 bytes: the core's limit) */
@@ -41,7 +54,7 @@ typedef struct serve_conn {
     int authenticated;
     void *akc;               /* AuthorizedKeysCommand run in flight (serve_auth.c) */
     void *gateway;           /* upstream connection (serve_gateway.c) */
-} serve_conn;
+};
 
 /* serve_auth.c */
 int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud);
@@ -50,7 +63,7 @@ void serve_conn_free(serve_conn *sc);
 /* serve_session.c */
 int serve_channel_open(shoal_session *s, shoal_channel *ch, const char *type, void *ud);
 
-/* serve.c */
+/* serve_engine.c */
 void serve_log(serve_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,4 +1,5 @@
-/* shoal serve: session channels: pty-req, env, exec, shell, subsystem.
+/* The server engine (shoal serve): session channels: pty-req, env, exec,
+ * shell, subsystem.
  *
  * What runs: ForceCommand, else an authorized_keys command=, else the
  * client's command (with SSH_ORIGINAL_COMMAND set when forced), checked
@@ -15,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve.h"
+#include "serve_impl.h"
 #include "serve_gateway.h"
+#include "shoal/match.h"
 #include "shoal/uv.h"
-#include "wire/match.h"
 
 #define MAX_ENV 64
 
@@ -75,24 +76,11 @@ static void env_set(char **envp, unsigned *ne, unsigned max, char *kv)
 
 /* PermitUserEnvironment: "yes"/"*" or a comma-separated pattern list with
  * '!' negation (a negated match refuses). */
-static int user_env_allowed(const char *list, const char *name, size_t nl)
+static int user_env_allowed(const char *list, const char *name)
 {
     if (!strcmp(list, "*") || !strcmp(list, "yes"))
         return 1;
-    int ok = 0;
-    const char *p = list;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        int neg = len && *p == '!';
-        if (shoal_wildmatch(p + neg, len - (size_t)neg, name, nl, 0)) {
-            if (neg)
-                return 0;
-            ok = 1;
-        }
-        p += len + (end ? 1 : 0);
-    }
-    return ok;
+    return shoal_match_list(list, name, 0) == 1;
 }
 
 static char *env_pair(const char *name, const char *value)
@@ -102,6 +90,37 @@ static char *env_pair(const char *name, const char *value)
     if (s)
         snprintf(s, n, "%s=%s", name, value);
     return s;
+}
+
+static int on_request(shoal_channel *ch, const shoal_channel_request *req, void *ud);
+static void on_close(shoal_channel *ch, void *ud);
+static const shoal_server_channel_callbacks SESS_CBS = {sizeof(shoal_server_channel_callbacks), on_request, NULL, NULL, NULL, on_close};
+
+/* While the program's exec callback has the channel: nothing of ours may
+ * run on it (our state may be gone when the callback returns). */
+static int orphan_request(shoal_channel *ch, const shoal_channel_request *req, void *ud)
+{
+    (void)ch;
+    (void)req;
+    (void)ud;
+    return 0;
+}
+
+static const shoal_server_channel_callbacks ORPHAN_CBS = {sizeof(shoal_server_channel_callbacks), orphan_request, NULL, NULL, NULL, NULL};
+
+/* Asks the exec callback: SHOAL_SERVE_DEFAULT, 0 (refused), 1 or
+ * SHOAL_ERR_DEFERRED (taken). */
+static int app_exec(sess *ss, const char *kind, const char *cmd, const char *client_cmd, char **envp)
+{
+    serve_ctx *ctx = ss->sc->ctx;
+    shoal_serve_exec ex = {kind, cmd, client_cmd, (const char *const *)envp, ss->pty, ss->pty ? ss->term : "",
+                           ss->cols, ss->rows};
+    shoal_channel_set_server_callbacks(ss->ch, &ORPHAN_CBS, NULL);
+    int r = ctx->cb.exec(ss->sc, ss->ch, &ex, ctx->ud);
+    int taken = r == 1 || r == SHOAL_ERR_DEFERRED;
+    if (!taken)
+        shoal_channel_set_server_callbacks(ss->ch, &SESS_CBS, ss);
+    return taken || r == SHOAL_SERVE_DEFAULT ? r : 0;
 }
 
 /* Starts command (NULL: a login shell). Returns 1 when the request should
@@ -169,7 +188,7 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
             continue;
         memcpy(name, kv, nl);
         name[nl] = 0;
-        if (user_env_allowed(pue, name, nl))
+        if (user_env_allowed(pue, name))
             env_set(envp, &ne, MAX_ENV + 10, strdup(kv));
     }
     env_set(envp, &ne, MAX_ENV + 15, env_pair("SSH_CLIENT", client));
@@ -180,6 +199,30 @@ static int start(sess *ss, const char *kind, const char *client_cmd)
         env_set(envp, &ne, MAX_ENV + 15, env_pair("SSH_ORIGINAL_COMMAND", client_cmd));
     envp[ne] = NULL;
 
+    /* The program may run it itself (shoal_serve_callbacks.exec). */
+    if (ctx->cb.exec) {
+        int r = app_exec(ss, kind, cmd, client_cmd, envp);
+        if (r != SHOAL_SERVE_DEFAULT) {
+            for (unsigned i = 0; i < ne; i++)
+                free(envp[i]);
+            shoal_serve_command_free(&policy);
+            if (r == 0)
+                return 0;
+            serve_log(ctx, 2, "%s: %s taken by the application", sc->user, kind);
+            ss->started = 1;
+            sess_free(ss);
+            return r; /* 1, or SHOAL_ERR_DEFERRED: the callback answers */
+        }
+    }
+    /* A user the program's auth callback let in without a local account:
+     * there is nobody to run it as. */
+    if (!sc->user_ok) {
+        serve_log(ctx, 0, "%s: no local account to run the %s as", sc->user, kind);
+        for (unsigned i = 0; i < ne; i++)
+            free(envp[i]);
+        shoal_serve_command_free(&policy);
+        return 0;
+    }
     /* The user's shell: "-c cmd", or a login shell (argv[0] "-name"). */
     char login_name[260];
     const char *base = strrchr(sc->shell, '/');
@@ -311,8 +354,6 @@ int serve_channel_open(shoal_session *s, shoal_channel *ch, const char *type, vo
         return 4;
     ss->sc = sc;
     ss->ch = ch;
-    static const shoal_server_channel_callbacks cb = {
-        sizeof(shoal_server_channel_callbacks), on_request, NULL, NULL, NULL, on_close};
-    shoal_channel_set_server_callbacks(ch, &cb, ss);
+    shoal_channel_set_server_callbacks(ch, &SESS_CBS, ss);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* shoal serve: authentication decisions.
+/* The server engine (shoal serve): authentication decisions.
  *
  * publickey: the user's AuthorizedKeysFile entries (checked for safe
  * ownership and permissions when StrictModes is on), then the
@@ -23,8 +23,8 @@
 
 #include <openssl/crypto.h>
 
-#include "keys/key.h"
-#include "serve.h"
+#include "serve_impl.h"
+#include "shoal/keys.h"
 
 #define AKC_MAX_OUTPUT (1u << 20)
 #define AKC_TIMEOUT_MS 10000u
@@ -201,6 +201,7 @@ typedef struct akc_job {
     serve_conn *sc; /* NULL once the connection is gone */
     shoal_session *s;
     shoal_key *key;
+    char *key_text; /* "type base64": argv points into it */
     char *output;
     size_t len;
     int exited, eof, answered;
@@ -213,6 +214,7 @@ static void akc_handle_closed(uv_handle_t *h)
     akc_job *j = h->data;
     if (--j->handles == 0) {
         shoal_key_free(j->key);
+        free(j->key_text);
         free(j->output);
         free(j);
     }
@@ -311,21 +313,19 @@ static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key, int p
     if (!sc->eff.authorized_keys_command_user ||
         getpwnam_r(sc->eff.authorized_keys_command_user, &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res)
         return SHOAL_AUTH_DENY;
-    shoal_buf blob;
-    shoal_buf_init(&blob, SHOAL_KEY_MAX_BLOB);
-    char b64[SHOAL_KEY_MAX_BLOB * 2], fp[128] = "";
-    if (shoal_key_to_blob(key, &blob) != 0 ||
-        shoal_base64_encode(shoal_buf_ptr(&blob), shoal_buf_len(&blob), b64, sizeof(b64), 1) != 0) {
-        shoal_buf_free(&blob);
+    /* "type base64": the key argument is the part after the blank. */
+    char *text = NULL, fp[128] = "";
+    if (shoal_key_public_text(key, NULL, &text) != 0)
         return SHOAL_AUTH_DENY;
-    }
-    shoal_buf_free(&blob);
+    char *b64 = strchr(text, ' ') + 1;
     shoal_key_fingerprint(key, fp, sizeof(fp));
     akc_job *j = calloc(1, sizeof(*j));
-    if (!j || shoal_key_dup_public(key, &j->key) != 0) {
-        free(j);
+    if (!j) {
+        free(text);
         return SHOAL_AUTH_DENY;
     }
+    j->key = shoal_key_ref((shoal_key *)key); /* keys never change once loaded */
+    j->key_text = text;
     j->sc = sc;
     j->s = s;
     j->proven = proven;
@@ -349,6 +349,7 @@ static int run_akc(serve_conn *sc, shoal_session *s, const shoal_key *key, int p
         if (shoal_serve_expand(cmd, &tk, &expanded) != 0) {
             serve_log(sc->ctx, 0, "AuthorizedKeysCommand: cannot expand \"%s\"", cmd);
             shoal_key_free(j->key);
+            free(j->key_text);
             free(j);
             return SHOAL_AUTH_DENY;
         }
@@ -459,6 +460,21 @@ static void log_invalid_user(serve_conn *sc)
     serve_log(sc->ctx, 1, "%s: invalid user \"%s\"", shoal_uv_sconn_peer(sc->sconn), sc->user);
 }
 
+/* The program's auth callback answered (not SHOAL_SERVE_DEFAULT). */
+static int app_decision(serve_conn *sc, shoal_session *s, const shoal_auth_request *req, int r)
+{
+    if (r != SHOAL_AUTH_SUCCESS)
+        return r;
+    if (req->method == SHOAL_METHOD_PUBLICKEY && !req->proven)
+        return SHOAL_AUTH_SUCCESS; /* a probe: PK_OK, nothing more */
+    unsigned bit = req->method == SHOAL_METHOD_PUBLICKEY ? SHOAL_AUTH_PUBLICKEY
+                   : req->method == SHOAL_METHOD_PASSWORD ? SHOAL_AUTH_PASSWORD
+                   : req->method == SHOAL_METHOD_KBDINT   ? SHOAL_AUTH_KBDINT
+                                                          : 0;
+    serve_log(sc->ctx, 1, "%s: accepted by the application from %s", sc->user, shoal_uv_sconn_peer(sc->sconn));
+    return bit ? method_done(sc, s, bit) : SHOAL_AUTH_SUCCESS;
+}
+
 int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
 {
     (void)ud;
@@ -474,6 +490,11 @@ int serve_auth(shoal_session *s, const shoal_auth_request *req, void *ud)
     shoal_session_set_auth_methods(s, next ? next : (enabled ? enabled : SHOAL_AUTH_PUBLICKEY));
     if (!sc->user_ok)
         log_invalid_user(sc);
+    if (sc->ctx->cb.auth) {
+        int r = sc->ctx->cb.auth(sc, req, sc->ctx->ud);
+        if (r != SHOAL_SERVE_DEFAULT)
+            return app_decision(sc, s, req, r);
+    }
     const char *invalid = sc->user_ok ? "" : "invalid user ";
     switch (req->method) {
     case SHOAL_METHOD_NONE:

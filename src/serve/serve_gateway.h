@@ -1,8 +1,8 @@
-/* shoal serve: forwarding sessions to an upstream SSH server (serve_gateway.c). */
-#ifndef SHOAL_APP_SERVE_GATEWAY_H
-#define SHOAL_APP_SERVE_GATEWAY_H
+/* The server engine: forwarding sessions to an upstream SSH server (serve_gateway.c). */
+#ifndef SHOAL_SERVE_GATEWAY_H
+#define SHOAL_SERVE_GATEWAY_H
 
-#include "serve.h"
+#include "serve_impl.h"
 
 typedef struct serve_gateway {
     const char *host;
