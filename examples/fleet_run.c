@@ -188,7 +188,7 @@ int main(int argc, char **argv)
 
     shoal_fleet_config cfg;
     shoal_fleet_config_init(&cfg);
-    cfg.conn = *shoal_ssh_resolved_conn(resolved);
+    cfg.conn = shoal_ssh_resolved_conn(resolved); /* copied by shoal_fleet_new */
     cfg.default_user = shoal_ssh_resolved_user(resolved);
     cfg.default_port = shoal_ssh_resolved_port(resolved);
     cfg.connection_attempts = shoal_ssh_resolved_connection_attempts(resolved);

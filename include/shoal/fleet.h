@@ -243,11 +243,12 @@ typedef struct shoal_fleet_config {
      * per host; strings are copied when a connection is made, but keys,
      * the known_hosts database and the limiter are borrowed: they must
      * outlive the fleet). shoal_ssh_resolve (shoal/ssh_resolve.h) makes
-     * them from OpenSSH-style options. */
-    shoal_uv_options conn;
+     * them from OpenSSH-style options. Required; copied by shoal_fleet_new
+     * (a pointer, so that each options struct grows on its own). */
+    const shoal_uv_options *conn;
     /* Only passphrase, password, kbdint and log are used; they run on the
-     * worker threads, so they must be thread-safe. */
-    shoal_uv_callbacks conn_cb;
+     * worker threads, so they must be thread-safe. May be NULL; copied. */
+    const shoal_uv_callbacks *conn_cb;
     void *conn_ud;
     unsigned max_handshakes;    /* connections being set up at once, all workers; 0 = 512 */
     unsigned max_agent_conns;   /* ssh-agent connections at once, all workers; 0 = 128 */

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "fleet_impl.h"
+#include "abi.h"
 
 static const char *const CLASS_NAMES[SHOAL_FLEET_CLASS_COUNT] = {
     "ok",      "exit status", "signal",   "no exit status", "dns",    "refused",   "connect", "timeout",
@@ -500,14 +501,18 @@ int shoal_fleet_new(uv_loop_t *main_loop, const shoal_fleet_config *cfg, shoal_f
     f->main = main_loop;
     /* A caller built against a shorter (older) struct: the fields it does
      * not know stay zero, their defaults. */
-    memcpy(&f->cfg, cfg, cfg->size < sizeof(f->cfg) ? cfg->size : sizeof(f->cfg));
-    f->cfg.size = sizeof(f->cfg);
+    SHOAL_COPY_IN(&f->cfg, cfg);
     cfg = &f->cfg;
-    if (f->cfg.conn.ssh)
-        f->ssh = *f->cfg.conn.ssh;
-    else
-        shoal_client_config_init(&f->ssh);
-    f->cfg.conn.ssh = &f->ssh;
+    if (SHOAL_COPY_IN(&f->conn, f->cfg.conn) || SHOAL_COPY_IN_OPT(&f->conn_cb, f->cfg.conn_cb) ||
+        SHOAL_COPY_IN(&f->ssh, f->conn.ssh)) {
+        free(f);
+        if (err && errsz)
+            snprintf(err, errsz, "fleet connection options missing or not initialised (shoal_uv_options_init)");
+        return SHOAL_ERR_INVALID_ARG;
+    }
+    f->conn.ssh = &f->ssh;
+    f->cfg.conn = &f->conn;
+    f->cfg.conn_cb = &f->conn_cb;
     /* Thousands of connections come and go: keep freed memory in the
      * worker threads' arenas instead of giving it back and asking again
      * (each heap shrink and growth is an mprotect call), and grow them by

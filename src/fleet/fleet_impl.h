@@ -158,8 +158,10 @@ struct shoal_fleet {
     uv_timer_t drain;          /* cfg.event_delay_ms: drains the queue periodically */
     shoal_fleet_event_cb cb;
     void *ud;
-    shoal_fleet_config cfg;  /* cfg.conn.ssh points at ssh */
-    shoal_client_config ssh; /* our copy of *cfg.conn.ssh */
+    shoal_fleet_config cfg;  /* cfg.conn, cfg.conn_cb and conn.ssh point at our copies: */
+    shoal_uv_options conn;
+    shoal_uv_callbacks conn_cb;
+    shoal_client_config ssh;
     unsigned nw;
     fleet_worker *w;
     atomic_size_t conns;

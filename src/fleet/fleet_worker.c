@@ -724,29 +724,29 @@ static void conn_log(shoal_uv_conn *c, int level, const char *msg, void *ud)
 {
     pconn *pc = ud;
     const shoal_fleet_config *cfg = &pc->w->f->cfg;
-    if (cfg->conn_cb.log)
-        cfg->conn_cb.log(c, level, msg, cfg->conn_ud);
+    if (cfg->conn_cb->log)
+        cfg->conn_cb->log(c, level, msg, cfg->conn_ud);
 }
 
 static int conn_passphrase(shoal_uv_conn *c, const char *path, char *buf, size_t sz, void *ud)
 {
     pconn *pc = ud;
     const shoal_fleet_config *cfg = &pc->w->f->cfg;
-    return cfg->conn_cb.passphrase ? cfg->conn_cb.passphrase(c, path, buf, sz, cfg->conn_ud) : SHOAL_ERR_UNSUPPORTED;
+    return cfg->conn_cb->passphrase ? cfg->conn_cb->passphrase(c, path, buf, sz, cfg->conn_ud) : SHOAL_ERR_UNSUPPORTED;
 }
 
 static int conn_password(shoal_uv_conn *c, const char *user, char *buf, size_t sz, void *ud)
 {
     pconn *pc = ud;
     const shoal_fleet_config *cfg = &pc->w->f->cfg;
-    return cfg->conn_cb.password ? cfg->conn_cb.password(c, user, buf, sz, cfg->conn_ud) : SHOAL_ERR_UNSUPPORTED;
+    return cfg->conn_cb->password ? cfg->conn_cb->password(c, user, buf, sz, cfg->conn_ud) : SHOAL_ERR_UNSUPPORTED;
 }
 
 static void pc_start(pconn *pc)
 {
     fleet_worker *w = pc->w;
     const shoal_fleet_config *cfg = &w->f->cfg;
-    shoal_uv_options o = cfg->conn;
+    shoal_uv_options o = *cfg->conn;
     o.host = pc->host;
     o.port = pc->port;
     shoal_client_config sc = *o.ssh;
@@ -757,8 +757,8 @@ static void pc_start(pconn *pc)
     if (pc->extra_key) {
         unsigned n = 0;
         keys[n++] = pc->extra_key;
-        for (unsigned i = 0; i < cfg->conn.n_keys && n < 65; i++)
-            keys[n++] = cfg->conn.keys[i];
+        for (unsigned i = 0; i < cfg->conn->n_keys && n < 65; i++)
+            keys[n++] = cfg->conn->keys[i];
         o.keys = keys;
         o.n_keys = n;
     }
@@ -772,7 +772,7 @@ static void pc_start(pconn *pc)
     /* Without a password source the method is not offered, and a single
      * key's signed request is then the final one: the command's channel
      * can follow it at once (on_conn_authenticating). */
-    cb.password = cfg->conn_cb.password ? conn_password : NULL;
+    cb.password = cfg->conn_cb->password ? conn_password : NULL;
     pc->state = PC_CONNECTING;
     pc->attempts++;
     w->handshaking++;

@@ -12,6 +12,7 @@
 #include "serve_gateway.h"
 #include "serve_impl.h"
 #include "shoal/strvis.h"
+#include "abi.h"
 
 /* Listening sockets at most (one per ListenAddress, two for a wildcard with
  * AddressFamily any). */
@@ -33,19 +34,6 @@ void shoal_serve_callbacks_init(shoal_serve_callbacks *cb)
         return;
     memset(cb, 0, sizeof(*cb));
     cb->size = sizeof(*cb);
-}
-
-/* The ABI rule: a caller's struct of `size` bytes into our zero-filled one. */
-static int copy_sized(void *dst, size_t dstsz, const void *src)
-{
-    size_t size;
-    memcpy(&size, src, sizeof(size));
-    if (size < sizeof(size_t))
-        return SHOAL_ERR_INVALID_ARG;
-    memset(dst, 0, dstsz);
-    memcpy(dst, src, size < dstsz ? size : dstsz);
-    memcpy(dst, &dstsz, sizeof(dstsz));
-    return SHOAL_OK;
 }
 
 /* ---- the log ---- */
@@ -325,14 +313,14 @@ int shoal_serve_new(uv_loop_t *loop, const shoal_serve_options *opts, const shoa
     if (err && errsz)
         err[0] = 0;
     shoal_serve_options o;
-    if (!loop || !opts || !out || copy_sized(&o, sizeof(o), opts) != 0 || !o.config)
+    if (!loop || !opts || !out || SHOAL_COPY_IN(&o, opts) != 0 || !o.config)
         return SHOAL_ERR_INVALID_ARG;
     if (o.n_inherit_fds > SERVE_MAX_INHERIT || (o.n_inherit_fds && !o.inherit_fds))
         return SHOAL_ERR_INVALID_ARG;
     serve_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx)
         return SHOAL_ERR_NOMEM;
-    if (cb && copy_sized(&ctx->cb, sizeof(ctx->cb), cb) != 0) {
+    if (cb && SHOAL_COPY_IN(&ctx->cb, cb) != 0) {
         free(ctx);
         return SHOAL_ERR_INVALID_ARG;
     }

@@ -14,6 +14,7 @@
 
 #include "shoal/knownhosts.h"
 #include "shoal/ssh_resolve.h"
+#include "abi.h"
 
 #define MAX_KEY_PATHS (SHOAL_OPT_MAX_FILES * 2 + 4)
 #define MAX_KH_FILES (SHOAL_OPT_MAX_FILES * 2 + 2)
@@ -341,9 +342,7 @@ int shoal_ssh_resolve(const shoal_ssh_options *o, const shoal_ssh_resolve_params
     }
     /* Fields a caller built against an older, shorter struct does not know stay zero. */
     shoal_ssh_resolve_params p;
-    memset(&p, 0, sizeof(p));
-    memcpy(&p, params, params->size < sizeof(p) ? params->size : sizeof(p));
-    p.size = sizeof(p);
+    SHOAL_COPY_IN(&p, params);
     shoal_ssh_resolved *r = calloc(1, sizeof(*r));
     if (!r) {
         snprintf(err, errsz, "out of memory");

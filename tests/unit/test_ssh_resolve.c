@@ -54,6 +54,12 @@ static shoal_ssh_resolved *resolve(const shoal_ssh_options *o, const shoal_ssh_r
     return r;
 }
 
+static void no_events(shoal_fleet *f, shoal_fleet_event *ev, void *ud)
+{
+    (void)f, (void)ud;
+    shoal_fleet_event_free(ev);
+}
+
 static void test_user_and_port(void **state)
 {
     (void)state;
@@ -243,6 +249,11 @@ static void test_size_rule(void **state)
     shoal_fleet *f = NULL;
     assert_int_equal(shoal_fleet_new(&loop, &cfg, NULL, NULL, &f, err, sizeof(err)), SHOAL_ERR_INVALID_ARG);
     assert_null(f);
+    /* Initialised, but without connection options (a required pointer). */
+    shoal_fleet_config_init(&cfg);
+    assert_int_equal(shoal_fleet_new(&loop, &cfg, no_events, NULL, &f, err, sizeof(err)), SHOAL_ERR_INVALID_ARG);
+    assert_null(f);
+    assert_non_null(strstr(err, "shoal_uv_options_init"));
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
 }

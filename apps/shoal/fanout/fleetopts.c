@@ -59,13 +59,16 @@ int fleetopts_prepare(fleetopts *o, shoal_hostkey_policy default_policy, fleetop
 
     shoal_fleet_config *c = &o->cfg;
     shoal_fleet_config_init(c);
-    c->conn = *shoal_ssh_resolved_conn(o->resolved);
+    o->conn = *shoal_ssh_resolved_conn(o->resolved);
+    shoal_uv_callbacks_init(&o->conn_cb);
+    c->conn = &o->conn;
+    c->conn_cb = &o->conn_cb;
     c->default_user = shoal_ssh_resolved_user(o->resolved);
     c->default_port = shoal_ssh_resolved_port(o->resolved);
     c->connection_attempts = shoal_ssh_resolved_connection_attempts(o->resolved);
-    o->agent = c->conn.agent_socket;
-    if (c->conn.log_level > 0)
-        c->conn_cb.log = log_to_stderr;
+    o->agent = o->conn.agent_socket;
+    if (o->conn.log_level > 0)
+        o->conn_cb.log = log_to_stderr;
     return 0;
 }
 

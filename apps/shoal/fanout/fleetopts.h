@@ -23,7 +23,9 @@ typedef struct fleetopts {
     int include_dsa;             /* GoSSHa also looks for ~/.ssh/id_dsa */
     const char *default_user;    /* without -l or User; NULL = the login name of the real uid */
     /* filled by fleetopts_prepare */
-    shoal_fleet_config cfg;
+    shoal_fleet_config cfg;     /* cfg.conn and cfg.conn_cb point at conn and conn_cb */
+    shoal_uv_options conn;
+    shoal_uv_callbacks conn_cb;
     shoal_ssh_resolved *resolved;
     const char *agent;           /* the ssh-agent socket, or NULL */
 } fleetopts;

@@ -698,8 +698,8 @@ static int run_main(int argc, char **argv, int put)
     }
     if (timeout_ms && o.ssh.connect_timeout_s < 0) {
         if (timeout_ms < 30000) {
-            o.cfg.conn.connect_timeout_ms = o.cfg.conn.banner_timeout_ms = o.cfg.conn.kex_timeout_ms = timeout_ms;
-            o.cfg.conn.auth_timeout_ms = timeout_ms;
+            o.conn.connect_timeout_ms = o.conn.banner_timeout_ms = o.conn.kex_timeout_ms = timeout_ms;
+            o.conn.auth_timeout_ms = timeout_ms;
         }
     }
     o.cfg.workers = workers;
