@@ -5,9 +5,8 @@
  *
  *   poll_session [-p port] [-l user] -i key [-k known_hosts] host command
  *
- * (host: a name or an address; key: a private key without passphrase, with
- * its public half next to it as key.pub; known_hosts defaults to
- * ~/.ssh/known_hosts and the host must be in it.)
+ * (host: a name or an address; key: a private key without passphrase;
+ * known_hosts defaults to ~/.ssh/known_hosts and the host must be in it.)
  *
  * The session never touches a socket or a clock: we feed it what we read
  * (shoal_session_recv), send what it lends us (shoal_session_output), and
@@ -25,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <shoal/authkeys.h>
 #include <shoal/channel.h>
 #include <shoal/keys.h>
 #include <shoal/knownhosts.h>
@@ -162,7 +160,7 @@ static int dial(const char *host, unsigned port)
     return fd;
 }
 
-/* The identity: the private key, and its public blob from key.pub. */
+/* The identity: the private key, and its public blob. */
 static int add_identity(shoal_session *s, const char *path)
 {
     shoal_key *key;
@@ -171,24 +169,16 @@ static int add_identity(shoal_session *s, const char *path)
         fprintf(stderr, "poll_session: %s: %s\n", path, shoal_strerror(rc));
         return rc;
     }
-    char pub_path[4096], text[16384];
-    snprintf(pub_path, sizeof(pub_path), "%s.pub", path);
-    FILE *f = fopen(pub_path, "r");
-    size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
-    if (f)
-        fclose(f);
-    text[n] = 0;
-    shoal_authkey_line line;
-    rc = shoal_authkeys_parse_line(text, strcspn(text, "\n"), &line, NULL, 0);
-    if (rc == 1) {
-        rc = shoal_session_add_identity(s, line.blob, line.blob_len, key); /* takes the key */
-    } else {
+    uint8_t *blob;
+    size_t blob_len;
+    rc = shoal_key_public_blob(key, &blob, &blob_len);
+    if (rc == 0)
+        rc = shoal_session_add_identity(s, blob, blob_len, key); /* takes the key, copies the blob */
+    else
         shoal_key_free(key);
-        rc = SHOAL_ERR_BAD_FORMAT; /* no key line in the .pub file */
-    }
-    shoal_authkey_line_free(&line);
+    free(blob);
     if (rc < 0)
-        fprintf(stderr, "poll_session: %s: cannot read the public key\n", pub_path);
+        fprintf(stderr, "poll_session: %s: %s\n", path, shoal_strerror(rc));
     return rc < 0 ? rc : 0;
 }
 
