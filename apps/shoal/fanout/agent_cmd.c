@@ -3,9 +3,10 @@
  * exit status fields, base64 output, cancel, per-host user/port/key,
  * output caps, SFTP/SCP uploads with temp-name + rename).
  *
- * stdin is read by its own thread (any kind of file, lines of any length)
- * and lines reach the loop through an async handle; stdout lines are
- * written whole and flushed one at a time by the loop thread. */
+ * stdin is read by its own thread (agent_stdin.c: any kind of file,
+ * lines of any length) and lines reach the loop through an async handle;
+ * stdout lines are written whole and flushed one at a time by the loop
+ * thread. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,127 +23,11 @@
 
 #include "agent_args.h"
 #include "agent_request.h"
+#include "agent_stdin.h"
 #include "commands.h"
 #include "shoal/fleet.h"
 #include "fleetopts.h"
 #include "replyjson.h"
-
-
-/* ---- stdin lines ---- */
-
-typedef struct line {
-    char *text;
-    size_t len;
-    struct line *next;
-} line;
-
-typedef struct reader {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    line *head, *tail;
-    int eof;
-    uv_async_t *async; /* set once the loop takes over */
-} reader;
-
-static void reader_push(reader *r, char *text, size_t len)
-{
-    line *l = malloc(sizeof(*l));
-    if (!l) {
-        free(text);
-        return;
-    }
-    l->text = text;
-    l->len = len;
-    l->next = NULL;
-    pthread_mutex_lock(&r->mu);
-    if (r->tail)
-        r->tail->next = l;
-    else
-        r->head = l;
-    r->tail = l;
-    pthread_cond_signal(&r->cond);
-    if (r->async)
-        uv_async_send(r->async);
-    pthread_mutex_unlock(&r->mu);
-}
-
-static void reader_push_copy(reader *r, const char *buf, size_t len)
-{
-    char *text = malloc(len + 1);
-    if (!text)
-        return;
-    memcpy(text, buf, len);
-    text[len] = 0;
-    reader_push(r, text, len);
-}
-
-static void *reader_main(void *arg)
-{
-    reader *r = arg;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    char chunk[1 << 16];
-    for (;;) {
-        ssize_t n = read(0, chunk, sizeof(chunk));
-        if (n <= 0)
-            break;
-        for (ssize_t i = 0; i < n; i++) {
-            if (chunk[i] == '\n') {
-                if (buf)
-                    reader_push_copy(r, buf, len);
-                len = 0;
-                continue;
-            }
-            if (buf && len + 1 >= cap) {
-                /* No limit on line length but memory itself. */
-                char *nb = realloc(buf, cap * 2);
-                if (!nb) {
-                    free(buf);
-                    buf = NULL;
-                } else {
-                    buf = nb;
-                    cap *= 2;
-                }
-            }
-            if (buf)
-                buf[len++] = chunk[i];
-        }
-    }
-    if (buf && len)
-        reader_push_copy(r, buf, len);
-    free(buf);
-    pthread_mutex_lock(&r->mu);
-    r->eof = 1;
-    pthread_cond_signal(&r->cond);
-    if (r->async)
-        uv_async_send(r->async);
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-/* Blocks for the next line (initialisation only). NULL at EOF. */
-static line *reader_wait(reader *r)
-{
-    pthread_mutex_lock(&r->mu);
-    while (!r->head && !r->eof)
-        pthread_cond_wait(&r->cond, &r->mu);
-    line *l = r->head;
-    if (l) {
-        r->head = l->next;
-        if (!r->head)
-            r->tail = NULL;
-    }
-    pthread_mutex_unlock(&r->mu);
-    return l;
-}
-
-static void line_free(line *l)
-{
-    if (l) {
-        free(l->text);
-        free(l);
-    }
-}
 
 /* ---- JSON helpers ---- */
 
@@ -186,7 +71,7 @@ typedef struct agent_req agent_req;
 
 typedef struct agent {
     uv_loop_t *loop;
-    reader rd;
+    agent_stdin rd;
     uv_async_t lines;
     shoal_fleet *f;
     fleetopts *opts;          /* the command line's, filled by fleetopts_prepare */
@@ -198,12 +83,12 @@ typedef struct agent {
     keycache *keys;
     int eof;
     int in_init;
-    line *held, *held_tail;   /* request lines read while asking passphrases */
+    agent_line *held, *held_tail;   /* request lines read while asking passphrases */
     /* Requests without an Id are served one at a time, in order, as GoSSHa
      * does: the one running, and the lines (of any kind, but with no Id)
      * that came after it. */
     agent_req *serial;
-    line *waiting, *waiting_tail;
+    agent_line *waiting, *waiting_tail;
     int draining;
     int exited;
 } agent;
@@ -235,7 +120,7 @@ static int ask_passphrase(const char *path, char *buf, size_t sz, void *ud)
     json_object_set_new(o, "PasswordFor", json_string(path));
     replyjson_emit(out, o);
     for (;;) {
-        line *l = reader_wait(&a->rd);
+        agent_line *l = agent_stdin_wait(&a->rd);
         if (!l)
             return -1;
         json_error_t jerr;
@@ -251,7 +136,7 @@ static int ask_passphrase(const char *path, char *buf, size_t sz, void *ud)
             }
             json_decref(j);
             OPENSSL_cleanse(l->text, l->len);
-            line_free(l);
+            agent_line_free(l);
             return rc;
         }
         json_decref(j);
@@ -583,7 +468,7 @@ static void handle_line(agent *a, const char *text, size_t len)
 }
 
 /* Does this line carry an Id? (A line that is not a JSON object has none.) */
-static int line_has_id(const line *l)
+static int line_has_id(const agent_line *l)
 {
     json_error_t jerr;
     json_t *j = json_loadb(l->text, l->len, 0, &jerr);
@@ -595,7 +480,7 @@ static int line_has_id(const line *l)
 /* Takes a line from stdin (or held during start-up). A line with an Id is
  * handled at once (requests with Ids run concurrently; a cancel must not
  * wait); one without waits while an earlier request without Id runs. */
-static void take_line(agent *a, line *l)
+static void take_line(agent *a, agent_line *l)
 {
     if ((a->serial || a->waiting) && !line_has_id(l)) {
         l->next = NULL;
@@ -607,7 +492,7 @@ static void take_line(agent *a, line *l)
         return;
     }
     handle_line(a, l->text, l->len);
-    line_free(l);
+    agent_line_free(l);
 }
 
 static void drain_waiting(agent *a)
@@ -616,12 +501,12 @@ static void drain_waiting(agent *a)
         return; /* the loop below is on the stack: it goes on */
     a->draining = 1;
     while (!a->serial && a->waiting) {
-        line *l = a->waiting;
+        agent_line *l = a->waiting;
         a->waiting = l->next;
         if (!a->waiting)
             a->waiting_tail = NULL;
         handle_line(a, l->text, l->len);
-        line_free(l);
+        agent_line_free(l);
     }
     a->draining = 0;
 }
@@ -642,15 +527,8 @@ static void on_lines(uv_async_t *h)
 {
     agent *a = h->data;
     for (;;) {
-        pthread_mutex_lock(&a->rd.mu);
-        line *l = a->rd.head;
-        if (l) {
-            a->rd.head = l->next;
-            if (!a->rd.head)
-                a->rd.tail = NULL;
-        }
-        int eof = a->rd.eof;
-        pthread_mutex_unlock(&a->rd.mu);
+        int eof;
+        agent_line *l = agent_stdin_take(&a->rd, &eof);
         if (!l) {
             if (eof && !a->eof) {
                 a->eof = 1;
@@ -718,9 +596,7 @@ static int open_loop_and_reader(agent *a, unsigned workers)
         return 1;
     }
     a->loop = &agent_loop;
-    pthread_mutex_init(&a->rd.mu, NULL);
-    pthread_cond_init(&a->rd.cond, NULL);
-    int prc = pthread_create(&a->reader_thread, NULL, reader_main, &a->rd);
+    int prc = agent_stdin_start(&a->rd, &a->reader_thread);
     if (prc != 0) {
         fprintf(stderr, "shoal agent: cannot start the stdin reader: %s\n", strerror(prc));
         return 1;
@@ -789,15 +665,12 @@ static int agent_run(agent *a)
 
     /* Lines held back while passphrases were asked go first. */
     while (a->held) {
-        line *l = a->held;
+        agent_line *l = a->held;
         a->held = l->next;
         take_line(a, l);
     }
     a->held_tail = NULL;
-    pthread_mutex_lock(&a->rd.mu);
-    a->rd.async = &a->lines;
-    pthread_mutex_unlock(&a->rd.mu);
-    uv_async_send(&a->lines);
+    agent_stdin_attach(&a->rd, &a->lines);
     uv_run(a->loop, UV_RUN_DEFAULT);
     if (a->f)
         shoal_fleet_free(a->f);
@@ -816,9 +689,9 @@ static void agent_cleanup(agent *a, agent_args *args)
          * is not joined (the process exits). */
         pthread_detach(a->reader_thread);
         while (a->held) {
-            line *l = a->held;
+            agent_line *l = a->held;
             a->held = l->next;
-            line_free(l);
+            agent_line_free(l);
         }
     }
     while (a->keys) {
