@@ -48,7 +48,8 @@ static int apply_as(shoal_ssh_options *o, const char *name, const char *value, c
  * 0; a usage error: 255, as ssh), with a->ssh freed. */
 static int exec_parse_flags(int argc, char **argv, exec_args *a)
 {
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     char err[600];
     int opt;
     optind = 1;
