@@ -1311,7 +1311,7 @@ int main(int argc, char **argv)
     }
     if (authkeys_path && load_authorized_keys(authkeys_path) != 0)
         goto out;
-    shoal_server_config_init(&cfg1);
+    shoal_server_config_init(&cfg1); /* the size member: a zero size is refused */
     cfg1.host_keys = &host_key;
     cfg1.n_host_keys = 1;
     cfg1.auth_methods = SHOAL_AUTH_PUBLICKEY;

@@ -7,7 +7,6 @@
  * names the host and the stage that failed. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -19,14 +18,13 @@
 
 #include "commands.h"
 #include "common/prompt.h"
+#include "exec/exec_args.h"
 #include "shoal/channel.h"
 #include "shoal/config.h"
 #include "shoal/ssh_resolve.h"
 #include "shoal/strvis.h"
 #include "shoal/uv.h"
-#include "shoal/version.h"
 
-#define EXIT_CONN_ERROR 255
 #define IN_BUF (256u * 1024u)
 /* Opening the session channel and starting the command: the server must
  * answer within this (ConnectTimeout when given). OpenSSH would wait for
@@ -40,6 +38,7 @@ typedef struct exec_state {
     shoal_uv_conn *conn;
     shoal_channel *ch;
     const char *command;
+    shoal_ssh_resolved *resolved; /* the connection's settings */
     int batch;
     int verbose;
 
@@ -57,7 +56,7 @@ typedef struct exec_state {
     char conn_msg[800];
     uv_timer_t open_timer; /* channel open + exec reply */
     uint64_t open_timeout_ms;
-    int open_timer_on, ch_opened;
+    int open_timer_init, open_timer_on, ch_opened;
 
     int in_kind;
     union {
@@ -70,17 +69,6 @@ typedef struct exec_state {
                           tight address-space limit must give an error, not SIGSEGV) */
     size_t pend_off, pend_len; /* unsent part of inbuf */
 } exec_state;
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: shoal exec [-p port] [-l user] [-i identity] [-c ciphers] [-o Option=value]... [-n] [-v]\n"
-            "                  [user@]host command...\n"
-            "\n"
-            "Runs command on host like `ssh host command`: stdin is forwarded, stdout and\n"
-            "stderr are kept apart, and the exit code is the remote exit status (128+N when\n"
-            "the command is killed by signal N; 255 on a connection or protocol error).\n");
-}
 
 /* ---- output ---- */
 
@@ -586,188 +574,125 @@ static int signal_number(const char *name)
     return 0;
 }
 
-/* ---- options ---- */
+/* ---- parse (exec_args.c), prepare, run, cleanup ---- */
 
-static char *join_command(int argc, char **argv)
+/* The connection's settings: -o through the library's resolver, with
+ * OpenSSH's defaults, interactive (a person answers passphrases,
+ * passwords and unknown host keys through the connection's callbacks).
+ * -l and -i were applied as User and IdentityFile; a destination's user@
+ * and :port win. 0, or -1 with the error said. */
+static int exec_resolve(const exec_args *a, shoal_ssh_resolved **resolved)
 {
-    size_t n = 1;
-    for (int i = 0; i < argc; i++)
-        n += strlen(argv[i]) + 1;
-    char *s = malloc(n);
-    if (!s)
-        return NULL;
-    s[0] = 0;
-    for (int i = 0; i < argc; i++) {
-        if (i)
-            strcat(s, " ");
-        strcat(s, argv[i]);
-    }
-    return s;
-}
-
-int cmd_exec(int argc, char **argv)
-{
-    shoal_ssh_options o;
-    shoal_ssh_options_init(&o);
-    int verbose = 0, no_stdin = 0, opt;
     char err[600];
-    char tmp[600];
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "+p:l:i:c:m:o:vnqh", longopts, NULL)) != -1) {
-        int rc = 0;
-        switch (opt) {
-        case 'p':
-            snprintf(tmp, sizeof(tmp), "Port=%s", optarg);
-            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
-            break;
-        case 'l':
-            snprintf(tmp, sizeof(tmp), "User=%s", optarg);
-            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
-            break;
-        case 'i':
-            snprintf(tmp, sizeof(tmp), "IdentityFile=%s", optarg);
-            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
-            break;
-        case 'c':
-            snprintf(tmp, sizeof(tmp), "Ciphers=%s", optarg);
-            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
-            break;
-        case 'm':
-            snprintf(tmp, sizeof(tmp), "MACs=%s", optarg);
-            rc = shoal_ssh_options_apply(&o, tmp, err, sizeof(err));
-            break;
-        case 'o':
-            rc = shoal_ssh_options_apply(&o, optarg, err, sizeof(err));
-            break;
-        case 'v':
-            verbose++;
-            break;
-        case 'n':
-            no_stdin = 1;
-            break;
-        case 'q':
-            break;
-        case 'h':
-            usage(stdout);
-            shoal_ssh_options_free(&o);
-            return 0;
-        case 'V': /* --version */
-            printf("shoal %s\n", shoal_version());
-            shoal_ssh_options_free(&o);
-            return 0;
-        default:
-            usage(stderr);
-            shoal_ssh_options_free(&o);
-            return EXIT_CONN_ERROR;
-        }
-        if (rc) {
-            fprintf(stderr, "shoal: %s\n", err);
-            shoal_ssh_options_free(&o);
-            return EXIT_CONN_ERROR;
-        }
-    }
-    if (argc - optind < 2) {
-        usage(stderr);
-        shoal_ssh_options_free(&o);
-        return EXIT_CONN_ERROR;
-    }
-    char user[256] = "", host[512];
-    unsigned port = 0;
-    if (shoal_parse_destination(argv[optind], user, sizeof(user), host, sizeof(host), &port)) {
-        fprintf(stderr, "shoal: invalid destination \"%s\"\n", argv[optind]);
-        shoal_ssh_options_free(&o);
-        return EXIT_CONN_ERROR;
-    }
-    char *command = join_command(argc - optind - 1, argv + optind + 1);
-
-    exec_state st;
-    memset(&st, 0, sizeof(st));
-    st.loop = uv_default_loop();
-    st.command = command;
-    st.batch = o.batch_mode == 1;
-    st.verbose = verbose;
-    signal(SIGPIPE, SIG_IGN);
-
-    /* Defaults as OpenSSH's: the library's resolver, interactive (a
-     * person answers passphrases, passwords and unknown host keys through
-     * the connection's callbacks). -l and -i were applied as User and
-     * IdentityFile above; a destination's user@ and :port win. */
     shoal_ssh_resolve_params rp;
     shoal_ssh_resolve_params_init(&rp);
     rp.flags = SHOAL_SSH_RESOLVE_INTERACTIVE;
-    rp.user = *user ? user : NULL;
-    rp.port = port;
+    rp.user = *a->user ? a->user : NULL;
+    rp.port = a->port;
     rp.default_policy = SHOAL_HOSTKEY_ASK; /* "ask" without a terminal or in batch mode: no (on_confirm_hostkey) */
-    rp.verbose = verbose;
-    shoal_ssh_resolved *resolved = NULL;
-    int rc = shoal_ssh_resolve(&o, &rp, &resolved, err, sizeof(err));
-    if (rc) {
+    rp.verbose = a->verbose;
+    if (shoal_ssh_resolve(&a->ssh, &rp, resolved, err, sizeof(err))) {
         fprintf(stderr, "shoal: %s\n", err);
-        free(command);
-        shoal_ssh_options_free(&o);
-        return EXIT_CONN_ERROR;
+        return -1;
     }
-    shoal_uv_options uo = *shoal_ssh_resolved_conn(resolved);
-    uo.host = host;
-    st.open_timeout_ms = uo.connect_timeout_ms ? uo.connect_timeout_ms : DEFAULT_OPEN_TIMEOUT_MS;
-    uv_timer_init(st.loop, &st.open_timer);
-    st.open_timer.data = &st;
+    return 0;
+}
+
+/* Everything that can fail before the connection starts: the resolved
+ * options, the connection, stdin. EXEC_GO_ON, or the exit code (the error
+ * said); exec_cleanup frees what was made either way. */
+static int exec_prepare(exec_state *st, const exec_args *a)
+{
+    memset(st, 0, sizeof(*st));
+    st->loop = uv_default_loop();
+    st->command = a->command;
+    st->batch = a->ssh.batch_mode == 1;
+    st->verbose = a->verbose;
+    signal(SIGPIPE, SIG_IGN);
+
+    if (exec_resolve(a, &st->resolved) != 0)
+        return EXIT_CONN_ERROR;
+    shoal_uv_options uo = *shoal_ssh_resolved_conn(st->resolved);
+    uo.host = a->host;
+    st->open_timeout_ms = uo.connect_timeout_ms ? uo.connect_timeout_ms : DEFAULT_OPEN_TIMEOUT_MS;
+    uv_timer_init(st->loop, &st->open_timer);
+    st->open_timer.data = st;
+    st->open_timer_init = 1;
 
     shoal_uv_callbacks cb = {sizeof(shoal_uv_callbacks), on_ready,  on_closed, on_passphrase,      on_password,
                              on_kbdint, on_banner, on_log,             on_confirm_hostkey,
                              NULL /* on_authenticating: the channel opens in on_ready */};
-    rc = shoal_uv_conn_new(st.loop, &uo, &cb, &st, &st.conn);
+    int rc = shoal_uv_conn_new(st->loop, &uo, &cb, st, &st->conn);
     if (rc) {
         fprintf(stderr, "shoal: %s\n", shoal_strerror(rc));
-        free(command);
-        shoal_ssh_resolved_free(resolved);
-        shoal_ssh_options_free(&o);
         return EXIT_CONN_ERROR;
     }
-    if (stdin_init(&st, no_stdin) != 0) {
+    if (stdin_init(st, a->no_stdin) != 0) {
         fprintf(stderr, "shoal: out of memory\n");
-        shoal_uv_conn_free(st.conn);
-        uv_close((uv_handle_t *)&st.open_timer, NULL);
-        uv_run(st.loop, UV_RUN_DEFAULT);
-        free(command);
-        shoal_ssh_resolved_free(resolved);
-        shoal_ssh_options_free(&o);
         return EXIT_CONN_ERROR;
     }
-    signals_start(&st);
-    shoal_uv_conn_start(st.conn);
-    uv_run(st.loop, UV_RUN_DEFAULT);
-    signals_stop(&st);
+    return EXEC_GO_ON;
+}
 
-    int code;
-    if (st.have_status) {
-        code = (int)(st.status & 0xff);
-    } else if (st.have_signal) {
-        int n = signal_number(st.signame);
-        char vname[sizeof(st.signame) * SHOAL_VIS_MAX_EXPANSION], vmsg[sizeof(st.sigmsg) * SHOAL_VIS_MAX_EXPANSION];
-        fprintf(stderr, "shoal: %s: remote command killed by signal %s%s%s%s\n", shoal_uv_conn_name(st.conn),
-                shoal_vis(vname, sizeof(vname), st.signame), st.core ? " (core dumped)" : "", st.sigmsg[0] ? ": " : "",
-                shoal_vis(vmsg, sizeof(vmsg), st.sigmsg));
-        code = n ? 128 + n : EXIT_CONN_ERROR;
-    } else {
-        char vis[sizeof(st.conn_msg) * SHOAL_VIS_MAX_EXPANSION];
-        if (st.conn_err)
-            fprintf(stderr, "shoal: %s\n", shoal_vis(vis, sizeof(vis), st.conn_msg));
-        else if (st.exec_refused)
-            fprintf(stderr, "shoal: %s: session: server refused to execute the command\n",
-                    shoal_uv_conn_name(st.conn));
-        else
-            fprintf(stderr, "shoal: %s: session: closed without an exit status\n", shoal_uv_conn_name(st.conn));
-        code = EXIT_CONN_ERROR;
+/* How the command ended, as our exit code, with a line on stderr when it
+ * did not end by itself. */
+static int exec_exit_code(const exec_state *st)
+{
+    if (st->have_status)
+        return (int)(st->status & 0xff);
+    if (st->have_signal) {
+        int n = signal_number(st->signame);
+        char vname[sizeof(st->signame) * SHOAL_VIS_MAX_EXPANSION], vmsg[sizeof(st->sigmsg) * SHOAL_VIS_MAX_EXPANSION];
+        fprintf(stderr, "shoal: %s: remote command killed by signal %s%s%s%s\n", shoal_uv_conn_name(st->conn),
+                shoal_vis(vname, sizeof(vname), st->signame), st->core ? " (core dumped)" : "",
+                st->sigmsg[0] ? ": " : "", shoal_vis(vmsg, sizeof(vmsg), st->sigmsg));
+        return n ? 128 + n : EXIT_CONN_ERROR;
     }
-    shoal_uv_conn_free(st.conn);
-    uv_close((uv_handle_t *)&st.open_timer, NULL);
-    uv_run(st.loop, UV_RUN_DEFAULT);
-    uv_loop_close(st.loop);
-    free(st.inbuf);
-    free(command);
-    shoal_ssh_resolved_free(resolved);
-    shoal_ssh_options_free(&o);
+    char vis[sizeof(st->conn_msg) * SHOAL_VIS_MAX_EXPANSION];
+    if (st->conn_err)
+        fprintf(stderr, "shoal: %s\n", shoal_vis(vis, sizeof(vis), st->conn_msg));
+    else if (st->exec_refused)
+        fprintf(stderr, "shoal: %s: session: server refused to execute the command\n", shoal_uv_conn_name(st->conn));
+    else
+        fprintf(stderr, "shoal: %s: session: closed without an exit status\n", shoal_uv_conn_name(st->conn));
+    return EXIT_CONN_ERROR;
+}
+
+/* Connects, runs the command to its end; the exit code. */
+static int exec_run(exec_state *st)
+{
+    signals_start(st);
+    shoal_uv_conn_start(st->conn);
+    uv_run(st->loop, UV_RUN_DEFAULT);
+    signals_stop(st);
+    return exec_exit_code(st);
+}
+
+/* Frees what exec_prepare made (in any state it left) and a. */
+static void exec_cleanup(exec_state *st, exec_args *a)
+{
+    if (st->conn)
+        shoal_uv_conn_free(st->conn);
+    if (st->open_timer_init) {
+        uv_close((uv_handle_t *)&st->open_timer, NULL);
+        uv_run(st->loop, UV_RUN_DEFAULT);
+        uv_loop_close(st->loop);
+    }
+    free(st->inbuf);
+    shoal_ssh_resolved_free(st->resolved);
+    exec_args_free(a);
+}
+
+int cmd_exec(int argc, char **argv)
+{
+    exec_args args;
+    int code = exec_parse(argc, argv, &args);
+    if (code != EXEC_GO_ON)
+        return code;
+    exec_state st;
+    code = exec_prepare(&st, &args);
+    if (code == EXEC_GO_ON)
+        code = exec_run(&st);
+    exec_cleanup(&st, &args);
     return code;
 }

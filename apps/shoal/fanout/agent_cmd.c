@@ -3,11 +3,11 @@
  * exit status fields, base64 output, cancel, per-host user/port/key,
  * output caps, SFTP/SCP uploads with temp-name + rename).
  *
- * stdin is read by its own thread (any kind of file, lines of any length)
- * and lines reach the loop through an async handle; stdout lines are
- * written whole and flushed one at a time by the loop thread. */
+ * stdin is read by its own thread (agent_stdin.c: any kind of file,
+ * lines of any length) and lines reach the loop through an async handle;
+ * stdout lines are written whole and flushed one at a time by the loop
+ * thread. */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,130 +21,13 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "agent_args.h"
 #include "agent_request.h"
+#include "agent_stdin.h"
 #include "commands.h"
 #include "shoal/fleet.h"
-#include "shoal/version.h"
 #include "fleetopts.h"
-#include "common/numarg.h"
 #include "replyjson.h"
-
-
-/* ---- stdin lines ---- */
-
-typedef struct line {
-    char *text;
-    size_t len;
-    struct line *next;
-} line;
-
-typedef struct reader {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    line *head, *tail;
-    int eof;
-    uv_async_t *async; /* set once the loop takes over */
-} reader;
-
-static void reader_push(reader *r, char *text, size_t len)
-{
-    line *l = malloc(sizeof(*l));
-    if (!l) {
-        free(text);
-        return;
-    }
-    l->text = text;
-    l->len = len;
-    l->next = NULL;
-    pthread_mutex_lock(&r->mu);
-    if (r->tail)
-        r->tail->next = l;
-    else
-        r->head = l;
-    r->tail = l;
-    pthread_cond_signal(&r->cond);
-    if (r->async)
-        uv_async_send(r->async);
-    pthread_mutex_unlock(&r->mu);
-}
-
-static void reader_push_copy(reader *r, const char *buf, size_t len)
-{
-    char *text = malloc(len + 1);
-    if (!text)
-        return;
-    memcpy(text, buf, len);
-    text[len] = 0;
-    reader_push(r, text, len);
-}
-
-static void *reader_main(void *arg)
-{
-    reader *r = arg;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    char chunk[1 << 16];
-    for (;;) {
-        ssize_t n = read(0, chunk, sizeof(chunk));
-        if (n <= 0)
-            break;
-        for (ssize_t i = 0; i < n; i++) {
-            if (chunk[i] == '\n') {
-                if (buf)
-                    reader_push_copy(r, buf, len);
-                len = 0;
-                continue;
-            }
-            if (buf && len + 1 >= cap) {
-                /* No limit on line length but memory itself. */
-                char *nb = realloc(buf, cap * 2);
-                if (!nb) {
-                    free(buf);
-                    buf = NULL;
-                } else {
-                    buf = nb;
-                    cap *= 2;
-                }
-            }
-            if (buf)
-                buf[len++] = chunk[i];
-        }
-    }
-    if (buf && len)
-        reader_push_copy(r, buf, len);
-    free(buf);
-    pthread_mutex_lock(&r->mu);
-    r->eof = 1;
-    pthread_cond_signal(&r->cond);
-    if (r->async)
-        uv_async_send(r->async);
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-/* Blocks for the next line (initialisation only). NULL at EOF. */
-static line *reader_wait(reader *r)
-{
-    pthread_mutex_lock(&r->mu);
-    while (!r->head && !r->eof)
-        pthread_cond_wait(&r->cond, &r->mu);
-    line *l = r->head;
-    if (l) {
-        r->head = l->next;
-        if (!r->head)
-            r->tail = NULL;
-    }
-    pthread_mutex_unlock(&r->mu);
-    return l;
-}
-
-static void line_free(line *l)
-{
-    if (l) {
-        free(l->text);
-        free(l);
-    }
-}
 
 /* ---- JSON helpers ---- */
 
@@ -188,22 +71,24 @@ typedef struct agent_req agent_req;
 
 typedef struct agent {
     uv_loop_t *loop;
-    reader rd;
+    agent_stdin rd;
     uv_async_t lines;
     shoal_fleet *f;
-    fleetopts opts;
+    fleetopts *opts;          /* the command line's, filled by fleetopts_prepare */
     unsigned max_per_request; /* -m */
     int disconnect;           /* -d */
+    pthread_t reader_thread;
+    int reader_running;       /* started and not joined */
     agent_req *reqs;
     keycache *keys;
     int eof;
     int in_init;
-    line *held, *held_tail;   /* request lines read while asking passphrases */
+    agent_line *held, *held_tail;   /* request lines read while asking passphrases */
     /* Requests without an Id are served one at a time, in order, as GoSSHa
      * does: the one running, and the lines (of any kind, but with no Id)
      * that came after it. */
     agent_req *serial;
-    line *waiting, *waiting_tail;
+    agent_line *waiting, *waiting_tail;
     int draining;
     int exited;
 } agent;
@@ -235,7 +120,7 @@ static int ask_passphrase(const char *path, char *buf, size_t sz, void *ud)
     json_object_set_new(o, "PasswordFor", json_string(path));
     replyjson_emit(out, o);
     for (;;) {
-        line *l = reader_wait(&a->rd);
+        agent_line *l = agent_stdin_wait(&a->rd);
         if (!l)
             return -1;
         json_error_t jerr;
@@ -251,7 +136,7 @@ static int ask_passphrase(const char *path, char *buf, size_t sz, void *ud)
             }
             json_decref(j);
             OPENSSL_cleanse(l->text, l->len);
-            line_free(l);
+            agent_line_free(l);
             return rc;
         }
         json_decref(j);
@@ -583,7 +468,7 @@ static void handle_line(agent *a, const char *text, size_t len)
 }
 
 /* Does this line carry an Id? (A line that is not a JSON object has none.) */
-static int line_has_id(const line *l)
+static int line_has_id(const agent_line *l)
 {
     json_error_t jerr;
     json_t *j = json_loadb(l->text, l->len, 0, &jerr);
@@ -595,7 +480,7 @@ static int line_has_id(const line *l)
 /* Takes a line from stdin (or held during start-up). A line with an Id is
  * handled at once (requests with Ids run concurrently; a cancel must not
  * wait); one without waits while an earlier request without Id runs. */
-static void take_line(agent *a, line *l)
+static void take_line(agent *a, agent_line *l)
 {
     if ((a->serial || a->waiting) && !line_has_id(l)) {
         l->next = NULL;
@@ -607,7 +492,7 @@ static void take_line(agent *a, line *l)
         return;
     }
     handle_line(a, l->text, l->len);
-    line_free(l);
+    agent_line_free(l);
 }
 
 static void drain_waiting(agent *a)
@@ -616,12 +501,12 @@ static void drain_waiting(agent *a)
         return; /* the loop below is on the stack: it goes on */
     a->draining = 1;
     while (!a->serial && a->waiting) {
-        line *l = a->waiting;
+        agent_line *l = a->waiting;
         a->waiting = l->next;
         if (!a->waiting)
             a->waiting_tail = NULL;
         handle_line(a, l->text, l->len);
-        line_free(l);
+        agent_line_free(l);
     }
     a->draining = 0;
 }
@@ -642,15 +527,8 @@ static void on_lines(uv_async_t *h)
 {
     agent *a = h->data;
     for (;;) {
-        pthread_mutex_lock(&a->rd.mu);
-        line *l = a->rd.head;
-        if (l) {
-            a->rd.head = l->next;
-            if (!a->rd.head)
-                a->rd.tail = NULL;
-        }
-        int eof = a->rd.eof;
-        pthread_mutex_unlock(&a->rd.mu);
+        int eof;
+        agent_line *l = agent_stdin_take(&a->rd, &eof);
         if (!l) {
             if (eof && !a->eof) {
                 a->eof = 1;
@@ -660,20 +538,6 @@ static void on_lines(uv_async_t *h)
         }
         take_line(a, l);
     }
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: shoal agent [-i key] [-l user] [-c N] [-m N] [-d] [--threads N] [-o Option=value]...\n"
-               "  JSON lines on stdin and stdout (GoSSHa's protocol; see docs/AGENT.md)\n"
-               "  -i key       an extra private key (with ~/.ssh/id_ed25519, id_ecdsa, id_rsa, id_dsa)\n"
-               "  -l user      login name (default $LOGNAME, then $USER)\n"
-               "  -c N         ssh-agent connections at once (default 128)\n"
-               "  -m N         hosts in progress per request (default 0: no limit)\n"
-               "  -d           disconnect after each request (default: connections are reused)\n"
-               "  -o opt       OpenSSH-style option (StrictHostKeyChecking, UserKnownHostsFile, Ciphers...)\n"
-               "  --threads N  worker threads, 1 to 64 (default: one per CPU; the first works alone\n"
-               "               until its core is saturated)\n");
 }
 
 /* GoSSHa says so (non-critical) when SSH_AUTH_SOCK names no agent, and
@@ -699,201 +563,160 @@ static void check_agent_socket(const char *path)
     close(fd);
 }
 
-/* -c, -m and --threads: whole numbers, or a usage error naming the flag. */
-static int count_arg(const char *flag, const char *v, uint64_t lo, uint64_t hi, unsigned *value)
+/* ---- parse (agent_args.c), prepare, run, cleanup ---- */
+
+/* The agent's event loop (a->loop once it is open). */
+static uv_loop_t agent_loop;
+
+/* A start-up failure, said on both: the front-end reads stdout, a person
+ * stderr. */
+static void startup_error(const char *msg)
 {
-    uint64_t n;
-    if (numarg_uint(v, lo, hi, &n) != 0) {
-        fprintf(stderr, "shoal agent: %s %s: expected a whole number from %llu to %llu\n", flag, v,
-                (unsigned long long)lo, (unsigned long long)hi);
-        return -1;
+    user_error(1, NULL, "%s", msg);
+    fprintf(stderr, "shoal agent: %s\n", msg);
+}
+
+/* The loop first: it needs descriptors (epoll, eventfd), and without them
+ * nothing else can work; say so instead of crashing. Then the stdin
+ * reader. AGENT_GO_ON or 1 (said). */
+static int open_loop_and_reader(agent *a, unsigned workers)
+{
+    char err[1024];
+    signal(SIGPIPE, SIG_IGN);
+    shoal_fleet_raise_fd_limit();
+    if (shoal_fleet_check_fds(workers, err, sizeof(err)) != 0) {
+        startup_error(err);
+        return 1;
     }
-    *value = (unsigned)n;
+    int urc = uv_loop_init(&agent_loop);
+    if (urc != 0) {
+        snprintf(err, sizeof(err), "cannot create the event loop: %s%s", uv_strerror(urc),
+                 urc == UV_EMFILE ? " (raise the open files limit, ulimit -n)" : "");
+        startup_error(err);
+        return 1;
+    }
+    a->loop = &agent_loop;
+    int prc = agent_stdin_start(&a->rd, &a->reader_thread);
+    if (prc != 0) {
+        fprintf(stderr, "shoal agent: cannot start the stdin reader: %s\n", strerror(prc));
+        return 1;
+    }
+    a->reader_running = 1;
+    return AGENT_GO_ON;
+}
+
+/* Keys (with PasswordRequest lines), known_hosts, the fleet and the
+ * handle that brings stdin's lines to the loop. AGENT_GO_ON or 1 (said). */
+static int start_fleet(agent *a, const agent_args *args)
+{
+    char err[1024];
+    if (fleetopts_prepare(a->opts, SHOAL_HOSTKEY_ACCEPT_NEW, ask_passphrase, a, warn_key, a, err, sizeof(err)) != 0) {
+        user_error(1, NULL, "%s", err);
+        return 1;
+    }
+    if (a->opts->agent)
+        check_agent_socket(a->opts->agent);
+    a->opts->cfg.workers = args->workers;
+    a->opts->cfg.max_agent_conns = args->agent_conns ? args->agent_conns : 128;
+    if (shoal_fleet_new(a->loop, &a->opts->cfg, on_event, a, &a->f, err, sizeof(err)) != 0) {
+        user_error(1, NULL, "cannot start the workers: %s", err);
+        fprintf(stderr, "shoal agent: cannot start the workers: %s\n", err);
+        uv_run(a->loop, UV_RUN_DEFAULT); /* closes what shoal_fleet_new set up */
+        return 1;
+    }
+    int urc = uv_async_init(a->loop, &a->lines, on_lines);
+    if (urc != 0) {
+        user_error(1, NULL, "cannot start: uv_async_init: %s", uv_strerror(urc));
+        fprintf(stderr, "shoal agent: cannot start: uv_async_init: %s\n", uv_strerror(urc));
+        shoal_fleet_free(a->f);
+        a->f = NULL;
+        uv_run(a->loop, UV_RUN_DEFAULT);
+        return 1;
+    }
+    a->lines.data = a;
+    return AGENT_GO_ON;
+}
+
+/* Everything before InitializeComplete. AGENT_GO_ON, or the exit code
+ * (said); agent_cleanup frees what was made either way. */
+static int agent_prepare(agent *a, agent_args *args)
+{
+    memset(a, 0, sizeof(*a));
+    a->opts = &args->opts;
+    a->max_per_request = args->max_per_request;
+    a->disconnect = args->disconnect;
+    int code = open_loop_and_reader(a, args->workers);
+    if (code != AGENT_GO_ON)
+        return code;
+    /* Initialisation: keys (with PasswordRequest lines), known_hosts. */
+    a->in_init = 1;
+    return start_fleet(a, args);
+}
+
+/* Says InitializeComplete, serves the request lines until stdin ends and
+ * every request is done, then stops the fleet. The exit code (0). */
+static int agent_run(agent *a)
+{
+    json_t *ic = json_object();
+    json_object_set_new(ic, "Type", json_string("InitializeComplete"));
+    json_object_set_new(ic, "InitializeComplete", json_true());
+    replyjson_emit(out, ic);
+    a->in_init = 0;
+
+    /* Lines held back while passphrases were asked go first. */
+    while (a->held) {
+        agent_line *l = a->held;
+        a->held = l->next;
+        take_line(a, l);
+    }
+    a->held_tail = NULL;
+    agent_stdin_attach(&a->rd, &a->lines);
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    if (a->f)
+        shoal_fleet_free(a->f);
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    fflush(out);
+    pthread_join(a->reader_thread, NULL);
+    a->reader_running = 0;
     return 0;
+}
+
+/* Frees what agent_prepare made (in any state it left) and args. */
+static void agent_cleanup(agent *a, agent_args *args)
+{
+    if (a->reader_running) {
+        /* Start-up failed: the reader thread may be blocked in read(); it
+         * is not joined (the process exits). */
+        pthread_detach(a->reader_thread);
+        while (a->held) {
+            agent_line *l = a->held;
+            a->held = l->next;
+            agent_line_free(l);
+        }
+    }
+    while (a->keys) {
+        keycache *k = a->keys;
+        a->keys = k->next;
+        shoal_key_free(k->key);
+        free(k->path);
+        free(k);
+    }
+    fleetopts_free(&args->opts);
+    if (a->loop)
+        uv_loop_close(a->loop);
 }
 
 int cmd_agent(int argc, char **argv)
 {
     static agent a;
-    static uv_loop_t loop;
-    memset(&a, 0, sizeof(a));
+    agent_args args;
     out = stdout;
-    fleetopts_init(&a.opts);
-    a.opts.include_dsa = 1;
-    a.opts.default_user = fleetopts_default_user();
-    unsigned agent_conns = 128, workers = 0;
-    char err[1024];
-    int c;
-    optind = 1;
-    enum { O_HELP = 256, O_THREADS };
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, O_HELP}, {"threads", required_argument, NULL, O_THREADS},
-        {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
-    while ((c = getopt_long(argc, argv, "i:l:c:m:do:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'i': {
-            size_t l = strlen(optarg);
-            char *p = strdup(optarg);
-            if (p && l > 4 && !strcmp(p + l - 4, ".pub"))
-                p[l - 4] = 0; /* as GoSSHa: the public half names the key */
-            if (p && a.opts.n_extra_keys < SHOAL_OPT_MAX_FILES)
-                a.opts.extra_keys[a.opts.n_extra_keys++] = p;
-            else
-                free(p);
-            break;
-        }
-        case 'l':
-            free(a.opts.user);
-            a.opts.user = strdup(optarg);
-            break;
-        case 'c':
-            if (count_arg("-c", optarg, 1, 1000000, &agent_conns) != 0)
-                goto usage_error;
-            break;
-        case 'm':
-            if (count_arg("-m", optarg, 0, 100000000, &a.max_per_request) != 0)
-                goto usage_error;
-            break;
-        case 'd':
-            a.disconnect = 1;
-            break;
-        case O_THREADS:
-            if (count_arg("--threads", optarg, 1, 64, &workers) != 0)
-                goto usage_error;
-            break;
-        case 'o':
-            if (shoal_ssh_options_apply(&a.opts.ssh, optarg, err, sizeof(err)) != 0) {
-                fprintf(stderr, "shoal agent: %s\n", err);
-                fleetopts_free(&a.opts);
-                return 2;
-            }
-            break;
-        case O_HELP:
-            usage(stdout);
-            fleetopts_free(&a.opts);
-            return 0;
-        case 'V': /* --version */
-            printf("shoal %s\n", shoal_version());
-            fleetopts_free(&a.opts);
-            return 0;
-        default:
-            usage(stderr);
-            fleetopts_free(&a.opts);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "shoal agent: unexpected argument \"%s\"\n", argv[optind]);
-        goto usage_error;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    shoal_fleet_raise_fd_limit();
-    /* The loop first: it needs descriptors (epoll, eventfd), and without
-     * them nothing else can work; say so instead of crashing. */
-    /* Said on both: the front-end reads stdout, a person stderr. */
-    if (shoal_fleet_check_fds(workers, err, sizeof(err)) != 0) {
-        user_error(1, NULL, "%s", err);
-        fprintf(stderr, "shoal agent: %s\n", err);
-        fleetopts_free(&a.opts);
-        return 1;
-    }
-    int urc = uv_loop_init(&loop);
-    if (urc != 0) {
-        snprintf(err, sizeof(err), "cannot create the event loop: %s%s", uv_strerror(urc),
-                 urc == UV_EMFILE ? " (raise the open files limit, ulimit -n)" : "");
-        user_error(1, NULL, "%s", err);
-        fprintf(stderr, "shoal agent: %s\n", err);
-        fleetopts_free(&a.opts);
-        return 1;
-    }
-    a.loop = &loop;
-    pthread_mutex_init(&a.rd.mu, NULL);
-    pthread_cond_init(&a.rd.cond, NULL);
-    pthread_t rt;
-    int prc = pthread_create(&rt, NULL, reader_main, &a.rd);
-    if (prc != 0) {
-        fprintf(stderr, "shoal agent: cannot start the stdin reader: %s\n", strerror(prc));
-        fleetopts_free(&a.opts);
-        uv_loop_close(&loop);
-        return 1;
-    }
-
-    /* Initialisation: keys (with PasswordRequest lines), known_hosts. */
-    a.in_init = 1;
-    int rc = 0;
-    if (fleetopts_prepare(&a.opts, SHOAL_HOSTKEY_ACCEPT_NEW, ask_passphrase, &a, warn_key, &a, err, sizeof(err)) !=
-        0) {
-        user_error(1, NULL, "%s", err);
-        rc = 1;
-        goto out_reader;
-    }
-    if (a.opts.agent)
-        check_agent_socket(a.opts.agent);
-    a.opts.cfg.workers = workers;
-    a.opts.cfg.max_agent_conns = agent_conns ? agent_conns : 128;
-    if (shoal_fleet_new(a.loop, &a.opts.cfg, on_event, &a, &a.f, err, sizeof(err)) != 0) {
-        user_error(1, NULL, "cannot start the workers: %s", err);
-        fprintf(stderr, "shoal agent: cannot start the workers: %s\n", err);
-        uv_run(a.loop, UV_RUN_DEFAULT); /* closes what shoal_fleet_new set up */
-        rc = 1;
-        goto out_reader;
-    }
-    urc = uv_async_init(a.loop, &a.lines, on_lines);
-    if (urc != 0) {
-        user_error(1, NULL, "cannot start: uv_async_init: %s", uv_strerror(urc));
-        fprintf(stderr, "shoal agent: cannot start: uv_async_init: %s\n", uv_strerror(urc));
-        shoal_fleet_free(a.f);
-        a.f = NULL;
-        uv_run(a.loop, UV_RUN_DEFAULT);
-        rc = 1;
-        goto out_reader;
-    }
-    a.lines.data = &a;
-    json_t *ic = json_object();
-    json_object_set_new(ic, "Type", json_string("InitializeComplete"));
-    json_object_set_new(ic, "InitializeComplete", json_true());
-    replyjson_emit(out, ic);
-    a.in_init = 0;
-
-    /* Lines held back while passphrases were asked go first. */
-    while (a.held) {
-        line *l = a.held;
-        a.held = l->next;
-        take_line(&a, l);
-    }
-    a.held_tail = NULL;
-    pthread_mutex_lock(&a.rd.mu);
-    a.rd.async = &a.lines;
-    pthread_mutex_unlock(&a.rd.mu);
-    uv_async_send(&a.lines);
-    uv_run(a.loop, UV_RUN_DEFAULT);
-    if (a.f)
-        shoal_fleet_free(a.f);
-    uv_run(a.loop, UV_RUN_DEFAULT);
-    fflush(out);
-    pthread_join(rt, NULL);
-    goto out_keys;
-out_reader:
-    /* Start-up failed: the reader thread may be blocked in read(); it is
-     * not joined (the process exits). */
-    pthread_detach(rt);
-    while (a.held) {
-        line *l = a.held;
-        a.held = l->next;
-        line_free(l);
-    }
-out_keys:
-    while (a.keys) {
-        keycache *k = a.keys;
-        a.keys = k->next;
-        shoal_key_free(k->key);
-        free(k->path);
-        free(k);
-    }
-    fleetopts_free(&a.opts);
-    uv_loop_close(a.loop);
-    return rc;
-usage_error:
-    fleetopts_free(&a.opts);
-    return 2;
+    int code = agent_parse(argc, argv, &args);
+    if (code != AGENT_GO_ON)
+        return code;
+    code = agent_prepare(&a, &args);
+    if (code == AGENT_GO_ON)
+        code = agent_run(&a);
+    agent_cleanup(&a, &args);
+    return code;
 }

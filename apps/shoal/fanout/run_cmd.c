@@ -2,7 +2,6 @@
  * people: a live progress line, output grouped by identical result (as
  * ClusterShell's clubak), failures classified, and an exit code that says
  * whether every host succeeded. --json prints the agent's Reply lines. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +16,10 @@
 #include "groupout.h"
 #include "hostlist.h"
 #include "nodeset.h"
-#include "common/numarg.h"
 #include "common/prompt.h"
 #include "replyjson.h"
+#include "run_args.h"
 #include "shoal/strvis.h"
-#include "shoal/version.h"
 
 typedef struct partial {
     char *buf;
@@ -53,6 +51,7 @@ typedef struct run_state {
     uv_timer_t progress_timer;
     uv_signal_t sigint;
     int interrupted;
+    int batch;                 /* BatchMode: no passphrase questions */
     groupout *groups;
     result *results;
     partial *partials; /* --stream: incomplete lines per host and stream */
@@ -395,425 +394,200 @@ static void warn_stderr(const char *msg, void *ud)
     fprintf(stderr, "shoal: %s\n", msg);
 }
 
-static void usage(FILE *f, int put)
-{
-    if (put)
-        fprintf(f, "usage: shoal put [host options] [--mode MODE] [--via sftp|scp|cat] [--verify] [--inplace]\n"
-                   "                 [--rate RATE] [--host-rate RATE] local remote\n"
-                   "       shoal put [host options] [--via ...] --clean-temp [--older-than TIME] remote-dir\n"
-                   "                 (removes temporary files .NAME.shoal-<16 hex> that a killed upload left,\n"
-                   "                 last modified longer ago than TIME, default 1d)\n");
-    else
-        fprintf(f, "usage: shoal run [host options] [--json] [--stream] [--output-cap SIZE]\n"
-                   "                 [--stdin FILE | -I] [--] command...\n");
-    fprintf(f, "host options:\n"
-               "  -H host[,host]...   hosts ([user@]host[:port], ranges like web[01-40]); repeatable\n"
-               "  -w host[,host]...   the same, as pdsh: an item ^file reads a hosts file\n"
-               "  -x host[,host]...   leave these hosts out (as pdsh)\n"
-               "  -h file             hosts file (one per line, # comments)\n"
-               "  -l user             login name (default: the user running shoal, as ssh)\n"
-               "  -p port             default port (22)\n"
-               "  -i key              private key (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa); repeatable\n"
-               "  -o Option=value     OpenSSH-style option; repeatable\n"
-               "  -t TIME             deadline per host, from connect to the end (30, 1.5, 30s, 5m, 1h30m;\n"
-               "                      default 0: none); the command is sent TERM, then KILL\n"
-               "  -m, --max-parallel N  hosts in progress at once (default 0: all)\n"
-               "  --threads N         worker threads, 1 to 64 (default: one per CPU; the first takes\n"
-               "                      the hosts alone until its core is saturated)\n"
-               "  --no-progress       no progress line on a terminal\n");
-    if (put)
-        fprintf(f, "upload options:\n"
-                   "  --mode MODE         permission bits in octal (default: the source's)\n"
-                   "  --via sftp|scp|cat  force a transport (default: SFTP, else SCP, else cat)\n"
-                   "  --verify            compare the sha256 of the remote file before the rename\n"
-                   "  --rate RATE         total bandwidth cap (10M, 500k, 1G: bytes/s, powers of 1024)\n"
-                   "  --host-rate RATE    cap per host\n");
-    else
-        fprintf(f, "command options:\n"
-                   "  --json              one JSON Reply line per host (docs/AGENT.md)\n"
-                   "  --stream            lines as they arrive, prefixed with the host\n"
-                   "  --output-cap SIZE   keep this much of stdout and of stderr per host\n"
-                   "                      (default 1M; 64k, 10M, 1G: powers of 1024); cut output is marked\n"
-                   "  --stdin FILE        send FILE to every host's command, then EOF\n"
-                   "  -I                  send our stdin to every host's command (read once, at most\n"
-                   "                      64 MiB unless it is a regular file), then EOF\n"
-                   "without --stdin or -I the command's stdin is closed at once.\n");
-}
+/* ---- parse (run_args.c), prepare, run, cleanup ---- */
 
-/* Usage error naming the flag: exit code 2. */
-static int bad_arg(const char *flag, const char *value, const char *want)
-{
-    fprintf(stderr, "shoal: %s %s: %s\n", flag, value, want);
-    return 2;
-}
+/* The run's event loop (st->loop once it is open). */
+static uv_loop_t run_loop;
 
-/* -w, as pdsh: comma-separated items, each a host pattern or ^file. */
-static int add_pdsh_hosts(hostlist *hl, const char *arg, char *err, size_t errsz)
+/* Keys (passphrases are asked here, before any host is dialled) and
+ * known_hosts, then the fleet's settings from the flags. RUN_GO_ON or 1
+ * (said). */
+static int prepare_settings(run_state *st, run_args *a)
 {
-    char *copy = strdup(arg);
-    if (!copy) {
-        snprintf(err, errsz, "out of memory");
-        return -1;
-    }
-    int rc = 0, depth = 0;
-    char *item = copy;
-    for (char *p = copy;; p++) {
-        if (*p == '[')
-            depth++;
-        else if (*p == ']' && depth > 0)
-            depth--;
-        if (*p && (*p != ',' || depth > 0))
-            continue;
-        int last = !*p;
-        *p = 0;
-        if (item[0] == '^') {
-            rc = hostlist_add_file(hl, item + 1, err, errsz);
-        } else if (item[0]) {
-            rc = hostlist_add_arg(hl, item);
-            if (rc)
-                snprintf(err, errsz, "%s", hostlist_error(hl));
-        }
-        if (rc || last)
-            break;
-        item = p + 1;
-    }
-    free(copy);
-    return rc;
-}
-
-static int run_main(int argc, char **argv, int put)
-{
-    static uv_loop_t loop;
-    run_state st;
-    memset(&st, 0, sizeof(st));
-    st.is_put = put;
-    fleetopts o;
-    fleetopts_init(&o);
-    st.hl = hostlist_new(HOSTLIST_DEFAULT_MAX);
     char err[1024];
-    uint64_t timeout_ms = 0, out_cap = 1u << 20;
-    unsigned workers = 0;
-    int no_progress = 0, verify = 0, stdin_ours = 0, loop_ready = 0, inplace = 0, clean = 0;
-    uint64_t older_ms = 86400000;
-    const char *stdin_file = NULL;
-    shoal_fleet_xfer via = SHOAL_FLEET_XFER_AUTO;
-    uint64_t rate = 0, host_rate = 0, num;
-    uint32_t mode = 0;
-    int have_mode = 0;
-    char **excludes = NULL;
-    size_t n_excludes = 0;
-    enum {
-        O_JSON = 256, O_STREAM, O_NOPROG, O_MODE, O_VIA, O_VERIFY, O_RATE, O_HRATE, O_HELP, O_THREADS, O_CAP,
-        O_STDIN, O_INPLACE, O_CLEAN, O_OLDER
-    };
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, O_JSON},           {"stream", no_argument, NULL, O_STREAM},
-        {"no-progress", no_argument, NULL, O_NOPROG},  {"max-parallel", required_argument, NULL, 'm'},
-        {"mode", required_argument, NULL, O_MODE},     {"via", required_argument, NULL, O_VIA},
-        {"verify", no_argument, NULL, O_VERIFY},       {"rate", required_argument, NULL, O_RATE},
-        {"host-rate", required_argument, NULL, O_HRATE}, {"help", no_argument, NULL, O_HELP},
-        {"threads", required_argument, NULL, O_THREADS}, {"output-cap", required_argument, NULL, O_CAP},
-        {"stdin", required_argument, NULL, O_STDIN},   {"inplace", no_argument, NULL, O_INPLACE},
-        {"clean-temp", no_argument, NULL, O_CLEAN},    {"older-than", required_argument, NULL, O_OLDER},
-        {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
-    int c, rc = 2;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+H:h:w:x:l:p:i:o:t:m:I", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'H':
-            if (hostlist_add_arg(st.hl, optarg) != 0) {
-                fprintf(stderr, "shoal: -H %s: %s\n", optarg, hostlist_error(st.hl));
-                goto done;
-            }
-            break;
-        case 'w':
-            if (add_pdsh_hosts(st.hl, optarg, err, sizeof(err)) != 0) {
-                fprintf(stderr, "shoal: -w %s: %s\n", optarg, err);
-                goto done;
-            }
-            break;
-        case 'x': {
-            char **nx = realloc(excludes, (n_excludes + 1) * sizeof(*nx));
-            if (!nx)
-                goto done;
-            excludes = nx;
-            excludes[n_excludes++] = optarg;
-            break;
-        }
-        case 'h':
-            if (hostlist_add_file(st.hl, optarg, err, sizeof(err)) != 0) {
-                fprintf(stderr, "shoal: %s\n", err);
-                goto done;
-            }
-            break;
-        case 'l':
-            free(o.user);
-            o.user = strdup(optarg);
-            break;
-        case 'p': {
-            char tmp[64];
-            snprintf(tmp, sizeof(tmp), "Port=%s", optarg);
-            if (numarg_uint(optarg, 1, 65535, &num) != 0 ||
-                shoal_ssh_options_apply(&o.ssh, tmp, err, sizeof(err)) != 0) {
-                rc = bad_arg("-p", optarg, "expected a port number from 1 to 65535");
-                goto done;
-            }
-            break;
-        }
-        case 'i':
-            if (o.n_extra_keys < SHOAL_OPT_MAX_FILES)
-                o.extra_keys[o.n_extra_keys++] = strdup(optarg);
-            break;
-        case 'o':
-            if (shoal_ssh_options_apply(&o.ssh, optarg, err, sizeof(err)) != 0) {
-                fprintf(stderr, "shoal: %s\n", err);
-                goto done;
-            }
-            break;
-        case 't':
-            if (numarg_duration_ms(optarg, &timeout_ms) != 0) {
-                rc = bad_arg("-t", optarg, "expected a duration such as 30, 1.5, 30s, 5m or 1h30m");
-                goto done;
-            }
-            break;
-        case 'm':
-            if (numarg_uint(optarg, 0, 100000000, &num) != 0) {
-                rc = bad_arg("-m", optarg, "expected a number of hosts (0: all at once)");
-                goto done;
-            }
-            st.max_parallel = (unsigned)num;
-            break;
-        case O_THREADS:
-            if (numarg_uint(optarg, 1, 64, &num) != 0) {
-                rc = bad_arg("--threads", optarg, "expected a number of worker threads from 1 to 64");
-                goto done;
-            }
-            workers = (unsigned)num;
-            break;
-        case O_JSON:
-            st.json = 1;
-            break;
-        case O_STREAM:
-            st.stream = 1;
-            break;
-        case O_NOPROG:
-            no_progress = 1;
-            break;
-        case O_MODE:
-            if (numarg_mode(optarg, &mode) != 0) {
-                rc = bad_arg("--mode", optarg, "expected permission bits in octal, 0 to 7777 (e.g. 0644)");
-                goto done;
-            }
-            have_mode = 1;
-            break;
-        case O_VIA:
-            if (!strcmp(optarg, "sftp"))
-                via = SHOAL_FLEET_XFER_SFTP;
-            else if (!strcmp(optarg, "scp"))
-                via = SHOAL_FLEET_XFER_SCP;
-            else if (!strcmp(optarg, "cat"))
-                via = SHOAL_FLEET_XFER_CAT;
-            else {
-                rc = bad_arg("--via", optarg, "expected sftp, scp or cat");
-                goto done;
-            }
-            break;
-        case O_VERIFY:
-            verify = 1;
-            break;
-        case O_INPLACE:
-            inplace = 1;
-            break;
-        case O_CLEAN:
-            clean = 1;
-            break;
-        case O_OLDER:
-            if (numarg_duration_ms(optarg, &older_ms) != 0) {
-                rc = bad_arg("--older-than", optarg, "expected a duration such as 0, 3600, 30m, 12h or 2d");
-                goto done;
-            }
-            break;
-        case O_RATE:
-        case O_HRATE:
-            if (numarg_size(optarg, 1, c == O_RATE ? &rate : &host_rate) != 0) {
-                rc = bad_arg(c == O_RATE ? "--rate" : "--host-rate", optarg,
-                             "expected bytes per second such as 500k, 10M or 1G (powers of 1024; 0: no cap)");
-                goto done;
-            }
-            break;
-        case O_CAP:
-            if (numarg_size(optarg, 0, &out_cap) != 0 || out_cap > SIZE_MAX / 4) {
-                rc = bad_arg("--output-cap", optarg, "expected a size such as 64k, 1M or 1G (powers of 1024)");
-                goto done;
-            }
-            break;
-        case O_STDIN:
-            stdin_file = optarg;
-            break;
-        case 'I':
-            stdin_ours = 1;
-            break;
-        case O_HELP:
-            usage(stdout, put);
-            rc = 0;
-            goto done;
-        case 'V': /* --version */
-            printf("shoal %s\n", shoal_version());
-            rc = 0;
-            goto done;
-        default:
-            usage(stderr, put);
-            goto done;
-        }
-    }
-    for (size_t i = 0; i < n_excludes; i++) {
-        if (hostlist_exclude(st.hl, excludes[i]) != 0) {
-            fprintf(stderr, "shoal: -x %s: %s\n", excludes[i], hostlist_error(st.hl));
-            goto done;
-        }
-    }
-    if (put && (stdin_file || stdin_ours)) {
-        fprintf(stderr, "shoal: --stdin and -I are for shoal run\n");
-        goto done;
-    }
-    if (stdin_file && stdin_ours) {
-        fprintf(stderr, "shoal: --stdin and -I cannot be used together\n");
-        goto done;
-    }
-    int nargs = argc - optind;
-    if (hostlist_count(st.hl) == 0 || (put ? nargs != (clean ? 1 : 2) : nargs < 1) || (clean && !put)) {
-        if (hostlist_count(st.hl) == 0)
-            fprintf(stderr, "shoal: no hosts%s\n", n_excludes ? " left after -x" : " (-H, -w or -h)");
-        usage(stderr, put);
-        goto done;
-    }
-    st.n = hostlist_count(st.hl);
     /* The user, when neither -l nor -o User gives one: as ssh, the login
      * name of the real uid, never $USER or $LOGNAME (the resolver's rule). */
-    int batch = o.ssh.batch_mode == 1;
-    if (fleetopts_prepare(&o, SHOAL_HOSTKEY_ACCEPT_NEW, ask_tty, &batch, warn_stderr, NULL, err, sizeof(err)) != 0) {
+    st->batch = a->opts.ssh.batch_mode == 1;
+    if (fleetopts_prepare(&a->opts, SHOAL_HOSTKEY_ACCEPT_NEW, ask_tty, &st->batch, warn_stderr, NULL, err,
+                          sizeof(err)) != 0) {
         fprintf(stderr, "shoal: %s\n", err);
-        rc = 1;
-        goto done;
+        return 1;
     }
-    if (timeout_ms && o.ssh.connect_timeout_s < 0) {
-        if (timeout_ms < 30000) {
-            o.conn.connect_timeout_ms = o.conn.banner_timeout_ms = o.conn.kex_timeout_ms = timeout_ms;
-            o.conn.auth_timeout_ms = timeout_ms;
+    shoal_fleet_config *cfg = &a->opts.cfg;
+    if (a->timeout_ms && a->opts.ssh.connect_timeout_s < 0) {
+        if (a->timeout_ms < 30000) {
+            a->opts.conn.connect_timeout_ms = a->opts.conn.banner_timeout_ms = a->opts.conn.kex_timeout_ms = a->timeout_ms;
+            a->opts.conn.auth_timeout_ms = a->timeout_ms;
         }
     }
-    o.cfg.workers = workers;
-    o.cfg.no_connected_events = 1;
+    cfg->workers = a->workers;
+    cfg->no_connected_events = 1;
+    return RUN_GO_ON;
+}
+
+/* The event loop first: without file descriptors for it nothing can run,
+ * and the user is told so (it used to crash). RUN_GO_ON or 1 (said). */
+static int open_loop(run_state *st, unsigned workers)
+{
+    char err[1024];
     signal(SIGPIPE, SIG_IGN);
     shoal_fleet_raise_fd_limit();
-    /* The event loop first: without file descriptors for it nothing can
-     * run, and the user is told so (it used to crash). */
     if (shoal_fleet_check_fds(workers, err, sizeof(err)) != 0) {
         fprintf(stderr, "shoal: %s\n", err);
-        rc = 1;
-        goto done;
+        return 1;
     }
-    int urc = uv_loop_init(&loop);
+    int urc = uv_loop_init(&run_loop);
     if (urc != 0) {
         fprintf(stderr, "shoal: cannot create the event loop: %s%s\n", uv_strerror(urc),
                 urc == UV_EMFILE ? " (raise the open files limit, ulimit -n)" : "");
-        rc = 1;
-        goto done;
+        return 1;
     }
-    loop_ready = 1;
-    st.loop = &loop;
+    st->loop = &run_loop;
+    return RUN_GO_ON;
+}
 
-    st.req = shoal_fleet_request_new(put ? SHOAL_FLEET_UPLOAD : SHOAL_FLEET_EXEC);
-    st.hosts = calloc(st.n, sizeof(shoal_fleet_host));
-    st.users = calloc(st.n, sizeof(char *));
-    st.hostnames = calloc(st.n, sizeof(char *));
-    st.results = calloc(st.n, sizeof(result));
-    st.partials = st.stream ? calloc(st.n * 2, sizeof(partial)) : NULL;
-    st.groups = groupout_new();
-    if (!st.req || !st.hosts || !st.users || !st.hostnames || !st.results || !st.groups ||
-        (st.stream && !st.partials)) {
+/* The request and each host's entry. RUN_GO_ON, 1 (out of memory) or 2
+ * (a host that is not [user@]host[:port]), said. */
+static int prepare_hosts(run_state *st)
+{
+    st->req = shoal_fleet_request_new(st->is_put ? SHOAL_FLEET_UPLOAD : SHOAL_FLEET_EXEC);
+    st->hosts = calloc(st->n, sizeof(shoal_fleet_host));
+    st->users = calloc(st->n, sizeof(char *));
+    st->hostnames = calloc(st->n, sizeof(char *));
+    st->results = calloc(st->n, sizeof(result));
+    st->partials = st->stream ? calloc(st->n * 2, sizeof(partial)) : NULL;
+    st->groups = groupout_new();
+    if (!st->req || !st->hosts || !st->users || !st->hostnames || !st->results || !st->groups ||
+        (st->stream && !st->partials)) {
         fprintf(stderr, "shoal: out of memory\n");
-        rc = 1;
-        goto done;
+        return 1;
     }
-    for (size_t i = 0; i < st.n; i++) {
-        const char *spec = hostlist_get(st.hl, i);
+    for (size_t i = 0; i < st->n; i++) {
+        const char *spec = hostlist_get(st->hl, i);
         char u[256] = "", h[1024];
         unsigned port = 0;
         if (shoal_parse_destination(spec, u, sizeof(u), h, sizeof(h), &port) != 0) {
             fprintf(stderr, "shoal: invalid host \"%s\" (expected [user@]host[:port] or [v6]:port)\n", spec);
-            goto done;
+            return 2;
         }
-        st.users[i] = *u ? strdup(u) : NULL;
-        st.hostnames[i] = strdup(h);
-        st.hosts[i].spec = spec;
-        st.hosts[i].user = st.users[i];
-        st.hosts[i].host = st.hostnames[i];
-        st.hosts[i].port = port;
+        st->users[i] = *u ? strdup(u) : NULL;
+        st->hostnames[i] = strdup(h);
+        st->hosts[i].spec = spec;
+        st->hosts[i].user = st->users[i];
+        st->hosts[i].host = st->hostnames[i];
+        st->hosts[i].port = port;
     }
-    shoal_fleet_request_set_host_timeout(st.req, timeout_ms);
-    shoal_fleet_request_set_stream(st.req, st.stream);
-    shoal_fleet_request_set_output_cap(st.req, (size_t)out_cap);
+    return RUN_GO_ON;
+}
+
+/* A request setting the library refused (set != SHOAL_OK): 2, said. */
+static int request_set_result(int set)
+{
+    if (set == SHOAL_OK)
+        return RUN_GO_ON;
+    fprintf(stderr, "shoal: %s\n", shoal_strerror(set));
+    return 2;
+}
+
+/* put --clean-temp remote-dir. RUN_GO_ON or 2 (said). */
+static int set_clean_temp(shoal_fleet_request *req, const run_args *a)
+{
+    int set = shoal_fleet_request_set_clean_temp(req, a->older_ms / 1000);
+    if (!set)
+        set = shoal_fleet_request_set_target(req, a->operands[0]);
+    if (!set)
+        set = shoal_fleet_request_set_xfer(req, a->via);
+    return request_set_result(set);
+}
+
+/* put local remote: the source is opened here. RUN_GO_ON or 2 (said). */
+static int set_upload(shoal_fleet_request *req, const run_args *a)
+{
+    char err[1024];
+    shoal_fleet_source *src = NULL;
+    if (shoal_fleet_source_open(a->operands[0], &src, err, sizeof(err)) != 0) {
+        fprintf(stderr, "shoal: %s\n", err);
+        return 2;
+    }
+    int set = shoal_fleet_request_set_source(req, src);
+    if (!set)
+        set = shoal_fleet_request_set_target(req, a->operands[1]);
+    if (!set && a->have_mode)
+        set = shoal_fleet_request_set_mode(req, a->mode);
+    if (!set)
+        set = shoal_fleet_request_set_inplace(req, a->inplace);
+    if (!set)
+        set = shoal_fleet_request_set_xfer(req, a->via);
+    if (!set)
+        set = shoal_fleet_request_set_verify(req, a->verify);
+    if (!set)
+        set = shoal_fleet_request_set_host_rate(req, a->host_rate);
+    if (!set)
+        set = shoal_fleet_request_set_total_rate(req, a->rate);
+    return request_set_result(set);
+}
+
+/* Arguments are joined with spaces, as ssh does: the remote shell parses
+ * the result. NULL when out of memory. */
+static char *join_operands(const run_args *a)
+{
+    size_t len = 1;
+    for (int i = 0; i < a->n_operands; i++)
+        len += strlen(a->operands[i]) + 1;
+    char *command = calloc(1, len);
+    if (!command)
+        return NULL;
+    for (int i = 0; i < a->n_operands; i++) {
+        if (i > 0)
+            strcat(command, " ");
+        strcat(command, a->operands[i]);
+    }
+    return command;
+}
+
+/* run command...: --stdin FILE or -I are opened (-I: read) here. RUN_GO_ON
+ * or 2 (said, but for out of memory). */
+static int set_command(shoal_fleet_request *req, const run_args *a)
+{
+    char err[1024];
     int set = SHOAL_OK;
-    if (put && clean) {
-        set = shoal_fleet_request_set_clean_temp(st.req, older_ms / 1000);
-        if (!set)
-            set = shoal_fleet_request_set_target(st.req, argv[optind]);
-        if (!set)
-            set = shoal_fleet_request_set_xfer(st.req, via);
-    } else if (put) {
-        shoal_fleet_source *src = NULL;
-        if (shoal_fleet_source_open(argv[optind], &src, err, sizeof(err)) != 0) {
-            fprintf(stderr, "shoal: %s\n", err);
-            goto done;
-        }
-        set = shoal_fleet_request_set_source(st.req, src);
-        if (!set)
-            set = shoal_fleet_request_set_target(st.req, argv[optind + 1]);
-        if (!set && have_mode)
-            set = shoal_fleet_request_set_mode(st.req, mode);
-        if (!set)
-            set = shoal_fleet_request_set_inplace(st.req, inplace);
-        if (!set)
-            set = shoal_fleet_request_set_xfer(st.req, via);
-        if (!set)
-            set = shoal_fleet_request_set_verify(st.req, verify);
-        if (!set)
-            set = shoal_fleet_request_set_host_rate(st.req, host_rate);
-        if (!set)
-            set = shoal_fleet_request_set_total_rate(st.req, rate);
-    } else {
-        shoal_fleet_source *input = NULL;
-        if ((stdin_file || stdin_ours) &&
-            shoal_fleet_source_open_input(stdin_file, RUN_STDIN_CAP, &input, err, sizeof(err)) != 0) {
-            fprintf(stderr, "shoal: %s%s\n", stdin_file ? "--stdin: " : "-I: ", err);
-            goto done;
-        }
-        if (input)
-            set = shoal_fleet_request_set_input(st.req, input);
-        /* Arguments are joined with spaces, as ssh does: the remote shell
-         * parses the result. */
-        size_t len = 1;
-        for (int i = optind; i < argc; i++)
-            len += strlen(argv[i]) + 1;
-        char *command = calloc(1, len);
-        if (!command)
-            goto done;
-        for (int i = optind; i < argc; i++) {
-            if (i > optind)
-                strcat(command, " ");
-            strcat(command, argv[i]);
-        }
-        if (!set)
-            set = shoal_fleet_request_set_command(st.req, command);
-        free(command);
+    shoal_fleet_source *input = NULL;
+    if ((a->stdin_file || a->stdin_ours) &&
+        shoal_fleet_source_open_input(a->stdin_file, RUN_STDIN_CAP, &input, err, sizeof(err)) != 0) {
+        fprintf(stderr, "shoal: %s%s\n", a->stdin_file ? "--stdin: " : "-I: ", err);
+        return 2;
     }
-    if (set) {
-        fprintf(stderr, "shoal: %s\n", shoal_strerror(set));
-        goto done;
-    }
-    st.progress = !no_progress && !st.json && isatty(2);
-    st.color = isatty(1);
+    if (input)
+        set = shoal_fleet_request_set_input(req, input);
+    char *command = join_operands(a);
+    if (!command)
+        return 2;
+    if (!set)
+        set = shoal_fleet_request_set_command(req, command);
+    free(command);
+    return request_set_result(set);
+}
+
+/* What every host is to do. RUN_GO_ON or 2 (said). */
+static int prepare_request(run_state *st, const run_args *a)
+{
+    shoal_fleet_request_set_host_timeout(st->req, a->timeout_ms);
+    shoal_fleet_request_set_stream(st->req, st->stream);
+    shoal_fleet_request_set_output_cap(st->req, (size_t)a->out_cap);
+    if (a->put && a->clean)
+        return set_clean_temp(st->req, a);
+    if (a->put)
+        return set_upload(st->req, a);
+    return set_command(st->req, a);
+}
+
+/* How results are shown, the watch for Ctrl-C and the fleet (its worker
+ * threads start here). RUN_GO_ON or 1 (said). */
+static int prepare_fleet(run_state *st, run_args *a)
+{
+    char err[1024];
+    st->progress = !a->no_progress && !st->json && isatty(2);
+    st->color = isatty(1);
     /* Results are collected in batches instead of waking this thread once
      * per host: every 25 ms for what is shown as it happens (the progress
      * line, --stream, --json lines), every second when only the final
@@ -821,88 +595,138 @@ static int run_main(int argc, char **argv, int put)
      * wake 40 times a second for nothing). The last outstanding result
      * wakes it at once either way. -m refills its window from results, so
      * it takes them at once. */
-    o.cfg.event_delay_ms = st.max_parallel ? 0 : (st.progress || st.stream || st.json) ? 25 : 1000;
-    urc = uv_signal_init(st.loop, &st.sigint);
+    a->opts.cfg.event_delay_ms = st->max_parallel ? 0 : (st->progress || st->stream || st->json) ? 25 : 1000;
+    int urc = uv_signal_init(st->loop, &st->sigint);
     if (urc != 0) {
         fprintf(stderr, "shoal: cannot watch for Ctrl-C: %s\n", uv_strerror(urc));
-        rc = 1;
-        goto done;
+        return 1;
     }
-    st.sigint.data = &st;
-    if (shoal_fleet_new(st.loop, &o.cfg, on_event, &st, &st.f, err, sizeof(err)) != 0) {
+    st->sigint.data = st;
+    if (shoal_fleet_new(st->loop, &a->opts.cfg, on_event, st, &st->f, err, sizeof(err)) != 0) {
         fprintf(stderr, "shoal: cannot start the workers: %s\n", err);
-        uv_close((uv_handle_t *)&st.sigint, NULL);
-        rc = 1;
-        goto done;
+        uv_close((uv_handle_t *)&st->sigint, NULL);
+        return 1;
     }
-    st.t0 = uv_hrtime();
-    uv_timer_init(st.loop, &st.progress_timer);
-    st.progress_timer.data = &st;
-    if (st.progress)
-        uv_timer_start(&st.progress_timer, on_progress, 200, 200);
-    else
-        uv_unref((uv_handle_t *)&st.progress_timer);
-    uv_signal_start(&st.sigint, on_sigint, SIGINT);
-    uv_unref((uv_handle_t *)&st.sigint);
-    pump(&st);
-    if (st.done == st.n && !uv_is_closing((uv_handle_t *)&st.progress_timer))
-        uv_close((uv_handle_t *)&st.progress_timer, NULL);
-    else
-        uv_run(st.loop, UV_RUN_DEFAULT);
-    progress_line(&st, 1);
-    /* The report first: stopping the workers may wait for commands that
-     * ignore TERM (KILL comes after SHOAL_FLEET_KILL_GRACE_MS). */
-    if (!st.json && !st.stream)
-        groupout_print(st.groups, stdout, st.color);
-    if (!st.json)
-        summary(&st, st.stream ? stderr : stdout);
+    return RUN_GO_ON;
+}
+
+/* Everything that can fail before the first host is dialled. RUN_GO_ON,
+ * or the exit code (said); run_cleanup frees what was made either way. */
+static int run_prepare(run_state *st, run_args *a)
+{
+    memset(st, 0, sizeof(*st));
+    st->is_put = a->put;
+    st->hl = a->hosts;
+    st->n = hostlist_count(a->hosts);
+    st->max_parallel = a->max_parallel;
+    st->json = a->json;
+    st->stream = a->stream;
+    int code = prepare_settings(st, a);
+    if (code == RUN_GO_ON)
+        code = open_loop(st, a->workers);
+    if (code == RUN_GO_ON)
+        code = prepare_hosts(st);
+    if (code == RUN_GO_ON)
+        code = prepare_request(st, a);
+    if (code == RUN_GO_ON)
+        code = prepare_fleet(st, a);
+    return code;
+}
+
+/* The grouped output and the summary. They come before the workers stop:
+ * stopping them may wait for commands that ignore TERM (KILL comes after
+ * SHOAL_FLEET_KILL_GRACE_MS). */
+static void print_report(run_state *st)
+{
+    if (!st->json && !st->stream)
+        groupout_print(st->groups, stdout, st->color);
+    if (!st->json)
+        summary(st, st->stream ? stderr : stdout);
     fflush(stdout);
     fflush(stderr);
-    uv_close((uv_handle_t *)&st.sigint, NULL);
-    shoal_fleet_free(st.f);
-    st.f = NULL;
-    uv_run(st.loop, UV_RUN_DEFAULT);
-    rc = st.interrupted ? 130 : st.failed ? 1 : 0;
-done:
-    if (st.f)
-        shoal_fleet_free(st.f);
-    if (loop_ready) {
-        uv_run(&loop, UV_RUN_DEFAULT); /* handles closed on the way out */
-        uv_loop_close(&loop);
+}
+
+/* Starts the hosts (the progress line with them), waits for every result,
+ * prints the report and stops the fleet. The exit code: 0 when every host
+ * succeeded, 1 when one failed, 130 after Ctrl-C. */
+static int run_until_done(run_state *st)
+{
+    st->t0 = uv_hrtime();
+    uv_timer_init(st->loop, &st->progress_timer);
+    st->progress_timer.data = st;
+    if (st->progress)
+        uv_timer_start(&st->progress_timer, on_progress, 200, 200);
+    else
+        uv_unref((uv_handle_t *)&st->progress_timer);
+    uv_signal_start(&st->sigint, on_sigint, SIGINT);
+    uv_unref((uv_handle_t *)&st->sigint);
+    pump(st);
+    if (st->done == st->n && !uv_is_closing((uv_handle_t *)&st->progress_timer))
+        uv_close((uv_handle_t *)&st->progress_timer, NULL);
+    else
+        uv_run(st->loop, UV_RUN_DEFAULT);
+    progress_line(st, 1);
+    print_report(st);
+    uv_close((uv_handle_t *)&st->sigint, NULL);
+    shoal_fleet_free(st->f);
+    st->f = NULL;
+    uv_run(st->loop, UV_RUN_DEFAULT);
+    return st->interrupted ? 130 : st->failed ? 1 : 0;
+}
+
+/* Frees what run_prepare made (in any state it left) and a. */
+static void run_cleanup(run_state *st, run_args *a)
+{
+    if (st->f)
+        shoal_fleet_free(st->f);
+    if (st->loop) {
+        uv_run(st->loop, UV_RUN_DEFAULT); /* handles closed on the way out */
+        uv_loop_close(st->loop);
     }
-    for (size_t i = 0; i < st.n; i++) {
-        if (st.users)
-            free(st.users[i]);
-        if (st.hostnames)
-            free(st.hostnames[i]);
-        if (st.results)
-            free(st.results[i].message);
-        if (st.partials) {
-            free(st.partials[2 * i].buf);
-            free(st.partials[2 * i + 1].buf);
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->users)
+            free(st->users[i]);
+        if (st->hostnames)
+            free(st->hostnames[i]);
+        if (st->results)
+            free(st->results[i].message);
+        if (st->partials) {
+            free(st->partials[2 * i].buf);
+            free(st->partials[2 * i + 1].buf);
         }
     }
-    free(st.users);
-    free(st.hostnames);
-    free(st.hosts);
-    free(st.results);
-    free(st.partials);
-    free(excludes);
-    if (st.groups)
-        groupout_free(st.groups);
-    if (st.req)
-        shoal_fleet_request_unref(st.req); /* frees the source with the last reference */
-    hostlist_free(st.hl);
-    fleetopts_free(&o);
-    return rc;
+    free(st->users);
+    free(st->hostnames);
+    free(st->hosts);
+    free(st->results);
+    free(st->partials);
+    if (st->groups)
+        groupout_free(st->groups);
+    if (st->req)
+        shoal_fleet_request_unref(st->req); /* frees the source with the last reference */
+    run_args_free(a);
+}
+
+static int run_or_put(int argc, char **argv, int put)
+{
+    run_args args;
+    int code = run_parse(argc, argv, put, &args);
+    if (code != RUN_GO_ON)
+        return code;
+    run_state st;
+    code = run_prepare(&st, &args);
+    if (code == RUN_GO_ON)
+        code = run_until_done(&st);
+    run_cleanup(&st, &args);
+    return code;
 }
 
 int cmd_run(int argc, char **argv)
 {
-    return run_main(argc, argv, 0);
+    return run_or_put(argc, argv, 0);
 }
 
 int cmd_put(int argc, char **argv)
 {
-    return run_main(argc, argv, 1);
+    return run_or_put(argc, argv, 1);
 }
