@@ -67,13 +67,16 @@ run_shoal_notty() {
         </dev/null >"$T/out" 2>"$T/err" || RC=$?
 }
 
-# log_has LOG MARK ERE: LOG, since MARK, has a line matching ERE.
+# log_has LOG MARK ERE: LOG, since MARK, has a line matching ERE (within
+# 5 s: sshd may write it just after our client has already exited).
 log_has() {
-    if log_since "$1" "$2" | grep -Eq -- "$3"; then return 0; fi
+    if wait_for 5 _log_matches "$1" "$2" "$3"; then return 0; fi
     echo "no line matching /$3/ in ${1#"$T"/}; since the mark it says:"
     log_since "$1" "$2" | tail -n 30 | sed 's/^/| /'
     return 1
 }
+
+_log_matches() { log_since "$1" "$2" | grep -Eq -- "$3"; }
 
 # log_lacks LOG MARK ERE: the opposite.
 log_lacks() {
