@@ -59,6 +59,22 @@ SHOAL_EXTERN void shoal_channel_callbacks_init(shoal_channel_callbacks *x);
 SHOAL_EXTERN int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *cb, void *ud,
                                             shoal_channel **out);
 
+/* Opens a "direct-tcpip" channel (RFC 4254 7.2): the server connects to
+ * host:port (a name it resolves, or an address) and the channel carries
+ * that TCP stream: data both ways with the same flow control as a session,
+ * shoal_channel_send_eof() for our half-close, on_eof for the far end's,
+ * on_close when both are done (no exit status). originator and orig_port
+ * say where the stream comes from (NULL: "127.0.0.1"); a server may log or
+ * check them. Only on an authenticated client session
+ * (SHOAL_ERR_BAD_STATE before; SHOAL_ERR_INVALID_ARG for an empty or
+ * over-long name or a port above 65535). A refusal comes to on_open as
+ * SHOAL_ERR_CHANNEL_OPEN with the server's reason, e.g.
+ * "administratively prohibited: open failed" or "connect failed: Connection
+ * refused". */
+SHOAL_EXTERN int shoal_channel_open_direct_tcpip(shoal_session *s, const char *host, uint32_t port,
+                                                 const char *originator, uint32_t orig_port,
+                                                 const shoal_channel_callbacks *cb, void *ud, shoal_channel **out);
+
 /* Requests. Replies come through on_request (all want a reply, except env
  * when the server ignores it: OpenSSH answers env requests with failure
  * when not accepted, which is reported but not fatal). */

@@ -46,7 +46,7 @@ _shoal()
     local sub=${words[1]} flags="" host_opts
     host_opts="-H -w -x -h -l -p -i -o -t -m --max-parallel --threads --no-progress --help --version"
     case $sub in
-        exec) flags="-p -l -i -c -m -o -n -v -q --help --version" ;;
+        exec) flags="-p -l -i -c -m -o -n -v -q -W --help --version" ;;
         run) flags="$host_opts --json --stream --output-cap --stdin -I" ;;
         put) flags="$host_opts --mode --via --verify --inplace --rate --host-rate --clean-temp --older-than" ;;
         agent) flags="-i -l -c -m -d -o --threads --help --version" ;;

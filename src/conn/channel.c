@@ -173,19 +173,43 @@ int shoal__chan_finish(shoal_session *s, size_t mark, int rc)
 
 /* ---- public channel API ---- */
 
-static int write_open(shoal_session *s, shoal_channel *ch)
+/* A direct-tcpip open's type-specific part (RFC 4254 7.2). */
+typedef struct tcpip_target {
+    const char *host;
+    uint32_t port;
+    const char *orig_host;
+    uint32_t orig_port;
+} tcpip_target;
+
+/* CHANNEL_OPEN of a session (tcp NULL) or a direct-tcpip channel. */
+static int write_open_typed(shoal_session *s, shoal_channel *ch, const tcpip_target *tcp)
 {
     size_t mark;
     int rc = shoal__pkt_begin(s, SSH_MSG_CHANNEL_OPEN, &mark);
     if (!rc)
-        rc = shoal_buf_put_cstring(&s->tp.out, "session");
+        rc = shoal_buf_put_cstring(&s->tp.out, tcp ? "direct-tcpip" : "session");
     if (!rc)
         rc = shoal_buf_put_u32(&s->tp.out, ch->local_id);
     if (!rc)
         rc = shoal_buf_put_u32(&s->tp.out, SHOAL_CHAN_WINDOW);
     if (!rc)
         rc = shoal_buf_put_u32(&s->tp.out, SHOAL_CHAN_MAXPKT);
+    if (tcp) {
+        if (!rc)
+            rc = shoal_buf_put_cstring(&s->tp.out, tcp->host);
+        if (!rc)
+            rc = shoal_buf_put_u32(&s->tp.out, tcp->port);
+        if (!rc)
+            rc = shoal_buf_put_cstring(&s->tp.out, tcp->orig_host);
+        if (!rc)
+            rc = shoal_buf_put_u32(&s->tp.out, tcp->orig_port);
+    }
     return shoal__chan_finish(s, mark, rc);
+}
+
+static int write_open(shoal_session *s, shoal_channel *ch)
+{
+    return write_open_typed(s, ch, NULL);
 }
 
 /* Writes the open; before authentication has ended it rides with the final
@@ -251,6 +275,48 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
         /* A failure that closed the session (a packet that could not be
          * sealed) released this channel with the others; it has no
          * callbacks yet, so the application hears only this error. */
+        if (!s->tp.closed) {
+            s->conn.chans[ch->local_id] = NULL;
+            s->conn.open_channels--;
+            free(ch);
+        }
+        return rc;
+    }
+    ch->cb = cbs;
+    ch->ud = ud;
+    *out = ch;
+    return SHOAL_OK;
+}
+
+/* Host names and addresses as RFC 4254 7.2 carries them: a non-empty
+ * string; 255 bytes is more than any name or address needs. */
+static int tcpip_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n > 0 && n <= 255;
+}
+
+int shoal_channel_open_direct_tcpip(shoal_session *s, const char *host, uint32_t port, const char *originator,
+                                    uint32_t orig_port, const shoal_channel_callbacks *cb, void *ud,
+                                    shoal_channel **out)
+{
+    *out = NULL;
+    shoal_channel_callbacks cbs;
+    if (SHOAL_COPY_IN_OPT(&cbs, cb) || !tcpip_name_ok(host) || port > 65535 || orig_port > 65535 ||
+        (originator && !tcpip_name_ok(originator)))
+        return SHOAL_ERR_INVALID_ARG;
+    if (s->tp.closed)
+        return SHOAL_ERR_CLOSED;
+    if (s->tp.is_server || s->tp.phase != SHOAL_PHASE_OPEN)
+        return SHOAL_ERR_BAD_STATE;
+    shoal_channel *ch;
+    int rc = shoal__chan_alloc(s, &ch);
+    if (rc)
+        return rc;
+    ch->state = CH_OPENING;
+    ch->local_window = SHOAL_CHAN_WINDOW;
+    tcpip_target t = {host, port, originator ? originator : "127.0.0.1", orig_port};
+    if ((rc = write_open_typed(s, ch, &t)) != 0) {
         if (!s->tp.closed) {
             s->conn.chans[ch->local_id] = NULL;
             s->conn.open_channels--;

@@ -38,6 +38,8 @@ typedef struct exec_state {
     shoal_uv_conn *conn;
     shoal_channel *ch;
     const char *command;
+    const char *fwd_host;      /* -W: forward stdin/stdout to fwd_host:fwd_port instead */
+    unsigned fwd_port;
     shoal_ssh_resolved *resolved; /* the connection's settings */
     int batch;
     int verbose;
@@ -263,11 +265,25 @@ static void on_open_timeout(uv_timer_t *t)
         return;
     snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: timed out after %.1f s: %s",
              shoal_uv_conn_name(st->conn), (double)st->open_timeout_ms / 1000.0,
-             st->ch_opened ? "the server did not answer the exec request"
-                           : "the server did not confirm the session channel");
+             st->ch_opened     ? "the server did not answer the exec request"
+             : st->fwd_port    ? "the server did not confirm the forwarding channel"
+                               : "the server did not confirm the session channel");
     st->conn_err = SHOAL_ERR_TIMEOUT;
     stdin_close(st);
     shoal_uv_conn_close(st->conn);
+}
+
+/* The command runs (or the forwarding channel is open): stdin flows. */
+static void start_input(exec_state *st)
+{
+    open_timer_stop(st);
+    st->exec_started = 1;
+    if (st->in_kind == IN_NONE) {
+        st->in_eof = 1;
+        maybe_send_eof(st);
+    } else {
+        stdin_start(st);
+    }
 }
 
 static void on_ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
@@ -283,6 +299,9 @@ static void on_ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
         if (serr)
             snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: %s", shoal_uv_conn_name(st->conn),
                      msg ? msg : shoal_strerror(serr));
+        else if (st->fwd_port)
+            snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: stdio forwarding to %s:%u failed: %s",
+                     shoal_uv_conn_name(st->conn), st->fwd_host, st->fwd_port, reason ? reason : shoal_strerror(err));
         else
             snprintf(st->conn_msg, sizeof(st->conn_msg), "%s: channel: server refused to open a session: %s",
                      shoal_uv_conn_name(st->conn), reason ? reason : shoal_strerror(err));
@@ -290,7 +309,10 @@ static void on_ch_open(shoal_channel *ch, int err, const char *reason, void *ud)
         return;
     }
     st->ch_opened = 1;
-    shoal_channel_exec(ch, st->command);
+    if (st->fwd_port)
+        start_input(st); /* a stream: nothing to request */
+    else
+        shoal_channel_exec(ch, st->command);
 }
 
 static void on_ch_request(shoal_channel *ch, const char *request, int ok, void *ud)
@@ -304,13 +326,7 @@ static void on_ch_request(shoal_channel *ch, const char *request, int ok, void *
         shoal_channel_close(ch);
         return;
     }
-    st->exec_started = 1;
-    if (st->in_kind == IN_NONE) {
-        st->in_eof = 1;
-        maybe_send_eof(st);
-    } else {
-        stdin_start(st);
-    }
+    start_input(st);
 }
 
 static void on_ch_data(shoal_channel *ch, int stream, const uint8_t *data, size_t len, void *ud)
@@ -453,7 +469,10 @@ static void on_ready(shoal_uv_conn *c, void *ud)
                                                 on_ch_exit_signal,
                                                 on_ch_writable,
                                                 on_ch_close};
-    int rc = shoal_channel_open_session(shoal_uv_conn_session(c), &cbs, st, &st->ch);
+    /* -W: as ssh, the originator is 127.0.0.1 port 65535. */
+    int rc = st->fwd_port ? shoal_channel_open_direct_tcpip(shoal_uv_conn_session(c), st->fwd_host, st->fwd_port,
+                                                            "127.0.0.1", 65535, &cbs, st, &st->ch)
+                          : shoal_channel_open_session(shoal_uv_conn_session(c), &cbs, st, &st->ch);
     if (!rc && uv_timer_start(&st->open_timer, on_open_timeout, st->open_timeout_ms, 0) == 0)
         st->open_timer_on = 1;
     if (rc) {
@@ -606,6 +625,8 @@ static int exec_prepare(exec_state *st, const exec_args *a)
     memset(st, 0, sizeof(*st));
     st->loop = uv_default_loop();
     st->command = a->command;
+    st->fwd_host = a->fwd_host;
+    st->fwd_port = a->fwd_port;
     st->batch = a->ssh.batch_mode == 1;
     st->verbose = a->verbose;
     signal(SIGPIPE, SIG_IGN);
@@ -649,6 +670,8 @@ static int exec_exit_code(const exec_state *st)
         return n ? 128 + n : EXIT_CONN_ERROR;
     }
     char vis[sizeof(st->conn_msg) * SHOAL_VIS_MAX_EXPANSION];
+    if (st->fwd_port && st->exec_started && st->channel_done && !st->conn_err)
+        return 0; /* -W: the forwarded stream ended */
     if (st->conn_err)
         fprintf(stderr, "shoal: %s\n", shoal_vis(vis, sizeof(vis), st->conn_msg));
     else if (st->exec_refused)

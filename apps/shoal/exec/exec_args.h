@@ -16,7 +16,9 @@ typedef struct exec_args {
     char user[256];        /* the destination's user@, "" when none */
     char host[512];
     unsigned port;         /* the destination's :port, 0 when none */
-    char *command;         /* the words after the destination, joined */
+    char *command;         /* the words after the destination, joined ("" with -W) */
+    char fwd_host[256];    /* -W host:port: stdin and stdout forwarded there (no command) */
+    unsigned fwd_port;     /* 0 = no -W */
 } exec_args;
 
 /* exec_parse and exec_prepare: go on (any other value is the exit code). */
