@@ -41,12 +41,6 @@ int shoal__struct_copy_opt(void *dst, size_t dst_size, const void *src)
 #include "shoal/server.h"
 #include "shoal/sftp.h"
 
-#define SHOAL__INIT_FN(T)                                                                                              \
-    void T##_init(T *x)                                                                                                \
-    {                                                                                                                  \
-        shoal__struct_init(x, sizeof(*x));                                                                             \
-    }
-
 SHOAL__INIT_FN(shoal_client_config)
 SHOAL__INIT_FN(shoal_client_callbacks)
 SHOAL__INIT_FN(shoal_server_config)

@@ -25,6 +25,13 @@ int shoal__struct_copy_opt(void *dst, size_t dst_size, const void *src);
  * body of every public shoal_*_init(). */
 void shoal__struct_init(void *p, size_t size);
 
+/* Defines the public init function T_init(T *x) of a versioned struct T. */
+#define SHOAL__INIT_FN(T)                                                                                          \
+    void T##_init(T *x)                                                                                            \
+    {                                                                                                              \
+        shoal__struct_init(x, sizeof(*x));                                                                         \
+    }
+
 #define SHOAL_COPY_IN(dst, src) shoal__struct_copy((dst), sizeof(*(dst)), (src))
 #define SHOAL_COPY_IN_OPT(dst, src) shoal__struct_copy_opt((dst), sizeof(*(dst)), (src))
 

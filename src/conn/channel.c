@@ -250,6 +250,40 @@ void shoal__chan_requeue_early_opens(shoal_session *s)
     }
 }
 
+/* A new channel of ours, being opened (no open written yet). */
+static int new_opening(shoal_session *s, shoal_channel **out)
+{
+    int rc = shoal__chan_alloc(s, out);
+    if (rc)
+        return rc;
+    (*out)->state = CH_OPENING;
+    (*out)->local_window = SHOAL_CHAN_WINDOW;
+    return SHOAL_OK;
+}
+
+/* Writing its open failed: the channel goes and rc is returned. A failure
+ * that closed the session (a packet that could not be sealed) released it
+ * with the others already; it has no callbacks yet, so the application
+ * hears only rc. */
+static int forget_unsent(shoal_session *s, shoal_channel *ch, int rc)
+{
+    if (!s->tp.closed) {
+        s->conn.chans[ch->local_id] = NULL;
+        s->conn.open_channels--;
+        free(ch);
+    }
+    return rc;
+}
+
+/* The open is out (or deferred): the application's callbacks take over. */
+static int opened(shoal_channel *ch, const shoal_channel_callbacks *cbs, void *ud, shoal_channel **out)
+{
+    ch->cb = *cbs;
+    ch->ud = ud;
+    *out = ch;
+    return SHOAL_OK;
+}
+
 int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *cb, void *ud, shoal_channel **out)
 {
     *out = NULL;
@@ -264,28 +298,14 @@ int shoal_channel_open_session(shoal_session *s, const shoal_channel_callbacks *
     if (s->tp.phase != SHOAL_PHASE_OPEN && !early)
         return SHOAL_ERR_BAD_STATE;
     shoal_channel *ch;
-    int rc = shoal__chan_alloc(s, &ch);
+    int rc = new_opening(s, &ch);
     if (rc)
         return rc;
-    ch->state = CH_OPENING;
-    ch->local_window = SHOAL_CHAN_WINDOW;
-    if (early && !s->auth.auth_final_sent) {
+    if (early && !s->auth.auth_final_sent)
         ch->open_deferred = 1;
-    } else if ((rc = send_open(s, ch)) != 0) {
-        /* A failure that closed the session (a packet that could not be
-         * sealed) released this channel with the others; it has no
-         * callbacks yet, so the application hears only this error. */
-        if (!s->tp.closed) {
-            s->conn.chans[ch->local_id] = NULL;
-            s->conn.open_channels--;
-            free(ch);
-        }
-        return rc;
-    }
-    ch->cb = cbs;
-    ch->ud = ud;
-    *out = ch;
-    return SHOAL_OK;
+    else if ((rc = send_open(s, ch)) != 0)
+        return forget_unsent(s, ch, rc);
+    return opened(ch, &cbs, ud, out);
 }
 
 /* Host names and addresses as RFC 4254 7.2 carries them: a non-empty
@@ -310,24 +330,13 @@ int shoal_channel_open_direct_tcpip(shoal_session *s, const char *host, uint32_t
     if (s->tp.is_server || s->tp.phase != SHOAL_PHASE_OPEN)
         return SHOAL_ERR_BAD_STATE;
     shoal_channel *ch;
-    int rc = shoal__chan_alloc(s, &ch);
+    int rc = new_opening(s, &ch);
     if (rc)
         return rc;
-    ch->state = CH_OPENING;
-    ch->local_window = SHOAL_CHAN_WINDOW;
     tcpip_target t = {host, port, originator ? originator : "127.0.0.1", orig_port};
-    if ((rc = write_open_typed(s, ch, &t)) != 0) {
-        if (!s->tp.closed) {
-            s->conn.chans[ch->local_id] = NULL;
-            s->conn.open_channels--;
-            free(ch);
-        }
-        return rc;
-    }
-    ch->cb = cbs;
-    ch->ud = ud;
-    *out = ch;
-    return SHOAL_OK;
+    if ((rc = write_open_typed(s, ch, &t)) != 0)
+        return forget_unsent(s, ch, rc);
+    return opened(ch, &cbs, ud, out);
 }
 
 int shoal_channel_env(shoal_channel *ch, const char *name, const char *value)

@@ -475,14 +475,10 @@ static int worker_init(shoal_fleet *f, unsigned i, unsigned maxh, unsigned maxa,
     return 0;
 }
 
-void shoal_fleet_config_init(shoal_fleet_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->size = sizeof(*cfg);
-}
+SHOAL__INIT_FN(shoal_fleet_config)
 
-int shoal_fleet_new(uv_loop_t *main_loop, const shoal_fleet_config *cfg, shoal_fleet_event_cb cb, void *ud, shoal_fleet **out, char *err,
-              size_t errsz)
+int shoal_fleet_new(uv_loop_t *main_loop, const shoal_fleet_config *cfg, shoal_fleet_event_cb cb, void *ud,
+                    shoal_fleet **out, char *err, size_t errsz)
 {
     *out = NULL;
     if (err && errsz)

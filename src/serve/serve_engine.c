@@ -20,21 +20,8 @@
 #define SERVE_MAX_INHERIT 64u
 #define SERVE_MAX_BANNER 65536u
 
-void shoal_serve_options_init(shoal_serve_options *o)
-{
-    if (!o)
-        return;
-    memset(o, 0, sizeof(*o));
-    o->size = sizeof(*o);
-}
-
-void shoal_serve_callbacks_init(shoal_serve_callbacks *cb)
-{
-    if (!cb)
-        return;
-    memset(cb, 0, sizeof(*cb));
-    cb->size = sizeof(*cb);
-}
+SHOAL__INIT_FN(shoal_serve_options)
+SHOAL__INIT_FN(shoal_serve_callbacks)
 
 /* ---- the log ---- */
 

@@ -320,8 +320,7 @@ static const struct {
 
 void shoal_ssh_resolve_params_init(shoal_ssh_resolve_params *p)
 {
-    memset(p, 0, sizeof(*p));
-    p->size = sizeof(*p);
+    shoal__struct_init(p, sizeof(*p));
     p->default_policy = SHOAL_HOSTKEY_STRICT;
 }
 

@@ -6,12 +6,6 @@
 #include "shoal/uv.h"
 #include "shoal/uv_server.h"
 
-#define SHOAL__INIT_FN(T)                                                                                              \
-    void T##_init(T *x)                                                                                                \
-    {                                                                                                                  \
-        shoal__struct_init(x, sizeof(*x));                                                                             \
-    }
-
 SHOAL__INIT_FN(shoal_uv_options)
 SHOAL__INIT_FN(shoal_uv_callbacks)
 SHOAL__INIT_FN(shoal_child_options)
